@@ -1,0 +1,200 @@
+"""Configuration from the environment or `.env` (pydantic-settings).
+
+A wrong or missing setting fails at start with one line naming the key (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_FOCUS_AREAS = (
+    "Vekst og utvikling",
+    "Areal og transport",
+    "Natur, kultur, miljø og samfunnssikkerhet",
+    "Folkehelse",
+    "Tettsteder og knutepunkter",
+    "Annet",
+)
+LANGUAGES = ("nb", "nn", "en")
+
+
+class ConfigError(SystemExit):
+    """Raised with one line naming the bad key; the CLI prints it and exits 2."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+def _split(value: object, separators: str) -> object:
+    if isinstance(value, str):
+        for sep in separators[1:]:
+            value = value.replace(sep, separators[0])
+        return [part.strip() for part in value.split(separators[0]) if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        env_ignore_empty=True,
+    )
+
+    database_url: str = Field("sqlite:///./kominn.db", validation_alias=_env("DATABASE_URL"))
+
+    telegram_bot_token: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot", validation_alias=_env("TELEGRAM_API_BASE_URL")
+    )
+    telegram_webhook_url: str | None = Field(None, validation_alias=_env("TELEGRAM_WEBHOOK_URL"))
+    telegram_webhook_secret: str | None = Field(
+        None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET")
+    )
+    telegram_bot_username: str | None = Field(
+        None, validation_alias=_env("TELEGRAM_BOT_USERNAME")
+    )
+
+    slack_bot_token: str | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_app_token: str | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    slack_moderators: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("SLACK_MODERATORS")
+    )
+    slack_moderator_group: str | None = Field(
+        None, validation_alias=_env("SLACK_MODERATOR_GROUP")
+    )
+    slack_ideas_channel: str | None = Field(None, validation_alias=_env("SLACK_IDEAS_CHANNEL"))
+
+    http_host: str = Field("127.0.0.1", validation_alias=_env("KOMINN_HTTP_HOST"))
+    http_port: int = Field(8080, ge=0, le=65535, validation_alias=_env("KOMINN_HTTP_PORT"))
+    locale: Literal["nb", "nn", "en"] = Field("nb", validation_alias=_env("KOMINN_LOCALE"))
+    timezone: str = Field("Europe/Oslo", validation_alias=_env("KOMINN_TIMEZONE"))
+    quiet_hours: str = Field("21-08", validation_alias=_env("KOMINN_QUIET_HOURS"))
+    dedup_threshold: float | None = Field(
+        None, ge=0, le=100, validation_alias=_env("KOMINN_DEDUP_THRESHOLD")
+    )
+    triage_threshold: float | None = Field(
+        None, ge=0, le=100, validation_alias=_env("KOMINN_TRIAGE_THRESHOLD")
+    )
+    focus_areas: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_FOCUS_AREAS),
+        validation_alias=_env("KOMINN_FOCUS_AREAS"),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("KOMINN_LOG_LEVEL")
+    )
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("KOMINN_LOG_FORMAT"))
+    max_ideas_per_day: int = Field(5, ge=1, validation_alias=_env("KOMINN_MAX_IDEAS_PER_DAY"))
+    max_messages_per_minute: int = Field(
+        30, ge=1, validation_alias=_env("KOMINN_MAX_MESSAGES_PER_MINUTE")
+    )
+    stale_days: int = Field(14, ge=1, validation_alias=_env("KOMINN_STALE_DAYS"))
+    benefit_check_days: int = Field(30, ge=1, validation_alias=_env("KOMINN_BENEFIT_CHECK_DAYS"))
+    dialog_reminder_hours: int = Field(
+        24, ge=1, validation_alias=_env("KOMINN_DIALOG_REMINDER_HOURS")
+    )
+    dialog_expiry_days: int = Field(7, ge=1, validation_alias=_env("KOMINN_DIALOG_EXPIRY_DAYS"))
+    retention_days: int = Field(30, ge=1, validation_alias=_env("KOMINN_RETENTION_DAYS"))
+
+    @field_validator("slack_moderators", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        return _split(value, ", ;")
+
+    @field_validator("focus_areas", mode="before")
+    @classmethod
+    def _areas(cls, value: object) -> object:
+        # Area names contain commas ("Natur, kultur, …"), so the list separator is ';'.
+        return _split(value, ";")
+
+    @field_validator("focus_areas")
+    @classmethod
+    def _areas_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one focus area")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        if value.strip().lower() == "off":
+            return "off"
+        parse_quiet_hours(value)
+        return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be a URL like sqlite:///./kominn.db or postgresql+psycopg://…")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def quiet_window(self) -> tuple[int, int] | None:
+        return None if self.quiet_hours == "off" else parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def is_default_sqlite(self) -> bool:
+        """The embedded default upgrades its own schema; other databases need `db upgrade`."""
+        return self.database_url.startswith("sqlite")
+
+
+def parse_quiet_hours(value: str) -> tuple[int, int]:
+    """`"21-08"` → (21, 8): start and end hour of the night window."""
+    try:
+        start, end = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ValueError("must look like 21-08 (start-end hour) or off") from None
+    if not (0 <= start <= 23 and 0 <= end <= 23):
+        raise ValueError("hours must be 0–23")
+    return start, end
+
+
+def _env_name(settings_field: str) -> str:
+    alias = Settings.model_fields[settings_field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return settings_field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; on a bad value raise `ConfigError` with one line naming the key."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = str(error["loc"][0]) if error["loc"] else "?"
+        key = _env_name(loc) if loc in Settings.model_fields else loc
+        raise ConfigError(f"Invalid setting {key}: {error['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,334 @@
+"""The dialog engine: load state → run one pure step → save state and effects in one
+transaction. Every channel calls `Engine.handle()`; nothing here knows which channel it is.
+
+Exactly-once in: each (channel, update id) is recorded in the same transaction, with the
+replies it produced. A redelivered update does no work twice; if its replies were never
+confirmed as delivered (`mark_delivered`), they are handed out again, so a crash between
+"stored" and "sent" loses no answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import func
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlmodel import Session, select
+
+from bot import ideas as idea_service
+from bot.config import Settings
+from bot.i18n import normalize_language, translator
+from bot.ports import DatabasePorts
+from bot.similar import SimilarIndex
+from dialogs import citizen, submit
+from dialogs.core import (
+    AddSupport,
+    Context,
+    Custom,
+    Effect,
+    ErasePerson,
+    Outcome,
+    PersonView,
+    SetConsent,
+    SetLanguage,
+    State,
+    SubmitIdea,
+)
+from dialogs.types import Choice, Document, Incoming, Reply
+from storage.db import transaction
+from storage.models import DialogState, Idea, Person, ProcessedUpdate, utcnow
+
+log = logging.getLogger("kominn.engine")
+
+StepFunction = Callable[[State, Incoming, Context], Outcome]
+CustomEffect = Callable[["Applied", dict[str, Any]], None]
+
+# Effects of feature modules (`Custom(kind, data)`), registered by kind.
+CUSTOM_EFFECTS: dict[str, CustomEffect] = {}
+
+
+@dataclass
+class Applied:
+    """What applying effects needs and produces inside the step's transaction."""
+
+    session: Session
+    person: Person
+    incoming: Incoming
+    settings: Settings
+    replies: list[Reply] = field(default_factory=list)
+    changed_ideas: list[Idea] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, db: DbEngine, settings: Settings, index: SimilarIndex | None = None,
+                 *, step: StepFunction = citizen.step,
+                 clock: Callable[[], datetime] = utcnow, retries: int = 8) -> None:
+        self.db = db
+        self.settings = settings
+        self.index = index
+        self.step = step
+        self.clock = clock
+        self.retries = retries
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        """Handle one update; retried while the database is briefly unavailable."""
+        started = time.monotonic()
+        for attempt in range(self.retries + 1):
+            try:
+                replies, changed = self._handle_once(incoming)
+                break
+            except IntegrityError:
+                # Two workers raced on the same update (or person): the other one won.
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+            except (OperationalError, DBAPIError) as exc:
+                if attempt == self.retries or not _transient(exc):
+                    raise
+                delay = min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random())
+                log.warning("database unavailable, retrying", extra={
+                    "event": "db_retry", "channel": incoming.channel, "attempt": attempt + 1})
+                time.sleep(delay)
+        for idea in changed:
+            if self.index is not None:
+                self.index.update(idea)
+        log.info("handled update", extra={
+            "event": "update_handled", "channel": incoming.channel,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        return replies
+
+    def mark_delivered(self, channel: str, update_id: str | None) -> None:
+        """The adapter has sent the replies of this update: no need to send them again."""
+        if update_id is None:
+            return
+        with transaction(self.db) as session:
+            row = session.get(ProcessedUpdate, (channel, str(update_id)))
+            if row is not None and row.delivered_at is None:
+                row.delivered_at = self.clock()
+                row.replies = None
+                session.add(row)
+
+    def undelivered(self, channel: str) -> list[tuple[str, str, list[Reply]]]:
+        """(update id, user id, replies) handled but never confirmed as sent — re-send at
+        start-up after a crash."""
+        with Session(self.db) as session:
+            rows = session.exec(select(ProcessedUpdate).where(
+                ProcessedUpdate.channel == channel,
+                ProcessedUpdate.delivered_at.is_(None),  # type: ignore[union-attr]
+                ProcessedUpdate.replies.is_not(None))).all()  # type: ignore[union-attr]
+            return [(r.update_id, r.user_id or "", decode_replies(r.replies)) for r in rows]
+
+    # --- one attempt --------------------------------------------------------------------------
+
+    def _handle_once(self, incoming: Incoming) -> tuple[list[Reply], list[Idea]]:
+        now = self.clock()
+        with transaction(self.db) as session:
+            if incoming.update_id is not None:
+                seen = session.get(ProcessedUpdate, (incoming.channel, str(incoming.update_id)))
+                if seen is not None:
+                    log.info("duplicate update skipped", extra={
+                        "event": "update_duplicate", "channel": incoming.channel})
+                    if seen.delivered_at is None and seen.replies:
+                        return decode_replies(seen.replies), []
+                    return [], []
+                if self._over_message_limit(session, incoming, now):
+                    return self._refuse_flood(session, incoming, now), []
+            person = self._person(session, incoming, now)
+            row = session.get(DialogState, (incoming.channel, incoming.user_id))
+            state = _load_state(row)
+            language = person.language or normalize_language(incoming.language) \
+                or self.settings.locale
+            ports = DatabasePorts(session, person, self.settings, self.index, now)
+            ctx = Context(
+                person=PersonView(person.id, person.language, person.follow_up_consent,
+                                  person.invite_consent),
+                t=translator(language), ports=ports, now=now,
+                max_ideas_per_day=self.settings.max_ideas_per_day, zone=self.settings.zone)
+            outcome = self.step(state, incoming, ctx)
+            applied = Applied(session, person, incoming, self.settings,
+                              replies=list(outcome.replies))
+            for effect in outcome.effects:
+                self._apply(effect, applied, ctx)
+            if not any(isinstance(e, ErasePerson) for e in outcome.effects):
+                _save_state(session, row, incoming, person, outcome.state, now)
+            if incoming.update_id is not None:
+                erased = person.erased_at is not None
+                session.add(ProcessedUpdate(
+                    channel=incoming.channel, update_id=str(incoming.update_id),
+                    user_id=None if erased else incoming.user_id,
+                    replies=encode_replies(applied.replies), at=now))
+            return applied.replies, applied.changed_ideas
+
+    def _over_message_limit(self, session: Session, incoming: Incoming, now: datetime) -> bool:
+        since = now - timedelta(minutes=1)
+        count = session.exec(select(func.count()).select_from(ProcessedUpdate).where(
+            ProcessedUpdate.channel == incoming.channel,
+            ProcessedUpdate.user_id == incoming.user_id, ProcessedUpdate.at >= since)).one()
+        return count >= self.settings.max_messages_per_minute
+
+    def _refuse_flood(self, session: Session, incoming: Incoming, now: datetime) -> list[Reply]:
+        """Over the per-minute limit: nothing is stored but the update id; the polite answer is
+        given once per minute, so the bot cannot be used to flood the person back."""
+        since = now - timedelta(minutes=1)
+        refused = session.exec(select(func.count()).select_from(ProcessedUpdate).where(
+            ProcessedUpdate.channel == incoming.channel,
+            ProcessedUpdate.user_id == f"flood:{incoming.user_id}",
+            ProcessedUpdate.at >= since)).one()
+        person = session.exec(select(Person).where(
+            Person.channel == incoming.channel,
+            Person.channel_user_id == incoming.user_id)).first()
+        language = (person.language if person else None) or \
+            normalize_language(incoming.language) or self.settings.locale
+        replies = [] if refused else [Reply(translator(language)(
+            "limit.messages_per_minute", n=self.settings.max_messages_per_minute))]
+        session.add(ProcessedUpdate(channel=incoming.channel, update_id=str(incoming.update_id),
+                                    user_id=f"flood:{incoming.user_id}",
+                                    replies=encode_replies(replies), at=now))
+        log.warning("message limit reached", extra={"event": "flood_refused",
+                                                     "channel": incoming.channel})
+        return replies
+
+    def _person(self, session: Session, incoming: Incoming, now: datetime) -> Person:
+        person = session.exec(select(Person).where(
+            Person.channel == incoming.channel,
+            Person.channel_user_id == incoming.user_id)).first()
+        if person is None:
+            person = Person(channel=incoming.channel, channel_user_id=incoming.user_id,
+                            created_at=now)
+        if incoming.display_name and person.display_name != incoming.display_name:
+            person.display_name = incoming.display_name[:200]
+        chat_id = incoming.chat_id or incoming.user_id
+        if person.chat_id != chat_id:
+            person.chat_id = chat_id
+        session.add(person)
+        session.flush()
+        return person
+
+    # --- effects ------------------------------------------------------------------------------
+
+    def _apply(self, effect: Effect, applied: Applied, ctx: Context) -> None:
+        session, person = applied.session, applied.person
+        if isinstance(effect, SubmitIdea):
+            self._submit(effect, applied, ctx)
+        elif isinstance(effect, AddSupport):
+            idea = idea_service.get_idea(session, effect.number)
+            idea_service.add_support(session, idea, person.id or 0)
+        elif isinstance(effect, SetLanguage):
+            person.language = effect.language
+            session.add(person)
+        elif isinstance(effect, SetConsent):
+            if effect.follow_up is not None:
+                person.follow_up_consent = effect.follow_up
+            if effect.invite is not None:
+                person.invite_consent = effect.invite
+            session.add(person)
+        elif isinstance(effect, ErasePerson):
+            idea_service.forget_updates(session, person.channel, person.channel_user_id)
+            idea_service.erase_person(session, person)
+        elif isinstance(effect, Custom):
+            CUSTOM_EFFECTS[effect.kind](applied, effect.data)
+        else:  # pragma: no cover - the Effect union is closed
+            raise TypeError(f"unknown effect {effect!r}")
+
+    def _submit(self, effect: SubmitIdea, applied: Applied, ctx: Context) -> None:
+        session, person = applied.session, applied.person
+        idea = idea_service.create_idea(session, idea_service.NewIdea(
+            title=effect.title, description=effect.description, channel=applied.incoming.channel,
+            focus_area=effect.focus_area, place=effect.place, latitude=effect.latitude,
+            longitude=effect.longitude, author_id=person.id, campaign_id=effect.campaign_id,
+            created_at=ctx.now), by=f"{applied.incoming.channel}:{ANONYMOUS_AUTHOR}")
+        self._queue_similar(session, idea)
+        applied.changed_ideas.append(idea)
+        ref = idea_service.ref_of(idea)
+        log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref,
+                                          "channel": applied.incoming.channel})
+        applied.replies.append(submit.receipt(ctx.t, ref, bool(person.follow_up_consent)))
+
+    def _queue_similar(self, session: Session, idea: Idea) -> None:
+        """Everything the detector finds at or above the triage threshold goes to the
+        moderators' queue (what the citizen saw and called new, and the weaker matches)."""
+        if self.index is None:
+            return
+        for number, score in self.index.similar(idea.title, idea.description, limit=5):
+            if number != idea.id:
+                idea_service.queue_candidate(session, number, idea.id or 0, score)
+
+
+ANONYMOUS_AUTHOR = "citizen"
+
+
+def _transient(exc: Exception) -> bool:
+    """Database errors worth retrying: locked SQLite, a PostgreSQL restart or lost link."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in (
+        "locked", "busy", "could not connect", "connection", "terminating", "server closed",
+        "shutting down", "starting up", "recovery", "unable to open"))
+
+
+def _load_state(row: DialogState | None) -> State:
+    if row is None or row.flow is None:
+        return State(token=row.token if row else 0)
+    return State(flow=row.flow, step=row.step, data=json.loads(row.data or "{}"),
+                 token=row.token)
+
+
+def _save_state(session: Session, row: DialogState | None, incoming: Incoming, person: Person,
+                state: State, now: datetime) -> None:
+    if row is None:
+        row = DialogState(channel=incoming.channel, user_id=incoming.user_id)
+    if state.flow is not None and (row.flow != state.flow or row.started_at is None):
+        row.started_at = now
+        row.reminded_at = None
+    if state.flow is None:
+        row.started_at = None
+    row.person_id = person.id
+    row.flow, row.step, row.token = state.flow, state.step, state.token
+    row.data = json.dumps(state.data, ensure_ascii=False)
+    row.updated_at = now
+    session.add(row)
+
+
+# --- replies as stored JSON -------------------------------------------------------------------
+
+def encode_replies(replies: list[Reply]) -> str:
+    return json.dumps([_encode(r) for r in replies], ensure_ascii=False)
+
+
+def decode_replies(raw: str | None) -> list[Reply]:
+    return [_decode(item) for item in json.loads(raw or "[]")]
+
+
+def _encode(reply: Reply) -> dict[str, Any]:
+    item: dict[str, Any] = {"text": reply.text,
+                            "choices": [[c.label, c.payload] for c in reply.choices]}
+    if reply.links:
+        item["links"] = [list(link) for link in reply.links]
+    if reply.document is not None:
+        item["document"] = {"filename": reply.document.filename,
+                            "mime_type": reply.document.mime_type,
+                            "content": base64.b64encode(reply.document.content).decode()}
+    return item
+
+
+def _decode(item: dict[str, Any]) -> Reply:
+    document = None
+    if "document" in item:
+        doc = item["document"]
+        document = Document(doc["filename"], base64.b64decode(doc["content"]), doc["mime_type"])
+    return Reply(text=item["text"],
+                 choices=tuple(Choice(label, payload) for label, payload in item["choices"]),
+                 document=document,
+                 links=tuple((label, url) for label, url in item.get("links", [])))

@@ -1,0 +1,2 @@
+"""Feature modules that extend the core (listeners on idea changes, dialog commands, custom
+effects) register themselves on import; importing this module wires them all."""

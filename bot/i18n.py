@@ -1,0 +1,77 @@
+"""Texts: gettext catalogs (`bot/locale/<lang>/LC_MESSAGES/*.po`) read with Babel.
+
+Message ids are stable keys (`submit.ask_title`); every language has its own catalog. Each
+feature keeps its own domain file (citizen.po, slack.po, followups.po, …) so they can grow
+independently. A key missing in nynorsk falls back to bokmål, then to the key itself.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from pathlib import Path
+from string import Formatter
+
+from babel.messages.pofile import read_po
+
+LOCALE_DIR = Path(__file__).with_name("locale")
+LANGUAGES = ("nb", "nn", "en")
+DEFAULT_LANGUAGE = "nb"
+_FALLBACK = {"nn": "nb", "en": "nb", "nb": None}
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """All messages of one language, merged over its domain files."""
+    messages: dict[str, str] = {}
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    for path in sorted(folder.glob("*.po")):
+        with path.open("rb") as fp:
+            for message in read_po(fp, locale=language):
+                if message.id and message.string and not message.fuzzy:
+                    messages[str(message.id)] = str(message.string)
+    return messages
+
+
+class _SafeDict(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def normalize_language(code: str | None) -> str | None:
+    """Platform language codes → ours: nb/no → nb, nn → nn, anything else → en."""
+    if not code:
+        return None
+    base = code.replace("_", "-").split("-")[0].casefold()
+    if base in ("nb", "no"):
+        return "nb"
+    if base == "nn":
+        return "nn"
+    return "en"
+
+
+class Translator:
+    """`t("key", name=value)` in one language; callable, so dialogs see a plain function."""
+
+    def __init__(self, language: str = DEFAULT_LANGUAGE) -> None:
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+    def __call__(self, key: str, /, **params: object) -> str:
+        text = lookup(self.language, key)
+        if not params:
+            return text
+        return Formatter().vformat(text, (), _SafeDict(params))
+
+
+def lookup(language: str, key: str) -> str:
+    lang: str | None = language
+    while lang is not None:
+        text = catalog(lang).get(key)
+        if text is not None:
+            return text
+        lang = _FALLBACK.get(lang)
+    return key
+
+
+@lru_cache(maxsize=8)
+def translator(language: str | None) -> Translator:
+    return Translator(language or DEFAULT_LANGUAGE)

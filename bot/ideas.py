@@ -1,0 +1,284 @@
+"""The idea service: every change to ideas goes through here (engine, CLI, Slack alike), so the
+lifecycle rules, the audit history and the follow-up notices are the same whoever acts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from dialogs.lifecycle import MoveNotAllowed, Status, check_move
+from dialogs.refs import format_ref, parse_ref
+from storage.models import (
+    BenefitAnswer,
+    CollabAnswer,
+    DialogState,
+    DuplicateCandidate,
+    Idea,
+    Person,
+    ProcessedUpdate,
+    StatusChange,
+    Support,
+    utcnow,
+)
+
+ANONYMOUS = "innbygger"
+
+
+class IdeaNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewIdea:
+    title: str
+    description: str
+    channel: str
+    focus_area: str | None = None
+    place: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    author_id: int | None = None
+    campaign_id: int | None = None
+    created_at: datetime | None = None
+
+
+def ref_of(idea: Idea) -> str:
+    assert idea.id is not None
+    return format_ref(idea.id)
+
+
+def get_idea(session: Session, ref: str | int) -> Idea:
+    number = ref if isinstance(ref, int) else parse_ref(ref)
+    idea = session.get(Idea, number) if number is not None else None
+    if idea is None:
+        raise IdeaNotFound(f"no idea {ref if isinstance(ref, str) else format_ref(ref)}")
+    return idea
+
+
+def create_idea(session: Session, new: NewIdea, *, by: str) -> Idea:
+    """Store a new idea with its first history row (→ new)."""
+    now = new.created_at or utcnow()
+    idea = Idea(
+        title=new.title, description=new.description, focus_area=new.focus_area,
+        place=new.place, latitude=new.latitude, longitude=new.longitude, channel=new.channel,
+        author_id=new.author_id, campaign_id=new.campaign_id, status=Status.NEW.value,
+        created_at=now, updated_at=now, status_changed_at=now,
+    )
+    session.add(idea)
+    session.flush()
+    session.add(StatusChange(idea_id=idea.id, from_status=None, to_status=Status.NEW.value,
+                             at=now, by=by))
+    for listener in ON_CREATED:
+        listener(session, idea)
+    return idea
+
+
+def add_support(session: Session, idea: Idea, person_id: int) -> bool:
+    """Back an idea; False if already supported (or it is the person's own idea)."""
+    if idea.author_id == person_id:
+        return False
+    exists = session.exec(select(Support).where(
+        Support.idea_id == idea.id, Support.person_id == person_id)).first()
+    if exists:
+        return False
+    session.add(Support(idea_id=idea.id, person_id=person_id))
+    session.flush()
+    for listener in ON_SUPPORTED:
+        listener(session, idea, person_id)
+    return True
+
+
+def supporters(session: Session, idea_id: int) -> list[Support]:
+    return list(session.exec(select(Support).where(Support.idea_id == idea_id)
+                             .order_by(Support.created_at)))
+
+
+def supporter_count(session: Session, idea_id: int) -> int:
+    return session.exec(select(func.count()).select_from(Support)
+                        .where(Support.idea_id == idea_id)).one()
+
+
+def history(session: Session, idea_id: int) -> list[StatusChange]:
+    return list(session.exec(select(StatusChange).where(StatusChange.idea_id == idea_id)
+                             .order_by(StatusChange.at, StatusChange.id)))
+
+
+def set_status(session: Session, idea: Idea, target: Status, *, by: str,
+               note: str | None = None, at: datetime | None = None) -> StatusChange:
+    """A lifecycle move; refused (`MoveNotAllowed`) unless the strategy allows it.
+    Use `merge()` to mark a duplicate: it needs the idea it is merged into."""
+    if target is Status.MERGED:
+        raise MoveNotAllowed("use merge to mark an idea as a duplicate of another")
+    current = Status(idea.status)
+    check_move(current, target, note)
+    return _record_move(session, idea, current, target, by=by, note=note, at=at)
+
+
+def _record_move(session: Session, idea: Idea, current: Status, target: Status, *, by: str,
+                 note: str | None, at: datetime | None) -> StatusChange:
+    now = at or utcnow()
+    note = (note or "").strip() or None
+    idea.status = target.value
+    idea.status_changed_at = now
+    idea.updated_at = now
+    if note:
+        idea.public_note = note
+    change = StatusChange(idea_id=idea.id, from_status=current.value, to_status=target.value,
+                          at=now, by=by, note=note)
+    session.add(idea)
+    session.add(change)
+    session.flush()
+    for listener in ON_STATUS_CHANGED:
+        listener(session, idea, change)
+    return change
+
+
+def merge(session: Session, idea: Idea, into: Idea, *, by: str, note: str | None = None,
+          at: datetime | None = None) -> StatusChange:
+    """Mark `idea` a duplicate of `into`: its author and supporters now back `into`, and
+    pending duplicate candidates that pointed at it follow the kept idea."""
+    if idea.id == into.id:
+        raise MoveNotAllowed("an idea cannot be merged into itself")
+    if Status(into.status) is Status.MERGED:
+        raise MoveNotAllowed(f"{ref_of(into)} is itself merged; merge into the idea it points at")
+    current = Status(idea.status)
+    check_move(current, Status.MERGED)
+    followers = [s.person_id for s in supporters(session, idea.id)]
+    if idea.author_id is not None:
+        followers.insert(0, idea.author_id)
+    for person_id in followers:
+        if person_id != into.author_id:
+            _ensure_support(session, into.id, person_id)
+    idea.merged_into_id = into.id
+    into.updated_at = utcnow()
+    session.add(into)
+    _retarget_candidates(session, idea.id, into.id)
+    change = _record_move(session, idea, current, Status.MERGED, by=by,
+                          note=note or f"→ {ref_of(into)}", at=at)
+    for listener in ON_MERGED:
+        listener(session, idea, into, change)
+    return change
+
+
+def _ensure_support(session: Session, idea_id: int | None, person_id: int) -> None:
+    exists = session.exec(select(Support).where(
+        Support.idea_id == idea_id, Support.person_id == person_id)).first()
+    if not exists:
+        session.add(Support(idea_id=idea_id, person_id=person_id))
+
+
+def _retarget_candidates(session: Session, old_id: int | None, new_id: int | None) -> None:
+    """Pending pairs that named the merged idea now name the kept one (never a self-pair,
+    never a second row for the same pair)."""
+    pending = session.exec(select(DuplicateCandidate).where(
+        DuplicateCandidate.state == "pending",
+        or_(DuplicateCandidate.idea_a_id == old_id, DuplicateCandidate.idea_b_id == old_id))).all()
+    for cand in pending:
+        a = new_id if cand.idea_a_id == old_id else cand.idea_a_id
+        b = new_id if cand.idea_b_id == old_id else cand.idea_b_id
+        if a == b or (a, b) == (cand.idea_a_id, cand.idea_b_id):
+            cand.state = "resolved"
+        else:
+            low, high = sorted((a, b))  # type: ignore[type-var]
+            clash = session.exec(select(DuplicateCandidate).where(
+                DuplicateCandidate.idea_a_id == low, DuplicateCandidate.idea_b_id == high)).first()
+            if clash:
+                cand.state = "resolved"
+            else:
+                cand.idea_a_id, cand.idea_b_id = low, high
+        session.add(cand)
+    session.flush()
+
+
+def queue_candidate(session: Session, a_id: int, b_id: int, score: float) -> bool:
+    """Queue a pair for moderator triage, once per pair whatever the order."""
+    low, high = sorted((a_id, b_id))
+    if low == high:
+        return False
+    exists = session.exec(select(DuplicateCandidate).where(
+        DuplicateCandidate.idea_a_id == low, DuplicateCandidate.idea_b_id == high)).first()
+    if exists:
+        return False
+    session.add(DuplicateCandidate(idea_a_id=low, idea_b_id=high, score=score))
+    session.flush()
+    return True
+
+
+def ideas_of(session: Session, person_id: int) -> list[tuple[Idea, str]]:
+    """The person's own ideas and the ideas they support, newest first."""
+    own = session.exec(select(Idea).where(Idea.author_id == person_id)).all()
+    backed = session.exec(select(Idea).join(Support, Support.idea_id == Idea.id)
+                          .where(Support.person_id == person_id)).all()
+    pairs = [(i, "author") for i in own] + [(i, "supporter") for i in backed]
+    return sorted(pairs, key=lambda p: p[0].created_at, reverse=True)
+
+
+def personal_data(session: Session, person: Person) -> dict[str, Any]:
+    """Everything held about one person (the `/data` answer, GDPR art. 15)."""
+    state = session.exec(select(DialogState).where(DialogState.person_id == person.id)).all()
+    answers = session.exec(select(BenefitAnswer).where(BenefitAnswer.person_id == person.id)).all()
+    collab = session.exec(select(CollabAnswer).where(CollabAnswer.person_id == person.id)).all()
+    return {
+        "person": {
+            "channel": person.channel, "channel_user_id": person.channel_user_id,
+            "chat_id": person.chat_id, "display_name": person.display_name,
+            "language": person.language, "follow_up_consent": person.follow_up_consent,
+            "invite_consent": person.invite_consent, "created_at": person.created_at.isoformat(),
+        },
+        "ideas": [_idea_dict(i) for i, rel in ideas_of(session, person.id or 0) if rel == "author"],
+        "supports": [ref_of(i) for i, rel in ideas_of(session, person.id or 0)
+                     if rel == "supporter"],
+        "benefit_answers": [{"idea": format_ref(a.idea_id), "answer": a.answer,
+                             "comment": a.comment, "at": a.at.isoformat()} for a in answers],
+        "collaboration_answers": [{"invite": c.invite_id, "answer": c.answer,
+                                   "at": c.at.isoformat()} for c in collab],
+        "dialogs": [{"flow": s.flow, "step": s.step, "data": json.loads(s.data or "{}"),
+                     "updated_at": s.updated_at.isoformat()} for s in state],
+    }
+
+
+def _idea_dict(idea: Idea) -> dict[str, Any]:
+    return {"ref": ref_of(idea), "title": idea.title, "description": idea.description,
+            "focus_area": idea.focus_area, "place": idea.place, "latitude": idea.latitude,
+            "longitude": idea.longitude, "status": idea.status,
+            "created_at": idea.created_at.isoformat()}
+
+
+def erase_person(session: Session, person: Person) -> None:
+    """Right to erasure: personal fields go, ideas stay as public records by "innbygger",
+    supports stay (counts are kept) but point at an anonymous person."""
+    person.display_name = None
+    person.language = None
+    person.chat_id = None
+    person.follow_up_consent = False
+    person.invite_consent = False
+    person.channel_user_id = f"erased-{person.id}"
+    person.erased_at = utcnow()
+    session.add(person)
+    for row in session.exec(select(DialogState).where(DialogState.person_id == person.id)):
+        session.delete(row)
+    session.flush()
+    for listener in ON_ERASED:
+        listener(session, person)
+
+
+def forget_updates(session: Session, channel: str, user_id: str) -> None:
+    """Processed-update rows name the channel user id: erased with the person."""
+    for row in session.exec(select(ProcessedUpdate).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.user_id == user_id)):
+        session.delete(row)
+
+
+# Listeners run inside the caller's transaction (follow-up notices, Slack posts, dedup
+# candidates); feature modules append to these lists when `bot.features` wires them.
+ON_CREATED: list[Callable[[Session, Idea], None]] = []
+ON_SUPPORTED: list[Callable[[Session, Idea, int], None]] = []
+ON_STATUS_CHANGED: list[Callable[[Session, Idea, StatusChange], None]] = []
+ON_MERGED: list[Callable[[Session, Idea, Idea, StatusChange], None]] = []
+ON_ERASED: list[Callable[[Session, Person], None]] = []

@@ -1,0 +1,40 @@
+"""Wiring shared by every entry point: settings → database (schema checked) → index → engine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as DbEngine
+
+from bot.config import Settings
+from bot.engine import Engine
+from bot.similar import SimilarIndex
+from storage.db import make_engine
+from storage.migrate import ensure_schema
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: DbEngine
+    index: SimilarIndex
+    engine: Engine
+
+
+def open_database(settings: Settings) -> DbEngine:
+    """The database, at the code's schema: the embedded SQLite upgrades itself; any other
+    database must be upgraded by the operator (`kominn db upgrade`), or we refuse to start."""
+    db = make_engine(settings.database_url)
+    ensure_schema(db, auto_upgrade=settings.is_default_sqlite)
+    return db
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    import bot.features  # noqa: F401  (registers feature listeners and dialog extensions)
+
+    db = open_database(settings)
+    index = SimilarIndex(db)
+    index.load()
+    logging.getLogger("kominn").debug("index loaded")
+    return Runtime(settings, db, index, Engine(db, settings, index))

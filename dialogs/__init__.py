@@ -1,0 +1,1 @@
+"""KomInn dialogs."""

@@ -1,0 +1,244 @@
+"""The submission flow: title → description → focus area → place → follow-up consent →
+similar ideas (when found) → summary → receipt. Every step validates and re-asks on bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialogs.core import (
+    AddSupport,
+    Context,
+    Outcome,
+    SetConsent,
+    State,
+    SubmitIdea,
+)
+from dialogs.payload import step_choice
+from dialogs.text import clean, has_words, shorten
+from dialogs.types import Incoming, Reply
+
+FLOW = "submit"
+TITLE_MIN, TITLE_MAX = 5, 120
+DESCRIPTION_MIN, DESCRIPTION_MAX = 20, 3000
+PLACE_MAX = 200
+EDITABLE = ("title", "description", "area", "place")
+
+
+def start(state: State, ctx: Context, *, campaign_id: int | None = None) -> Outcome:
+    """Begin a new submission (replacing any half-finished one)."""
+    if ctx.ports.ideas_submitted_today() >= ctx.max_ideas_per_day:
+        return Outcome(state, (Reply(ctx.t("limit.ideas_per_day", n=ctx.max_ideas_per_day)),))
+    data: dict[str, Any] = {"campaign_id": campaign_id} if campaign_id else {}
+    fresh = State(flow=FLOW, step="title", data={**data, "_history": []}, token=state.token + 1)
+    return Outcome(fresh, (prompt(fresh, ctx),))
+
+
+def prompt(state: State, ctx: Context) -> Reply:
+    """The question of the current step, with its buttons."""
+    t = ctx.t
+    step, data = state.step, state.data
+    if step == "title":
+        campaign = ctx.ports.campaign(data["campaign_id"]) if data.get("campaign_id") else None
+        if campaign is not None:
+            return Reply(t("submit.ask_title_campaign", campaign=campaign.title,
+                           question=campaign.question, min=TITLE_MIN, max=TITLE_MAX))
+        return Reply(t("submit.ask_title", min=TITLE_MIN, max=TITLE_MAX))
+    if step == "description":
+        return Reply(t("submit.ask_description", min=DESCRIPTION_MIN, max=DESCRIPTION_MAX))
+    if step == "area":
+        choices = tuple(step_choice(state, area, f"area:{i}")
+                        for i, area in enumerate(ctx.ports.focus_areas()))
+        return Reply(t("submit.ask_area"), choices)
+    if step == "place":
+        return Reply(t("submit.ask_place"),
+                     (step_choice(state, t("button.skip"), "place:skip"),))
+    if step == "consent":
+        return Reply(t("submit.ask_consent"), (
+            step_choice(state, t("button.yes"), "consent:yes"),
+            step_choice(state, t("button.no"), "consent:no"),
+        ))
+    if step == "similar":
+        lines = [t("submit.similar_intro")]
+        choices = []
+        for number, ref, title, status, _score in data.get("similar", []):
+            lines.append(t("submit.similar_line", ref=ref, title=title,
+                           status=t(f"status.{status}")))
+            label = t("button.support", ref=ref)
+            choices.append(step_choice(state, label, f"sim:support:{number}"))
+        choices.append(step_choice(state, t("button.mine_is_new"), "sim:new"))
+        return Reply("\n".join(lines), tuple(choices))
+    if step == "summary":
+        return Reply(summary_text(state, ctx), (
+            step_choice(state, t("button.send"), "sum:send"),
+            step_choice(state, t("button.edit"), "sum:edit"),
+            step_choice(state, t("button.cancel"), "sum:cancel"),
+        ))
+    if step == "edit":
+        return Reply(t("submit.ask_edit"), tuple(
+            step_choice(state, t(f"field.{name}"), f"edit:{name}") for name in EDITABLE))
+    raise ValueError(f"unknown submit step {step!r}")
+
+
+def summary_text(state: State, ctx: Context) -> str:
+    t, data = ctx.t, state.data
+    place = data.get("place") or (t("submit.shared_location") if data.get("latitude") is not None
+                                  else t("submit.no_place"))
+    consent = t("button.yes") if data.get("consent") else t("button.no")
+    return t("submit.summary", title=data.get("title", ""),
+             description=shorten(data.get("description", ""), 600),
+             area=data.get("area", ""), place=place, consent=consent)
+
+
+def on_input(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    """Handle typed text (`action` None) or a pressed button of the current step."""
+    handler = _HANDLERS[state.step or ""]
+    return handler(state, incoming, action, ctx)
+
+
+def _ask_again(state: State, ctx: Context, error_key: str, **params: object) -> Outcome:
+    return Outcome(state, (Reply(ctx.t(error_key, **params)), prompt(state, ctx)))
+
+
+def _advance(state: State, ctx: Context, next_step: str, **data: Any) -> Outcome:
+    """Go to `next_step`, or back to the summary when the person was editing one field."""
+    if state.data.get("editing"):
+        data["editing"] = False
+        return _to_summary(state, ctx, **data)
+    moved = state.goto(next_step, **data)
+    return Outcome(moved, (prompt(moved, ctx),))
+
+
+def _to_summary(state: State, ctx: Context, **data: Any) -> Outcome:
+    moved = state.goto("summary", **data)
+    return Outcome(moved, (prompt(moved, ctx),))
+
+
+def _title(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    text = clean(incoming.text)
+    if action is not None or not text:
+        return _ask_again(state, ctx, "submit.need_text")
+    if not has_words(text):
+        return _ask_again(state, ctx, "submit.need_words")
+    if len(text) < TITLE_MIN:
+        return _ask_again(state, ctx, "submit.title_too_short", min=TITLE_MIN)
+    if len(text) > TITLE_MAX:
+        return _ask_again(state, ctx, "submit.title_too_long", max=TITLE_MAX, n=len(text))
+    return _advance(state, ctx, "description", title=text)
+
+
+def _description(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    text = clean(incoming.text, multiline=True)
+    if action is not None or not text:
+        return _ask_again(state, ctx, "submit.need_text")
+    if not has_words(text):
+        return _ask_again(state, ctx, "submit.need_words")
+    if len(text) < DESCRIPTION_MIN:
+        return _ask_again(state, ctx, "submit.description_too_short", min=DESCRIPTION_MIN)
+    if len(text) > DESCRIPTION_MAX:
+        return _ask_again(state, ctx, "submit.description_too_long", max=DESCRIPTION_MAX,
+                          n=len(text))
+    return _advance(state, ctx, "area", description=text)
+
+
+def _area(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    areas = list(ctx.ports.focus_areas())
+    if action is None:
+        return _ask_again(state, ctx, "submit.pick_button")
+    name, _, value = action.partition(":")
+    if name != "area" or not value.isdigit() or int(value) >= len(areas):
+        return _ask_again(state, ctx, "submit.pick_button")
+    return _advance(state, ctx, "place", area=areas[int(value)])
+
+
+def _place(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    if action == "place:skip":
+        return _advance(state, ctx, "consent", place=None, latitude=None, longitude=None)
+    if action is not None:
+        return _ask_again(state, ctx, "submit.pick_button")
+    if incoming.location is not None:
+        return _advance(state, ctx, "consent", place=None,
+                        latitude=incoming.location.latitude,
+                        longitude=incoming.location.longitude)
+    text = clean(incoming.text)
+    if not text or not has_words(text):
+        return _ask_again(state, ctx, "submit.place_help")
+    if len(text) > PLACE_MAX:
+        return _ask_again(state, ctx, "submit.place_too_long", max=PLACE_MAX)
+    return _advance(state, ctx, "consent", place=text, latitude=None, longitude=None)
+
+
+def _consent(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    if action not in ("consent:yes", "consent:no"):
+        return _ask_again(state, ctx, "submit.pick_button")
+    consent = action == "consent:yes"
+    data = state.data
+    found = ctx.ports.similar(data.get("title", ""), data.get("description", ""), 3)
+    similar = [[s.number, s.ref, s.title, s.status.value, round(s.score, 1)] for s in found]
+    effects = (SetConsent(follow_up=consent),)
+    if similar:
+        moved = state.goto("similar", consent=consent, similar=similar)
+    else:
+        moved = state.goto("summary", consent=consent, similar=[])
+    return Outcome(moved, (prompt(moved, ctx),), effects)
+
+
+def _similar(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    if action == "sim:new":
+        return _to_summary(state, ctx, said_new=True)
+    if action and action.startswith("sim:support:"):
+        number = int(action.rsplit(":", 1)[1])
+        ref = next((s[1] for s in state.data.get("similar", []) if s[0] == number), None)
+        if ref is None:
+            return _ask_again(state, ctx, "submit.pick_button")
+        done = state.cleared()
+        return Outcome(done, (Reply(ctx.t("submit.supported", ref=ref)),),
+                       (AddSupport(number),))
+    return _ask_again(state, ctx, "submit.pick_button")
+
+
+def _summary(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    if action == "sum:send":
+        if ctx.ports.ideas_submitted_today() >= ctx.max_ideas_per_day:
+            return Outcome(state.cleared(),
+                           (Reply(ctx.t("limit.ideas_per_day", n=ctx.max_ideas_per_day)),))
+        data = state.data
+        effect = SubmitIdea(
+            title=data["title"], description=data["description"], focus_area=data.get("area"),
+            place=data.get("place"), latitude=data.get("latitude"),
+            longitude=data.get("longitude"),
+            similar=tuple((s[0], float(s[4])) for s in data.get("similar", [])),
+            said_new=bool(data.get("said_new")), campaign_id=data.get("campaign_id"),
+        )
+        return Outcome(state.cleared(), (), (effect,))
+    if action == "sum:edit":
+        moved = state.goto("edit")
+        return Outcome(moved, (prompt(moved, ctx),))
+    if action == "sum:cancel":
+        return Outcome(state.cleared(), (Reply(ctx.t("cancel.done")),))
+    return _ask_again(state, ctx, "submit.pick_button")
+
+
+def _edit(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    name = (action or "").partition(":")[2]
+    if not (action or "").startswith("edit:") or name not in EDITABLE:
+        return _ask_again(state, ctx, "submit.pick_button")
+    moved = state.goto(name, editing=True)
+    return Outcome(moved, (prompt(moved, ctx),))
+
+
+def receipt(t: Any, ref: str, follow_up: bool) -> Reply:
+    """The answer once the idea is stored: it names the new reference."""
+    key = "submit.receipt_follow" if follow_up else "submit.receipt"
+    return Reply(t(key, ref=ref))
+
+
+_HANDLERS = {
+    "title": _title,
+    "description": _description,
+    "area": _area,
+    "place": _place,
+    "consent": _consent,
+    "similar": _similar,
+    "summary": _summary,
+    "edit": _edit,
+}

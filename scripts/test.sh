@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, then every test on SQLite, then again on PostgreSQL.
+# PostgreSQL is installed and started here when missing (CI runs on a clean machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+$PY -m ruff check .
+
+echo "== tests on SQLite =="
+$PY -m pytest -q -p no:cacheprovider "$@"
+
+if [ "${KOMINN_SKIP_POSTGRES:-}" = "1" ]; then
+  echo "== PostgreSQL run skipped (KOMINN_SKIP_POSTGRES=1) =="
+  exit 0
+fi
+
+PG_URL=$(scripts/postgres.sh)
+echo "== tests on PostgreSQL =="
+KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider "$@"

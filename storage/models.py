@@ -1,0 +1,209 @@
+"""SQLModel tables: the whole state of KomInn lives here (no in-process state for user input).
+
+Timestamps are timezone-aware UTC (`utcnow()`); SQLModel stores them as UTC on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now: one convention for both databases."""
+    return datetime.now(UTC)
+
+
+class Person(SQLModel, table=True):
+    """One identity on one channel (a Telegram user, a Slack user, a terminal user)."""
+
+    __tablename__ = "person"
+    __table_args__ = (UniqueConstraint("channel", "channel_user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    channel_user_id: str = Field(max_length=100)
+    chat_id: str | None = Field(default=None, max_length=100)
+    display_name: str | None = Field(default=None, max_length=200)
+    language: str | None = Field(default=None, max_length=5)
+    follow_up_consent: bool | None = None
+    invite_consent: bool | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    erased_at: datetime | None = None
+
+
+class Campaign(SQLModel, table=True):
+    """An idea competition (idékonkurranse): the municipality asks a question."""
+
+    __tablename__ = "campaign"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    focus_area: str | None = Field(default=None, max_length=100)
+    opens_at: datetime
+    closes_at: datetime
+    closed_at: datetime | None = None
+    created_by: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    outcome_at: datetime | None = None
+
+
+class Idea(SQLModel, table=True):
+    """An idea; its public reference is `KI-<id>`."""
+
+    __tablename__ = "idea"
+    __table_args__ = (Index("ix_idea_status_created", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    title: str = Field(max_length=200)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    focus_area: str | None = Field(default=None, max_length=100)
+    place: str | None = Field(default=None, max_length=300)
+    latitude: float | None = None
+    longitude: float | None = None
+    channel: str = Field(max_length=20)
+    status: str = Field(default="new", max_length=20, index=True)
+    merged_into_id: int | None = Field(default=None, foreign_key="idea.id")
+    author_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
+    chosen: bool = False
+    public_note: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    status_changed_at: datetime = Field(default_factory=utcnow)
+
+
+class StatusChange(SQLModel, table=True):
+    """Audit row for every lifecycle move (who, when, from, to, note)."""
+
+    __tablename__ = "status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id", index=True)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str = Field(max_length=20)
+    at: datetime = Field(default_factory=utcnow)
+    by: str = Field(max_length=100)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Support(SQLModel, table=True):
+    """A person backs an idea (instead of submitting a duplicate)."""
+
+    __tablename__ = "support"
+    __table_args__ = (UniqueConstraint("idea_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DialogState(SQLModel, table=True):
+    """Where a person is in a conversation, so a restart resumes at the same step."""
+
+    __tablename__ = "dialog_state"
+
+    channel: str = Field(primary_key=True, max_length=20)
+    user_id: str = Field(primary_key=True, max_length=100)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    flow: str | None = Field(default=None, max_length=40)
+    step: str | None = Field(default=None, max_length=40)
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    token: int = 0
+    started_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    reminded_at: datetime | None = None
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """An incoming update handled once; its replies are kept until the adapter delivered them,
+    so a redelivered update (after a crash) re-sends the answer instead of redoing the work."""
+
+    __tablename__ = "processed_update"
+    __table_args__ = (Index("ix_processed_update_user_at", "channel", "user_id", "at"),)
+
+    channel: str = Field(primary_key=True, max_length=20)
+    update_id: str = Field(primary_key=True, max_length=100)
+    user_id: str | None = Field(default=None, max_length=100)
+    replies: str | None = Field(default=None, sa_column=Column(Text))
+    delivered_at: datetime | None = None
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Outbox(SQLModel, table=True):
+    """A message to send later (follow-ups, notices), written in the transaction that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40, index=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    channel: str = Field(max_length=20)
+    address: str | None = Field(default=None, max_length=100)
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=10)
+    due_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class DuplicateCandidate(SQLModel, table=True):
+    """A suspected duplicate pair waiting for (or decided by) a moderator."""
+
+    __tablename__ = "duplicate_candidate"
+    __table_args__ = (UniqueConstraint("idea_a_id", "idea_b_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_a_id: int = Field(foreign_key="idea.id", index=True)
+    idea_b_id: int = Field(foreign_key="idea.id", index=True)
+    score: float = 0.0
+    state: str = Field(default="pending", max_length=20, index=True)
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BenefitAnswer(SQLModel, table=True):
+    """The benefit check 30 days after realisation: did it help? (yes / partly / no)."""
+
+    __tablename__ = "benefit_answer"
+    __table_args__ = (UniqueConstraint("idea_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id", index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    answer: str = Field(max_length=10)
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    at: datetime = Field(default_factory=utcnow)
+
+
+class CollabInvite(SQLModel, table=True):
+    """An invitation to collaborate on a `useful` idea (e.g. a workshop)."""
+
+    __tablename__ = "collab_invite"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CollabAnswer(SQLModel, table=True):
+    __tablename__ = "collab_answer"
+    __table_args__ = (UniqueConstraint("invite_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invite_id: int = Field(foreign_key="collab_invite.id", index=True)
+    person_id: int = Field(foreign_key="person.id")
+    answer: str = Field(max_length=10)
+    at: datetime = Field(default_factory=utcnow)

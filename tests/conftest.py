@@ -1,0 +1,65 @@
+"""Shared fixtures: a fresh database per test (SQLite file, or PostgreSQL when
+KOMINN_TEST_DATABASE_URL is set — `.ci/run` runs the whole suite both ways)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.config import Settings, load_settings
+from bot.runtime import Runtime, open_runtime
+from storage.db import make_engine
+from storage.migrate import upgrade
+from tests.helpers import ChatPerson
+
+PG_URL = os.environ.get("KOMINN_TEST_DATABASE_URL")
+
+
+def reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        reset_postgres(PG_URL)
+        yield PG_URL
+    else:
+        yield f"sqlite:///{tmp_path / 'kominn.db'}"
+
+
+@pytest.fixture
+def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("KOMINN_QUIET_HOURS", "off")
+    # Tests chat fast; the flood limit has its own test with the default of 30.
+    monkeypatch.setenv("KOMINN_MAX_MESSAGES_PER_MINUTE", "100000")
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    return load_settings(_env_file=None)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = open_runtime(settings)
+    yield rt
+    rt.db.dispose()
+
+
+@pytest.fixture
+def kari(runtime: Runtime) -> ChatPerson:
+    return ChatPerson(runtime.engine, "kari")
+
+
+@pytest.fixture
+def ola(runtime: Runtime) -> ChatPerson:
+    return ChatPerson(runtime.engine, "ola")
