@@ -1,0 +1,115 @@
+"""`kominn run`: one asyncio process serving everything that is configured.
+
+uvicorn runs one Starlette app (`/healthz`, plus the routes of each service: Telegram webhook,
+Slack events, Open311); each service (Telegram, Slack, the scheduler) is started in the same
+event loop after the server is up and stopped before it goes down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import uvicorn
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from bot.channels import Sender
+from bot.runtime import Runtime
+
+log = logging.getLogger("kominn.app")
+
+
+class Service(Protocol):
+    """A part of `kominn run` with its own life: started after the HTTP server is up."""
+
+    name: str
+    routes: list[BaseRoute]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class App:
+    runtime: Runtime
+    services: list[Service] = field(default_factory=list)
+    senders: dict[str, Sender] = field(default_factory=dict)
+
+    def add(self, service: Service) -> None:
+        self.services.append(service)
+        sender = getattr(service, "sender", None)
+        if sender is not None:
+            self.senders[sender.channel] = sender
+
+
+def build(runtime: Runtime) -> App:
+    """Every service the settings enable. Each channel module offers `service(app)`."""
+    app = App(runtime)
+    settings = runtime.settings
+    if settings.telegram_enabled:
+        from adapters import telegram
+
+        app.add(telegram.service(app))
+    if settings.slack_enabled:
+        from adapters import slack
+
+        app.add(slack.service(app))
+    from bot import scheduler
+
+    app.add(scheduler.service(app))
+    return app
+
+
+def starlette_app(app: App) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            await asyncio.to_thread(_ping, app.runtime)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, 503)
+        return JSONResponse({"status": "ok", "database": "ok",
+                             "services": [s.name for s in app.services]})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        started: list[Service] = []
+        try:
+            for service in app.services:
+                await service.start()
+                started.append(service)
+                log.info("service started", extra={"event": "service_started",
+                                                   "service": service.name})
+            yield
+        finally:
+            for service in reversed(started):
+                try:
+                    await service.stop()
+                except Exception:  # noqa: BLE001 - stop the others regardless
+                    log.exception("service failed to stop", extra={"service": service.name})
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz)]
+    for service in app.services:
+        routes.extend(service.routes)
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _ping(runtime: Runtime) -> None:
+    with runtime.db.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def serve(runtime: Runtime) -> None:
+    """Run until SIGINT/SIGTERM."""
+    app = build(runtime)
+    settings = runtime.settings
+    config = uvicorn.Config(starlette_app(app), host=settings.http_host,
+                            port=settings.http_port, log_config=None, lifespan="on")
+    asyncio.run(uvicorn.Server(config).serve())
