@@ -25,6 +25,14 @@ app.add_typer(db_app, name="db")
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 
 
+@app.callback()
+def _setup() -> None:
+    """Logging is configured once per command, from the same settings."""
+    from bot.logs import configure
+
+    configure(settings())
+
+
 def fail(message: str, code: int = 2) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(code)
