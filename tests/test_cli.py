@@ -26,7 +26,8 @@ def kominn(settings: Settings, *args: str, stdin: str = "", env: dict | None = N
 
 
 SUBMISSION = "\n".join([
-    "/ny", "Lys i lysløypa på Vettre", "Lysløypa på Vettre er mørk etter klokka 21, lys hele kvelden.",
+    "/ny", "Lys i lysløypa på Vettre",
+    "Lysløypa på Vettre er mørk etter klokka 21, lys hele kvelden.",
     "2", "Vettre", "1", "1", "/status KI-1", "",
 ])
 
