@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from bot import ideas as idea_service
+from bot.candidates import queue_similar
 from bot.config import Settings
 from bot.i18n import normalize_language, translator
 from bot.ports import DatabasePorts
@@ -256,13 +257,8 @@ class Engine:
         applied.replies.append(submit.receipt(ctx.t, ref, bool(person.follow_up_consent)))
 
     def _queue_similar(self, session: Session, idea: Idea) -> None:
-        """Everything the detector finds at or above the triage threshold goes to the
-        moderators' queue (what the citizen saw and called new, and the weaker matches)."""
-        if self.index is None:
-            return
-        for number, score in self.index.similar(idea.title, idea.description, limit=5):
-            if number != idea.id:
-                idea_service.queue_candidate(session, number, idea.id or 0, score)
+        """Suspected duplicates go to the moderators' queue (shared with Slack and import)."""
+        queue_similar(session, self.index, idea)
 
 
 ANONYMOUS_AUTHOR = "citizen"

@@ -1,0 +1,25 @@
+"""Suspected duplicates for the moderators' triage queue, shared by every way an idea comes in
+(citizen chat, Slack, CSV import), so an idea is queued the same way whoever submitted it."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from bot import ideas as idea_service
+from bot.similar import SimilarIndex
+from storage.models import Idea
+
+
+def queue_similar(session: Session, index: SimilarIndex | None, idea: Idea,
+                  limit: int = 5) -> int:
+    """Everything the detector finds at or above the triage threshold goes to the
+    moderators' queue (what the citizen saw and called new, and the weaker matches).
+    Returns how many pairs were newly queued."""
+    if index is None:
+        return 0
+    queued = 0
+    for number, score in index.similar(idea.title, idea.description, limit=limit):
+        if number != idea.id and idea_service.queue_candidate(session, number, idea.id or 0,
+                                                              score):
+            queued += 1
+    return queued
