@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SLACK_MODERATOR_GROUP")
     )
     slack_ideas_channel: str | None = Field(None, validation_alias=_env("SLACK_IDEAS_CHANNEL"))
+    # Where moderator nudges and the weekly digest go (default: SLACK_IDEAS_CHANNEL).
+    moderator_channel: str | None = Field(
+        None, validation_alias=_env("KOMINN_MODERATOR_CHANNEL")
+    )
 
     http_host: str = Field("127.0.0.1", validation_alias=_env("KOMINN_HTTP_HOST"))
     http_port: int = Field(8080, ge=0, le=65535, validation_alias=_env("KOMINN_HTTP_PORT"))
