@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     telegram_bot_username: str | None = Field(
         None, validation_alias=_env("TELEGRAM_BOT_USERNAME")
     )
+    # Telegram's guideline for a bot is about 30 messages/s overall; 0 turns the cap off.
+    telegram_max_messages_per_second: float = Field(
+        30, ge=0, validation_alias=_env("TELEGRAM_MAX_MESSAGES_PER_SECOND")
+    )
 
     slack_bot_token: str | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_signing_secret: str | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
