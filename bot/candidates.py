@@ -17,9 +17,6 @@ def queue_similar(session: Session, index: SimilarIndex | None, idea: Idea,
     Returns how many pairs were newly queued."""
     if index is None:
         return 0
-    queued = 0
-    for number, score in index.similar(idea.title, idea.description, limit=limit):
-        if number != idea.id and idea_service.queue_candidate(session, number, idea.id or 0,
-                                                              score):
-            queued += 1
-    return queued
+    found = [(n, s) for n, s in index.similar(idea.title, idea.description, limit=limit)
+             if n != idea.id]
+    return idea_service.queue_candidates(session, idea.id or 0, found)

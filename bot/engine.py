@@ -20,7 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import func
+from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, select
 
@@ -136,17 +138,16 @@ class Engine:
         now = self.clock()
         with transaction(self.db) as session:
             if incoming.update_id is not None:
-                seen = session.get(ProcessedUpdate, (incoming.channel, str(incoming.update_id)))
+                seen, recent = self._seen_and_recent(session, incoming, now)
                 if seen is not None:
                     log.info("duplicate update skipped", extra={
                         "event": "update_duplicate", "channel": incoming.channel})
                     if seen.delivered_at is None and seen.replies:
                         return decode_replies(seen.replies), []
                     return [], []
-                if self._over_message_limit(session, incoming, now):
+                if recent >= self.settings.max_messages_per_minute:
                     return self._refuse_flood(session, incoming, now), []
-            person = self._person(session, incoming, now)
-            row = session.get(DialogState, (incoming.channel, incoming.user_id))
+            person, row = self._person_and_state(session, incoming, now)
             state = _load_state(row)
             language = person.language or normalize_language(incoming.language) \
                 or self.settings.locale
@@ -165,18 +166,22 @@ class Engine:
                 _save_state(session, row, incoming, person, outcome.state, now)
             if incoming.update_id is not None:
                 erased = person.erased_at is not None
-                session.add(ProcessedUpdate(
-                    channel=incoming.channel, update_id=str(incoming.update_id),
-                    user_id=None if erased else incoming.user_id,
-                    replies=encode_replies(applied.replies), at=now))
+                _record_update(session, incoming, None if erased else incoming.user_id,
+                               applied.replies, now)
             return applied.replies, applied.changed_ideas
 
-    def _over_message_limit(self, session: Session, incoming: Incoming, now: datetime) -> bool:
+    def _seen_and_recent(self, session: Session, incoming: Incoming,
+                          now: datetime) -> tuple[ProcessedUpdate | None, int]:
+        """One query on the hot path: was this update handled before, and how many updates
+        did this person send in the last minute (the flood limit)?"""
         since = now - timedelta(minutes=1)
-        count = session.exec(select(func.count()).select_from(ProcessedUpdate).where(
-            ProcessedUpdate.channel == incoming.channel,
-            ProcessedUpdate.user_id == incoming.user_id, ProcessedUpdate.at >= since)).one()
-        return count >= self.settings.max_messages_per_minute
+        update_id = str(incoming.update_id)
+        ids = session.execute(_SEEN_AND_RECENT, {
+            "channel": incoming.channel, "update_id": update_id, "user_id": incoming.user_id,
+            "since": since}).scalars().all()
+        seen = session.get(ProcessedUpdate, (incoming.channel, update_id)) \
+            if update_id in ids else None
+        return seen, len(ids)
 
     def _refuse_flood(self, session: Session, incoming: Incoming, now: datetime) -> list[Reply]:
         """Over the per-minute limit: nothing is stored but the update id; the polite answer is
@@ -193,28 +198,30 @@ class Engine:
             normalize_language(incoming.language) or self.settings.locale
         replies = [] if refused else [Reply(translator(language)(
             "limit.messages_per_minute", n=self.settings.max_messages_per_minute))]
-        session.add(ProcessedUpdate(channel=incoming.channel, update_id=str(incoming.update_id),
-                                    user_id=f"flood:{incoming.user_id}",
-                                    replies=encode_replies(replies), at=now))
+        _record_update(session, incoming, f"flood:{incoming.user_id}", replies, now)
         log.warning("message limit reached", extra={"event": "flood_refused",
                                                      "channel": incoming.channel})
         return replies
 
-    def _person(self, session: Session, incoming: Incoming, now: datetime) -> Person:
-        person = session.exec(select(Person).where(
-            Person.channel == incoming.channel,
-            Person.channel_user_id == incoming.user_id)).first()
+    def _person_and_state(self, session: Session, incoming: Incoming,
+                          now: datetime) -> tuple[Person, DialogState | None]:
+        """The person and their dialog state in one query (this is the hot path)."""
+        found = session.execute(_PERSON_AND_STATE, {
+            "channel": incoming.channel, "user_id": incoming.user_id}).first()
+        person, row = found if found is not None else (None, None)
         if person is None:
             person = Person(channel=incoming.channel, channel_user_id=incoming.user_id,
                             created_at=now)
+            session.add(person)
+            row = session.get(DialogState, (incoming.channel, incoming.user_id))
         if incoming.display_name and person.display_name != incoming.display_name:
             person.display_name = incoming.display_name[:200]
         chat_id = incoming.chat_id or incoming.user_id
         if person.chat_id != chat_id:
             person.chat_id = chat_id
-        session.add(person)
-        session.flush()
-        return person
+        if person.id is None:
+            session.flush()
+        return person, row
 
     # --- effects ------------------------------------------------------------------------------
 
@@ -279,6 +286,29 @@ def _load_state(row: DialogState | None) -> State:
         return State(token=row.token if row else 0)
     return State(flow=row.flow, step=row.step, data=json.loads(row.data or "{}"),
                  token=row.token)
+
+
+# Statements of the hot path (every update), built once: constructing SQLAlchemy expressions
+# costs more than SQLite takes to run them.
+_UPDATES = ProcessedUpdate.__table__  # type: ignore[attr-defined]
+_SEEN_AND_RECENT = sa_select(_UPDATES.c.update_id).where(
+    _UPDATES.c.channel == bindparam("channel"),
+    or_(_UPDATES.c.update_id == bindparam("update_id"),
+        and_(_UPDATES.c.user_id == bindparam("user_id"), _UPDATES.c.at >= bindparam("since"))))
+_RECORD_UPDATE = sa_insert(_UPDATES)
+_PERSON_AND_STATE = (
+    select(Person, DialogState)
+    .outerjoin(DialogState, and_(DialogState.channel == Person.channel,
+                                 DialogState.user_id == Person.channel_user_id))
+    .where(Person.channel == bindparam("channel"),
+           Person.channel_user_id == bindparam("user_id")))
+
+
+def _record_update(session: Session, incoming: Incoming, user_id: str | None,
+                   replies: list[Reply], now: datetime) -> None:
+    session.execute(_RECORD_UPDATE, {
+        "channel": incoming.channel, "update_id": str(incoming.update_id), "user_id": user_id,
+        "replies": encode_replies(replies), "at": now})
 
 
 def _save_state(session: Session, row: DialogState | None, incoming: Incoming, person: Person,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, insert, or_
 from sqlmodel import Session, select
 
 from dialogs.lifecycle import MoveNotAllowed, Status, check_move
@@ -208,6 +208,25 @@ def queue_candidate(session: Session, a_id: int, b_id: int, score: float) -> boo
     session.add(DuplicateCandidate(idea_a_id=low, idea_b_id=high, score=score))
     session.flush()
     return True
+
+
+def queue_candidates(session: Session, idea_id: int, matches: list[tuple[int, float]]) -> int:
+    """Queue (idea, match) pairs in one round trip: one query for the pairs already known,
+    one insert for the rest. Returns how many were new."""
+    pairs = {tuple(sorted((idea_id, number))): score for number, score in matches
+             if number != idea_id}
+    if not pairs:
+        return 0
+    known = session.exec(select(DuplicateCandidate.idea_a_id, DuplicateCandidate.idea_b_id)
+                         .where(or_(DuplicateCandidate.idea_a_id == idea_id,
+                                    DuplicateCandidate.idea_b_id == idea_id))).all()
+    new = [pair for pair in pairs if pair not in {tuple(k) for k in known}]
+    if new:
+        now = utcnow()
+        session.execute(insert(DuplicateCandidate), [
+            {"idea_a_id": a, "idea_b_id": b, "score": pairs[(a, b)], "state": "pending",
+             "created_at": now} for a, b in new])
+    return len(new)
 
 
 def ideas_of(session: Session, person_id: int) -> list[tuple[Idea, str]]:

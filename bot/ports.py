@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
 from bot import ideas as idea_service
@@ -36,6 +36,10 @@ def campaign_view(campaign: Campaign, now: datetime) -> CampaignView:
     return CampaignView(id=campaign.id or 0, title=campaign.title, question=campaign.question,
                         text=campaign.text, focus_area=campaign.focus_area,
                         opens_at=campaign.opens_at, closes_at=campaign.closes_at, is_open=is_open)
+
+
+_IDEAS_SINCE = select(func.count()).select_from(Idea).where(
+    Idea.author_id == bindparam("author_id"), Idea.created_at >= bindparam("since"))
 
 
 class DatabasePorts:
@@ -80,9 +84,10 @@ class DatabasePorts:
         return idea_service.personal_data(self.session, self.person)
 
     def ideas_submitted_today(self) -> int:
-        since = self.now - timedelta(days=1)
-        return self.session.exec(select(func.count()).select_from(Idea).where(
-            Idea.author_id == self.person.id, Idea.created_at >= since)).one()
+        if self.person.id is None:
+            return 0
+        return self.session.execute(_IDEAS_SINCE, {
+            "author_id": self.person.id, "since": self.now - timedelta(days=1)}).scalar_one()
 
     def campaign(self, campaign_id: int) -> CampaignView | None:
         campaign = self.session.get(Campaign, campaign_id)

@@ -39,6 +39,7 @@ class EngineMachine(RuleBasedStateMachine):
             url = f"sqlite:///{Path(mkdtemp()) / 'kominn.db'}"
         os.environ["DATABASE_URL"] = url
         os.environ["KOMINN_MAX_MESSAGES_PER_MINUTE"] = "100000"
+        os.environ["KOMINN_MAX_IDEAS_PER_DAY"] = "1000"
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
