@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from bot.config import Settings, load_settings
@@ -17,6 +18,11 @@ from storage.migrate import upgrade
 from tests.helpers import ChatPerson
 
 PG_URL = os.environ.get("KOMINN_TEST_DATABASE_URL")
+
+# CI runs property tests with a fixed seed: a red build must be reproducible, never a fluke.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def reset_postgres(url: str) -> None:
