@@ -95,7 +95,10 @@ def starlette_app(app: App) -> Starlette:
                 except Exception:  # noqa: BLE001 - stop the others regardless
                     log.exception("service failed to stop", extra={"service": service.name})
 
+    from bot import open311
+
     routes: list[BaseRoute] = [Route("/healthz", healthz)]
+    routes.extend(open311.routes(app.runtime))
     for service in app.services:
         routes.extend(service.routes)
     return Starlette(routes=routes, lifespan=lifespan)
