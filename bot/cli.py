@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
 
+from bot import cli_report
 from bot.config import ConfigError, Settings, get_settings
 from bot.i18n import translator
 from storage.migrate import SchemaBehind
@@ -21,6 +22,7 @@ ideas_app = typer.Typer(no_args_is_help=True, help="Look at and move ideas.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(ideas_app, name="ideas")
 app.add_typer(db_app, name="db")
+cli_report.register(app)  # report, export, import
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 
