@@ -29,6 +29,13 @@ class ConsoleChat:
                             text="" if choice else text, choice=choice.payload if choice else None)
         self.render(self.engine.handle(incoming))
 
+    def show_notices(self) -> None:
+        """Follow-ups queued for this person while they were away (the terminal has no push:
+        they are shown when the chat opens, then marked sent)."""
+        from bot.dispatcher import take_pending
+
+        self.render(take_pending(self.engine.db, self.engine.settings, CHANNEL, self.user))
+
     def _pressed(self, text: str) -> Choice | None:
         typed = text.strip()
         if typed.isdigit() and 1 <= int(typed) <= len(self.choices):
@@ -56,6 +63,7 @@ def run(engine: Engine, user: str, *, stdin: TextIO = sys.stdin, out: TextIO = s
     if interactive:
         out.write("KomInn – terminal chat. /hjelp viser hva du kan gjøre; Ctrl-D avslutter.\n")
         chat.send("/start")
+    chat.show_notices()
     while True:
         if interactive:
             out.write("\n> ")

@@ -1,2 +1,3 @@
 """Feature modules that extend the core (listeners on idea changes, dialog commands, custom
 effects) register themselves on import; importing this module wires them all."""
+import bot.followups  # noqa: E402,F401  (follow-up rules, renderers, benefit check)

@@ -1,0 +1,152 @@
+"""`kominn jobs …`: the follow-up outbox for operators.
+
+`jobs list` shows what is due, scheduled, sent and failed per kind of notice; `jobs run-due
+[--now ISO-TIME]` queues and delivers what is due at that moment, then exits — follow-ups
+without a running `kominn run` (cron), and a way to check the rules at a chosen time.
+Delivery uses the channels that are configured (Telegram and/or Slack); terminal notices wait
+for the person's next `kominn chat`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import case, func
+from sqlmodel import Session, col, select
+
+from storage.models import Outbox, utcnow
+
+FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
+COLUMNS = ("due", "scheduled", "sending", "sent", "failed", "cancelled")
+
+
+def register(app: typer.Typer) -> None:
+    jobs = typer.Typer(no_args_is_help=True, help="Scheduled follow-ups (the outbox).")
+    jobs.command("list")(jobs_list)
+    jobs.command("run-due")(jobs_run_due)
+    app.add_typer(jobs, name="jobs")
+
+
+def jobs_list(
+    fmt: FormatOption = "table",
+    failed: Annotated[bool, typer.Option("--failed", help="also list the failed rows")] = False,
+) -> None:
+    """Notices per kind: due now, scheduled later, sent, failed (parked after retries)."""
+    from bot import cli
+
+    cli.check_format(fmt)
+    with Session(cli.database()) as session:
+        counts = outbox_counts(session, utcnow())
+        parked = failed_rows(session) if failed else []
+    if fmt == "json":
+        cli.print_json({"kinds": counts, **({"failed": parked} if failed else {})})
+        return
+    table = Table("kind", *COLUMNS)
+    for kind, row in counts.items():
+        table.add_row(kind, *(str(row[c]) for c in COLUMNS))
+    out = Console()
+    out.print(table if counts else "outbox is empty")
+    if parked:
+        rows = Table("id", "kind", "channel", "attempts", "last error")
+        for item in parked:
+            rows.add_row(str(item["id"]), item["kind"], item["channel"],
+                         str(item["attempts"]), item["last_error"] or "")
+        out.print(rows)
+
+
+def outbox_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
+    """{kind: {due, scheduled, sending, sent, failed, cancelled}}; pending rows split by
+    whether they are due at `now`."""
+    bucket = case(
+        ((Outbox.state == "pending") & (col(Outbox.due_at) <= now), "due"),
+        (Outbox.state == "pending", "scheduled"),
+        else_=Outbox.state)
+    query = select(Outbox.kind, bucket, func.count()).group_by(Outbox.kind, bucket)
+    counts: dict[str, dict[str, int]] = {}
+    for kind, state, n in session.exec(query):
+        row = counts.setdefault(kind, dict.fromkeys(COLUMNS, 0))
+        row[state if state in COLUMNS else "failed"] += n
+    return dict(sorted(counts.items()))
+
+
+def failed_rows(session: Session) -> list[dict[str, Any]]:
+    rows = session.exec(select(Outbox).where(Outbox.state == "failed")
+                        .order_by(col(Outbox.id))).all()
+    return [{"id": r.id, "kind": r.kind, "channel": r.channel, "attempts": r.attempts,
+             "last_error": r.last_error, "created_at": r.created_at.isoformat()} for r in rows]
+
+
+def parse_moment(value: str | None, zone: Any) -> datetime:
+    """An ISO time; without an offset it is local time in KOMINN_TIMEZONE."""
+    if not value:
+        return utcnow()
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def jobs_run_due(
+    now: Annotated[str | None, typer.Option(
+        "--now", help="ISO time to run at (default: now; no offset = KOMINN_TIMEZONE)")] = None,
+    fmt: FormatOption = "table",
+) -> None:
+    """Queue and deliver every follow-up due at --now, then exit."""
+    from bot import cli
+
+    cli.check_format(fmt)
+    settings = cli.settings()
+    try:
+        moment = parse_moment(now, settings.zone)
+    except ValueError:
+        cli.fail(f"--now must be an ISO time like 2026-05-01T09:00, not {now!r}")
+    summary = asyncio.run(_run_due(cli.runtime(), moment))
+    if fmt == "json":
+        cli.print_json(summary)
+        return
+    out = Console()
+    out.print(f"run at {summary['now']}", highlight=False)
+    table = Table("", "count")
+    for rule, n in summary["created"].items():
+        table.add_row(f"queued: {rule}", str(n))
+    for key in ("sent", "retried", "failed", "cancelled", "postponed"):
+        table.add_row(key, str(summary[key]))
+    for channel, n in summary["waiting"].items():
+        table.add_row(f"due, no sender here: {channel}", str(n))
+    out.print(table)
+
+
+async def _run_due(runtime: Any, moment: datetime) -> dict[str, Any]:
+    from bot.scheduler import run_due
+
+    async with contextlib.AsyncExitStack() as stack:
+        senders = await _senders(runtime.settings, stack)
+        summary = await run_due(runtime, senders, moment)
+    with Session(runtime.db) as session:
+        summary["waiting"] = {channel: n for channel, n in session.exec(
+            select(Outbox.channel, func.count()).where(
+                Outbox.state == "pending", col(Outbox.due_at) <= moment,
+                col(Outbox.channel).not_in(list(senders))).group_by(Outbox.channel))}
+    return summary
+
+
+async def _senders(settings: Any, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
+    """A sender for every configured channel (the terminal has none: it pulls)."""
+    senders: dict[str, Any] = {}
+    if settings.telegram_bot_token:
+        from adapters import telegram_sender
+
+        senders["telegram"] = await stack.enter_async_context(
+            telegram_sender.open_sender(settings))
+    if settings.slack_bot_token:
+        from adapters import slack_sender
+
+        senders["slack"] = await stack.enter_async_context(slack_sender.open_sender(settings))
+    return senders
+
