@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
 
-from bot import cli_report
+from bot import cli_jobs, cli_report
 from bot.config import ConfigError, Settings, get_settings
 from bot.i18n import translator
 from storage.migrate import SchemaBehind
@@ -23,6 +23,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(ideas_app, name="ideas")
 app.add_typer(db_app, name="db")
 cli_report.register(app)  # report, export, import
+cli_jobs.register(app)  # jobs list, jobs run-due
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 
@@ -58,6 +59,7 @@ def runtime():  # type: ignore[no-untyped-def]
 
 
 def database():  # type: ignore[no-untyped-def]
+    import bot.features  # noqa: F401  (idea changes made here queue their follow-ups too)
     from bot.runtime import open_database
 
     try:
