@@ -222,11 +222,19 @@ def ideas_merge(
     typer.echo(f"{ref.upper()} → merged into {into.upper()}")
 
 
+# Command groups that live in their own modules (they import the helpers above).
+from bot.cli_campaigns import campaigns_app  # noqa: E402
+
+app.add_typer(campaigns_app, name="campaigns")
+
+
 def main() -> None:
     try:
         app()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         sys.exit(2)
+
+
 if __name__ == "__main__":
     main()

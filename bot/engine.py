@@ -261,7 +261,8 @@ class Engine:
         ref = idea_service.ref_of(idea)
         log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref,
                                           "channel": applied.incoming.channel})
-        applied.replies.append(submit.receipt(ctx.t, ref, bool(person.follow_up_consent)))
+        applied.replies.append(submit.receipt(ctx.t, ref, bool(person.follow_up_consent),
+                                              offer_invite=person.invite_consent is None))
 
     def _queue_similar(self, session: Session, idea: Idea) -> None:
         """Suspected duplicates go to the moderators' queue (shared with Slack and import)."""

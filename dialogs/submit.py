@@ -13,7 +13,7 @@ from dialogs.core import (
     State,
     SubmitIdea,
 )
-from dialogs.payload import step_choice
+from dialogs.payload import global_choice, step_choice
 from dialogs.text import clean, has_words, shorten
 from dialogs.types import Incoming, Reply
 
@@ -198,6 +198,11 @@ def _similar(state: State, incoming: Incoming, action: str | None, ctx: Context)
 
 def _summary(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
     if action == "sum:send":
+        campaign_id = state.data.get("campaign_id")
+        campaign = ctx.ports.campaign(campaign_id) if campaign_id else None
+        if campaign is not None and not campaign.is_open:
+            return Outcome(state.cleared(),
+                           (Reply(ctx.t("campaigns.closed", title=campaign.title)),))
         if ctx.ports.ideas_submitted_today() >= ctx.max_ideas_per_day:
             return Outcome(state.cleared(),
                            (Reply(ctx.t("limit.ideas_per_day", n=ctx.max_ideas_per_day)),))
@@ -226,10 +231,16 @@ def _edit(state: State, incoming: Incoming, action: str | None, ctx: Context) ->
     return Outcome(moved, (prompt(moved, ctx),))
 
 
-def receipt(t: Any, ref: str, follow_up: bool) -> Reply:
-    """The answer once the idea is stored: it names the new reference."""
+def receipt(t: Any, ref: str, follow_up: bool, offer_invite: bool = False) -> Reply:
+    """The answer once the idea is stored: it names the new reference. People not yet asked
+    are offered invitations to new idea competitions right there (one press, no extra step)."""
     key = "submit.receipt_follow" if follow_up else "submit.receipt"
-    return Reply(t(key, ref=ref))
+    if not offer_invite:
+        return Reply(t(key, ref=ref))
+    return Reply(t(key, ref=ref) + "\n\n" + t("submit.ask_invite"), (
+        global_choice(t("button.invite_yes"), "set:invite:on"),
+        global_choice(t("button.invite_no"), "set:invite:off"),
+    ))
 
 
 _HANDLERS = {

@@ -65,9 +65,9 @@ class ChatPerson:
 
     def submit(self, title: str = IDEA["title"], description: str = IDEA["description"],
                area: str = IDEA["area"], place: str | None = IDEA["place"],
-               consent: bool = True, mine_is_new: bool = True) -> str:
+               consent: bool = True, mine_is_new: bool = True, start: str = "/ny") -> str:
         """A whole submission; returns the new ref from the receipt."""
-        self.say("/ny")
+        self.say(start)
         self.say(title)
         self.say(description)
         self.press(area)
