@@ -1,0 +1,644 @@
+"""The Slack app for employees and moderators, on slack-bolt's AsyncApp.
+
+HTTP mode: Bolt's Starlette handler at `POST /slack/events` on the shared server of
+`kominn run` (signatures verified: forged or stale requests get 401). Socket Mode instead when
+SLACK_APP_TOKEN is set. SLACK_API_URL points the Web API client elsewhere (GovSlack, tests).
+
+Every listener acknowledges first and works afterwards: Bolt answers Slack as soon as `ack()`
+is called (process_before_response is off), the database work then runs in a worker thread
+and the answer travels through `respond()` (the response_url), `chat.postMessage`, or a view.
+The adapter stays thin: decisions live in bot.staff, bot.triage and bot.moderation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters import slack_blocks as kit
+from bot import slack_notices, staff, triage
+from bot.app import App
+from bot.channels import DeliveryError
+from bot.i18n import translator
+from bot.ideas import IdeaNotFound
+from bot.moderation import BadRequest, Moderators, StatusChanged, log_refused, parse_set, targets
+from bot.runtime import Runtime
+from dialogs.lifecycle import MoveNotAllowed, Status, parse_status
+from dialogs.refs import format_ref, parse_ref
+from dialogs.types import Reply
+
+log = logging.getLogger("kominn.slack")
+
+CHANNEL = "slack"
+EVENT_CHANNEL = "slack-event"  # processed_update rows of Events API deliveries
+COMMAND = "/kominn"
+PATH = "/slack/events"
+T = TypeVar("T")
+
+# Web API errors where sending again cannot help.
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
+    "invalid_auth", "not_authed", "token_revoked", "no_permission", "restricted_action",
+    "cannot_dm_bot", "user_disabled", "msg_too_long", "no_text", "invalid_blocks",
+    "invalid_arguments", "missing_scope"})
+
+
+# --- answering --------------------------------------------------------------------------------
+
+@dataclass
+class Answer:
+    """Where the answer to one request goes: its response_url (ephemeral, may replace the
+    message that was clicked), else a direct message from the app (App Home, modals)."""
+
+    client: AsyncWebClient
+    user_id: str
+    url: str | None = None
+
+    async def send(self, blocks: Sequence[dict[str, Any]], *, replace: bool = False,
+                   text: str | None = None) -> None:
+        text = text or kit.fallback(blocks)
+        if self.url:
+            body: dict[str, Any] = {"text": text, "blocks": list(blocks),
+                                    "response_type": "ephemeral"}
+            if replace:
+                body["replace_original"] = True
+            response = await AsyncWebhookClient(self.url).send_dict(body)
+            if response.status_code >= 400:
+                log.warning("response_url refused", extra={"event": "slack_respond_failed",
+                                                           "status": response.status_code})
+            return
+        await self.client.chat_postMessage(channel=self.user_id, text=text, blocks=list(blocks))
+
+    async def say(self, text: str, *, replace: bool = False) -> None:
+        await self.send(kit.sections(text), replace=replace, text=text)
+
+
+# --- /kominn sub-commands ---------------------------------------------------------------------
+
+@dataclass
+class CommandContext:
+    bot: SlackBot
+    user_id: str
+    channel_id: str
+    args: list[str]
+    trigger_id: str
+    response_url: str | None
+    client: AsyncWebClient
+
+    @property
+    def answer(self) -> Answer:
+        return Answer(self.client, self.user_id, self.response_url)
+
+    @property
+    def rest(self) -> str:
+        return " ".join(self.args)
+
+
+Handler = Callable[[CommandContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    handler: Handler
+    moderator_only: bool = False
+
+
+# `/kominn <word> …` → handler. Later features add theirs (e.g. "konkurranse").
+SUBCOMMANDS: dict[str, Subcommand] = {}
+ALIASES = {"søk": "search", "sok": "search", "liste": "list", "new": "ny", "hjelp": "help",
+           "rapport": "report", "sett": "set"}
+
+
+def subcommand(name: str, *, moderator_only: bool = False) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        SUBCOMMANDS[name] = Subcommand(handler, moderator_only)
+        return handler
+
+    return register
+
+
+@subcommand("help")
+async def _help(ctx: CommandContext) -> None:
+    moderator = await ctx.bot.moderators.is_moderator(ctx.user_id)
+    await ctx.answer.send(kit.help_blocks(ctx.bot.t, moderator=moderator))
+
+
+@subcommand("status")
+async def _status(ctx: CommandContext) -> None:
+    if not ctx.args or parse_ref(ctx.args[0]) is None:
+        await ctx.answer.say(ctx.bot.t("slack.status_usage"))
+        return
+    await ctx.bot.show_status(ctx.answer, format_ref(parse_ref(ctx.args[0]) or 0))
+
+
+@subcommand("search")
+async def _search(ctx: CommandContext) -> None:
+    bot = ctx.bot
+    if not ctx.rest.strip():
+        await ctx.answer.say(bot.t("slack.search_usage"))
+        return
+    lines = await bot.db(staff.search, bot.runtime.db, bot.runtime.index, ctx.rest)
+    await ctx.answer.send(kit.search_blocks(ctx.rest, lines, bot.t, bot.zone))
+
+
+@subcommand("list")
+async def _list(ctx: CommandContext) -> None:
+    bot = ctx.bot
+    status: Status | None = None
+    words = list(ctx.args)
+    if words:
+        try:
+            status = parse_status(words[0])
+            words.pop(0)
+        except ValueError:
+            status = None
+    area = None
+    if words:
+        area = staff.match_area(bot.settings, " ".join(words))
+        if area is None:
+            await ctx.answer.say(bot.t("slack.unknown_area", area=kit.esc(" ".join(words)),
+                                       areas=kit.esc(", ".join(bot.settings.focus_areas))))
+            return
+    await ctx.answer.send(await bot.list_page(status, area, 0))
+
+
+@subcommand("ny")
+async def _new(ctx: CommandContext) -> None:
+    await ctx.bot.open_new_idea(ctx.client, ctx.trigger_id, ctx.answer)
+
+
+@subcommand("triage", moderator_only=True)
+async def _triage(ctx: CommandContext) -> None:
+    await ctx.bot.show_next_pair(ctx.answer)
+
+
+@subcommand("set", moderator_only=True)
+async def _set(ctx: CommandContext) -> None:
+    bot = ctx.bot
+    try:
+        request = parse_set(ctx.args)
+    except BadRequest as exc:
+        await ctx.answer.say(bot.t(exc.key, **exc.params))
+        return
+    await bot.apply_move(ctx.answer, ctx.user_id, request, expected=None, replace=False)
+
+
+@subcommand("report")
+async def _report(ctx: CommandContext) -> None:
+    bot = ctx.bot
+    figures = await bot.db(staff.report, bot.runtime.db, bot.settings)
+    await ctx.answer.send(kit.report_blocks(figures, bot.t))
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+class SlackBot:
+    """The Bolt app with KomInn's listeners, and the helpers they share."""
+
+    def __init__(self, runtime: Runtime, client: AsyncWebClient, *,
+                 signing_secret: str | None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.t = translator(self.settings.locale)
+        self.zone = self.settings.zone
+        self.client = client
+        self.bolt = AsyncApp(
+            client=client, signing_secret=signing_secret or "",
+            request_verification_enabled=bool(signing_secret),
+            process_before_response=False, raise_error_for_unhandled_request=False,
+            logger=logging.getLogger("slack_bolt.kominn"))
+        self.moderators = Moderators(self.settings.slack_moderators,
+                                     self.settings.slack_moderator_group, self._group_members)
+        _register(self)
+
+    async def _group_members(self, group: str) -> list[str]:
+        response = await self.client.usergroups_users_list(usergroup=group)
+        return list(response.get("users") or [])
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking database work off the event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def allowed(self, user_id: str, action: str, answer: Answer) -> bool:
+        """Moderators pass; anyone else is told politely, and the attempt is logged."""
+        if await self.moderators.is_moderator(user_id):
+            return True
+        log_refused(CHANNEL, user_id, action)
+        await answer.say(self.t("slack.not_moderator"))
+        return False
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def run_command(self, ctx: CommandContext, text: str) -> None:
+        words = text.split()
+        name = ALIASES.get(words[0].casefold(), words[0].casefold()) if words else "help"
+        sub = SUBCOMMANDS.get(name)
+        if sub is None:
+            moderator = await self.moderators.is_moderator(ctx.user_id)
+            await ctx.answer.send(kit.help_blocks(self.t, moderator=moderator, unknown=words[0]))
+            return
+        ctx.args = words[1:]
+        if sub.moderator_only and not await self.allowed(ctx.user_id, name, ctx.answer):
+            return
+        log.info("slack command", extra={"event": "slack_command", "kind": name})
+        await sub.handler(ctx)
+
+    async def show_status(self, answer: Answer, ref: str, *, replace: bool = False,
+                          notice: str | None = None) -> None:
+        detail = await self.db(staff.status_detail, self.runtime.db, ref)
+        if detail is None:
+            await answer.say(self.t("slack.not_found", ref=ref), replace=replace)
+            return
+        moderator = await self.moderators.is_moderator(answer.user_id)
+        moves = targets(Status(detail.status)) if moderator else []
+        await answer.send(kit.status_blocks(detail, self.t, self.zone, moves=moves,
+                                            notice=notice), replace=replace)
+
+    async def list_page(self, status: Status | None, area: str | None,
+                        offset: int) -> list[dict[str, Any]]:
+        lines, total = await self.db(staff.list_ideas, self.runtime.db, status, area, offset)
+        filters = " · ".join(x for x in (kit.status_label(self.t, status.value) if status
+                                         else "", area or "") if x) or self.t("slack.list.all")
+        more = None
+        if offset + len(lines) < total:
+            more = {"s": status.value if status else None, "a": area,
+                    "o": offset + len(lines)}
+        return kit.list_blocks(lines, total, offset, filters, more, self.t, self.zone)
+
+    async def open_new_idea(self, client: AsyncWebClient, trigger_id: str,
+                            answer: Answer) -> None:
+        """The submission modal; opened at once, the trigger id lives three seconds."""
+        meta = json.dumps({"url": answer.url})
+        try:
+            await client.views_open(trigger_id=trigger_id, view=kit.new_idea_modal(
+                self.t, self.settings.focus_areas, meta))
+        except SlackApiError as exc:
+            log.warning("views.open failed", extra={"event": "slack_views_open_failed",
+                                                    "status": exc.response.get("error")})
+            await answer.say(self.t("slack.modal_failed"))
+
+    # --- lifecycle moves ---------------------------------------------------------------------
+
+    async def apply_move(self, answer: Answer, user_id: str, request: Any, *,
+                         expected: Status | None, replace: bool) -> None:
+        t = self.t
+        try:
+            change = await self.db(staff.set_status, self.runtime.db, self.runtime.index,
+                                   request, by=f"slack:{user_id}", expected=expected)
+        except IdeaNotFound as exc:
+            named = re.search(r"KI-\d+", str(exc))
+            await answer.say(t("slack.not_found", ref=named.group(0) if named else request.ref))
+            return
+        except StatusChanged as exc:
+            await self.show_status(answer, request.ref, replace=replace, notice=t(
+                "slack.status_changed", ref=exc.ref, status=kit.status_label(t, exc.status)))
+            return
+        except MoveNotAllowed:
+            await answer.say(t("slack.move_not_allowed", ref=request.ref,
+                               status=kit.status_label(t, request.target.value)))
+            return
+        notice = t("slack.moved", ref=request.ref, old=kit.status_label(t, change.from_status),
+                   new=kit.status_label(t, change.to_status))
+        await self.show_status(answer, request.ref, replace=replace, notice=notice)
+
+    # --- triage ------------------------------------------------------------------------------
+
+    async def show_next_pair(self, answer: Answer, *, after: int | None = None,
+                             replace: bool = False) -> None:
+        pair = await self.db(triage.show_next, self.runtime.db, after)
+        if pair is None:
+            await answer.say(self.t("slack.triage.empty"), replace=replace)
+            return
+        pending = await self.db(triage.pending_count, self.runtime.db)
+        await answer.send(kit.pair_blocks(pair, self.t, self.zone, pending), replace=replace)
+
+    async def decide(self, answer: Answer, user_id: str, pair_id: int,
+                     decision: triage.Decision, keep: int | None = None) -> None:
+        try:
+            pair = await self.db(staff.decide_pair, self.runtime.db, self.runtime.index,
+                                 pair_id, decision, by=f"slack:{user_id}", keep=keep)
+        except triage.AlreadyDecided as exc:
+            await answer.send(kit.decided_blocks(exc.pair, self.t, self.zone, already=True),
+                              replace=True)
+            return
+        except triage.PairNotFound:
+            await answer.say(self.t("slack.triage.gone"), replace=True)
+            return
+        except MoveNotAllowed:
+            await answer.say(self.t("slack.triage.cannot_merge"))
+            return
+        await answer.send(kit.decided_blocks(pair, self.t, self.zone), replace=True)
+        await self.show_next_pair(answer)
+
+    # --- App Home ----------------------------------------------------------------------------
+
+    async def publish_home(self, client: AsyncWebClient, user_id: str) -> None:
+        stats = await self.db(staff.home_stats, self.runtime.db)
+        moderator = await self.moderators.is_moderator(user_id)
+        await client.views_publish(user_id=user_id, view=kit.home_view(
+            stats, self.t, self.zone, moderator=moderator))
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id") or body.get("user_id") or "")
+
+
+def _answer(body: dict[str, Any], client: AsyncWebClient) -> Answer:
+    return Answer(client, _user(body), body.get("response_url"))
+
+
+def _guarded(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Background work after the ack: an unexpected error is logged (no message text) and
+    the person gets a short apology instead of silence."""
+    async def run(bot: SlackBot, answer: Answer, *args: Any) -> None:
+        try:
+            await fn(bot, answer, *args)
+        except Exception:  # noqa: BLE001 - last line of defence for one request
+            log.exception("slack request failed", extra={"event": "slack_error"})
+            try:
+                await answer.say(bot.t("slack.error"))
+            except Exception:  # noqa: BLE001 - nothing more we can do
+                log.warning("could not apologise", extra={"event": "slack_error"})
+
+    return run
+
+
+# --- listeners --------------------------------------------------------------------------------
+
+def _register(bot: SlackBot) -> None:
+    app = bot.bolt
+
+    @app.command(COMMAND)
+    async def on_command(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        ctx = CommandContext(bot, str(command.get("user_id") or ""),
+                             str(command.get("channel_id") or ""), [],
+                             str(command.get("trigger_id") or ""),
+                             command.get("response_url"), client)
+        await _guarded(lambda b, a, c, text: b.run_command(c, text))(
+            bot, ctx.answer, ctx, str(command.get("text") or ""))
+
+    @app.action(kit.SHOW)
+    @app.action(re.compile(f"^{kit.REPLY}\\d+$"))
+    async def on_show(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                      client: AsyncWebClient) -> None:
+        await ack()
+        value = str(action.get("value") or "")
+        value = value.removeprefix(slack_notices.STATUS_PAYLOAD)
+        if parse_ref(value) is None:
+            return
+        await _guarded(lambda b, a, ref: b.show_status(a, ref))(
+            bot, _answer(body, client), format_ref(parse_ref(value) or 0))
+
+    @app.action(re.compile(f"^{kit.LINK}\\d+$"))
+    async def on_link(ack: Any) -> None:
+        await ack()  # a URL button: Slack opens the link, we only acknowledge
+
+    @app.action(kit.LIST_MORE)
+    async def on_more(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                      client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            more = json.loads(action.get("value") or "{}")
+            status = Status(more["s"]) if more.get("s") else None
+            offset = max(0, int(more.get("o") or 0))
+        except (ValueError, KeyError, TypeError):
+            return
+
+        async def page(b: SlackBot, answer: Answer) -> None:
+            await answer.send(await b.list_page(status, more.get("a"), offset), replace=True)
+
+        await _guarded(page)(bot, _answer(body, client))
+
+    @app.action(re.compile(f"^{kit.MOVE}"))
+    async def on_move(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                      client: AsyncWebClient) -> None:
+        await ack()
+        answer = _answer(body, client)
+        ref, _, rest = str(action.get("value") or "").partition("|")
+        target, _, current = rest.partition("|")
+        if not await bot.allowed(answer.user_id, "move", answer):
+            return
+        meta = json.dumps({"ref": ref, "to": target, "from": current, "url": answer.url})
+        try:
+            await client.views_open(trigger_id=body.get("trigger_id", ""),
+                                    view=kit.move_modal(bot.t, ref, current, target, meta))
+        except SlackApiError as exc:
+            log.warning("views.open failed", extra={"event": "slack_views_open_failed",
+                                                    "status": exc.response.get("error")})
+            await answer.say(bot.t("slack.modal_failed"))
+
+    @app.view(kit.MOVE_VIEW)
+    async def on_move_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                             client: AsyncWebClient) -> None:
+        note = _value(view, "note")
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+            target, current = Status(meta["to"]), Status(meta["from"])
+            request = parse_set([meta["ref"], target.value, *([note] if note else [])])
+        except BadRequest as exc:
+            await ack(response_action="errors", errors={"note": bot.t(exc.key, **exc.params)})
+            return
+        except (ValueError, KeyError):
+            await ack()
+            return
+        await ack()
+        answer = Answer(client, _user(body), meta.get("url"))
+        if not await bot.allowed(answer.user_id, "move", answer):
+            return
+        await _guarded(lambda b, a: b.apply_move(a, a.user_id, request, expected=current,
+                                                 replace=True))(bot, answer)
+
+    @app.action(kit.TRIAGE_MERGE)
+    @app.action(kit.TRIAGE_MERGE_OTHER)
+    @app.action(kit.TRIAGE_DISTINCT)
+    @app.action(kit.TRIAGE_SKIP)
+    async def on_triage(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                        client: AsyncWebClient) -> None:
+        await ack()
+        answer = _answer(body, client)
+        kind = str(action.get("action_id"))
+        pair_text, _, keep_text = str(action.get("value") or "").partition(":")
+        if not pair_text.isdigit():
+            return
+        if not await bot.allowed(answer.user_id, "triage", answer):
+            return
+        pair_id = int(pair_text)
+        if kind == kit.TRIAGE_SKIP:
+            await _guarded(lambda b, a: b.show_next_pair(a, after=pair_id, replace=True))(
+                bot, answer)
+            return
+        decision: triage.Decision = (triage.NOT_DUPLICATE if kind == kit.TRIAGE_DISTINCT
+                                     else triage.MERGED)
+        keep = int(keep_text) if keep_text.isdigit() else None
+        await _guarded(lambda b, a: b.decide(a, a.user_id, pair_id, decision, keep))(
+            bot, answer)
+
+    @app.action(kit.HOME_NEW)
+    async def on_home_new(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await bot.open_new_idea(client, body.get("trigger_id", ""), _answer(body, client))
+
+    @app.action(kit.HOME_TRIAGE)
+    async def on_home_triage(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        answer = _answer(body, client)
+        if await bot.allowed(answer.user_id, "triage", answer):
+            await _guarded(lambda b, a: b.show_next_pair(a))(bot, answer)
+
+    @app.view(kit.NEW_IDEA_VIEW)
+    async def on_new_idea(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                          client: AsyncWebClient) -> None:
+        values = view.get("state", {}).get("values", {})
+        follow = values.get("follow_up", {}).get("value", {}).get("selected_options") or []
+        new, problems = staff.check_new_idea(
+            _user(body), _value(view, "title"), _value(view, "description"),
+            (values.get("area", {}).get("value", {}).get("selected_option") or {}).get("value"),
+            _value(view, "place"), bool(follow), bot.settings.focus_areas)
+        if problems:
+            await ack(response_action="errors", errors={
+                p.field: bot.t(p.key, **p.params) for p in problems})
+            return
+        await ack()
+        assert new is not None
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        answer = Answer(client, new.user_id, meta.get("url"))
+
+        async def submit(b: SlackBot, a: Answer) -> None:
+            ref = await b.db(staff.submit_idea, b.runtime.db, b.runtime.index, new)
+            await a.say(b.t("slack.new_idea_receipt", ref=ref))
+
+        await _guarded(submit)(bot, answer)
+
+    @app.event("app_home_opened")
+    async def on_home(event: dict[str, Any], body: dict[str, Any],
+                      client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        if not await bot.db(staff.claim_event, bot.runtime.db, EVENT_CHANNEL,
+                            str(body.get("event_id") or "")):
+            log.info("slack event already handled", extra={"event": "slack_event_duplicate"})
+            return
+        try:
+            await bot.publish_home(client, str(event["user"]))
+        except Exception:  # noqa: BLE001 - the next opening tries again
+            log.exception("app home not published", extra={"event": "slack_error"})
+
+    @app.error
+    async def on_error(error: Exception) -> None:
+        log.error("slack listener failed", extra={"event": "slack_error",
+                                                  "status": type(error).__name__})
+
+
+def _value(view: dict[str, Any], block_id: str) -> str | None:
+    """A plain-text input's value from a submitted view."""
+    return ((view.get("state", {}).get("values", {}).get(block_id) or {}).get("value")
+            or {}).get("value")
+
+
+# --- sender (outbox deliveries) ---------------------------------------------------------------
+
+class SlackSender:
+    """bot.channels.Sender for "slack": address is a channel id (or a user id for a DM)."""
+
+    channel = CHANNEL
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, address: str, replies: Sequence[Reply]) -> None:
+        try:
+            for reply in replies:
+                if reply.text or reply.choices or reply.links:
+                    blocks = kit.reply_blocks(reply)
+                    await self.client.chat_postMessage(channel=address, blocks=blocks,
+                                                       text=kit.esc(reply.text)[:3000] or " ")
+                if reply.document is not None:
+                    await self._upload(address, reply)
+        except SlackApiError as exc:
+            raise _delivery_error(exc) from None
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            raise DeliveryError(f"slack unreachable: {type(exc).__name__}") from None
+
+    async def _upload(self, address: str, reply: Reply) -> None:
+        assert reply.document is not None
+        channel = address
+        if address[:1] in ("U", "W"):  # a person: files need the DM's conversation id
+            opened = await self.client.conversations_open(users=address)
+            channel = opened["channel"]["id"]
+        await self.client.files_upload_v2(channel=channel, content=reply.document.content,
+                                          filename=reply.document.filename)
+
+
+def _delivery_error(exc: SlackApiError) -> DeliveryError:
+    error = str(exc.response.get("error") or "unknown")
+    if exc.response.status_code == 429 or error == "ratelimited":
+        retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
+            "retry-after") or "30"
+        return DeliveryError(f"slack: {error}", retry_after=float(retry))
+    return DeliveryError(f"slack: {error}", permanent=error in PERMANENT_ERRORS)
+
+
+# --- the service of `kominn run` --------------------------------------------------------------
+
+class SlackService:
+    """Slack in `kominn run`: the HTTP route (or a Socket Mode connection) and the sender."""
+
+    name = "slack"
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.settings = settings
+        self.client = AsyncWebClient(token=settings.slack_bot_token,
+                                     base_url=settings.slack_api_url)
+        self.socket_mode = bool(settings.slack_app_token)
+        self.bot = SlackBot(runtime, self.client, signing_secret=settings.slack_signing_secret)
+        self.sender = SlackSender(self.client)
+        self.socket_handler: Any = None
+        self.routes: list[BaseRoute] = [] if self.socket_mode else [
+            Route(PATH, self._endpoint, methods=["POST"])]
+        self._http = AsyncSlackRequestHandler(self.bot.bolt)
+        slack_notices.configure(settings)
+
+    async def _endpoint(self, request: Request) -> Response:
+        return await self._http.handle(request)
+
+    async def start(self) -> None:
+        if self.socket_mode:
+            # Built here, not in __init__: the Socket Mode client needs the running loop.
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self.socket_handler = AsyncSocketModeHandler(
+                self.bot.bolt, self.settings.slack_app_token, web_client=AsyncWebClient(
+                    base_url=self.settings.slack_api_url))
+            await self.socket_handler.connect_async()
+        log.info("slack ready", extra={"event": "slack_ready",
+                                       "kind": "socket" if self.socket_mode else "http"})
+
+    async def stop(self) -> None:
+        if self.socket_handler is not None:
+            await self.socket_handler.close_async()
+            self.socket_handler = None
+        slack_notices.configure(None)
+
+
+def service(app: App) -> SlackService:
+    return SlackService(app.runtime)
