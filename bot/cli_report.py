@@ -56,7 +56,8 @@ def _date(value: str | None, t: Translator) -> date | None:
 def _progress(console: Console) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """A rich progress bar on stderr; yields `start(label, total) -> advance(n)`."""
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=True)
+                   TimeElapsedColumn(), console=console, transient=True,
+                   disable=not console.is_terminal)  # no stray lines in logs and pipes
     with bar:
         def start(label: str, total: int) -> Callable[[int], None]:
             task = bar.add_task(label, total=total)

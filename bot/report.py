@@ -176,20 +176,29 @@ def _months(first: str, last: str) -> list[str]:
     return months
 
 
+@dataclass(frozen=True)
+class _Change:
+    to_status: str
+    at: datetime
+
+
 def _changes(session: Session, lower: datetime | None,
-             upper: datetime | None) -> dict[int, list[StatusChange]]:
-    """History rows into useful/realised of the ideas in the window, oldest first."""
-    query = (select(StatusChange).join(Idea, Idea.id == StatusChange.idea_id)
+             upper: datetime | None) -> dict[int, list[_Change]]:
+    """History rows into useful/realised of the ideas in the window, oldest first (plain
+    tuples, not ORM objects: a large base has many)."""
+    query = (select(StatusChange.idea_id, StatusChange.to_status, StatusChange.at)
+             .join(Idea, Idea.id == StatusChange.idea_id)
              .where(StatusChange.to_status.in_(  # type: ignore[attr-defined]
                  (Status.USEFUL.value, Status.REALISED.value))))
     query = _in_window(query, Idea.created_at, lower, upper)
-    by_idea: dict[int, list[StatusChange]] = defaultdict(list)
-    for change in session.exec(query.order_by(StatusChange.at, StatusChange.id)):
-        by_idea[change.idea_id].append(change)
+    by_idea: dict[int, list[_Change]] = defaultdict(list)
+    for idea_id, to_status, at in session.exec(query.order_by(StatusChange.at,
+                                                               StatusChange.id)):
+        by_idea[idea_id].append(_Change(to_status, at))
     return by_idea
 
 
-def _stages(counted: list[_Row], changes: dict[int, list[StatusChange]]) -> dict[str, int]:
+def _stages(counted: list[_Row], changes: dict[int, list[_Change]]) -> dict[str, int]:
     """The funnel as stages reached (from the history), merged ideas left out: an idea
     declined after being judged useful still counts as having reached NYTTIG."""
     reached_useful = sum(
@@ -200,7 +209,7 @@ def _stages(counted: list[_Row], changes: dict[int, list[StatusChange]]) -> dict
     return {"submitted": len(counted), "useful": reached_useful, "realised": realised}
 
 
-def _medians(rows: list[_Row], changes: dict[int, list[StatusChange]]
+def _medians(rows: list[_Row], changes: dict[int, list[_Change]]
              ) -> dict[str, float | None]:
     """Median days from submission to the first NYTTIG, and from the NYTTIG that led to it
     to NYTTIGGJORT."""
