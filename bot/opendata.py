@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ DEFAULT_CHANNEL = "import"
 PLACE_MAX = 300
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
 BATCH = 500
+
+log = logging.getLogger("kominn.opendata")
 
 Progress = Callable[[int], None]
 
@@ -308,6 +311,8 @@ def store(db: Engine, index: SimilarIndex | None, ideas: list[idea_service.NewId
             for idea in added:
                 index.finder.remove(format_ref(idea.id or 0))
         raise
+    log.info("ideas imported", extra={"event": "ideas_imported", "count": len(added),
+                                      "channel": ",".join(sorted({i.channel for i in added}))})
     return [format_ref(idea.id or 0) for idea in added], queued
 
 
