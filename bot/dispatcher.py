@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import delete, update
@@ -148,8 +149,7 @@ def claim(db: DbEngine, settings: Settings, channels: Iterable[str], now: dateti
                       col(Outbox.channel).in_(channels))
                .order_by(col(Outbox.due_at), col(Outbox.id)).limit(policy.batch))
         if is_sqlite(db):
-            rows = [row for row in session.exec(due).all()
-                    if _take(session, row, now, lease_until)]
+            rows = _take_some(session, due, now, lease_until)
         else:
             rows = list(session.exec(due.with_for_update(skip_locked=True)).all())
             for row in rows:
@@ -157,6 +157,18 @@ def claim(db: DbEngine, settings: Settings, channels: Iterable[str], now: dateti
                 session.add(row)
             session.flush()
         return _prepared(session, rows, settings, result)
+
+
+def _take_some(session: Session, due: Any, now: datetime, lease_until: datetime,
+               tries: int = 3) -> list[Outbox]:
+    """SQLite: take what is still due among the candidates; if another worker took them all
+    first, look again (now inside our write transaction, so the second look is current)."""
+    for _ in range(tries):
+        candidates = session.exec(due).all()
+        taken = [row for row in candidates if _take(session, row, now, lease_until)]
+        if taken or not candidates:
+            return taken
+    return []
 
 
 def _take(session: Session, row: Outbox, now: datetime, lease_until: datetime) -> bool:
@@ -223,7 +235,7 @@ async def dispatch(db: DbEngine, settings: Settings, senders: Mapping[str, Sende
                                         result)
         for item in batch:
             await _deliver(db, senders[item.channel], item, now, policy, result)
-        if len(batch) < policy.batch:
+        if not batch:
             break
     return result
 
