@@ -162,36 +162,33 @@ def _existing(session: Session, prefix: str) -> set[str]:
         col(Outbox.dedupe_key).startswith(prefix))).all())
 
 
-def _last_change_id(session: Session, idea_id: int | None) -> int:
-    return session.exec(select(func.max(StatusChange.id)).where(
-        StatusChange.idea_id == idea_id)).one() or 0
-
-
 def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
     """Still `new` after KOMINN_STALE_DAYS: the author hears it is being assessed, and the
-    moderators get a nudge — once per stretch of being new (a reopened idea counts afresh)."""
+    moderators get a nudge — once per stretch of being new (a reopened idea counts afresh:
+    the stretch is named by the idea's latest status change)."""
     cutoff = now - timedelta(days=settings.stale_days)
     channel = moderator_channel(settings)
     done = _existing(session, "stale")
+    latest = (select(StatusChange.idea_id, func.max(StatusChange.id).label("stretch"))
+              .group_by(StatusChange.idea_id).subquery())
+    found = session.exec(
+        select(Idea, latest.c.stretch).join(latest, latest.c.idea_id == Idea.id)
+        .where(Idea.status == Status.NEW.value, col(Idea.status_changed_at) <= cutoff)
+        .order_by(col(Idea.status_changed_at))).all()
     queued = 0
-    ideas = session.exec(select(Idea).where(Idea.status == Status.NEW.value,
-                                            col(Idea.status_changed_at) <= cutoff)
-                         .order_by(col(Idea.status_changed_at))).all()
-    for idea in ideas:
-        stretch = _last_change_id(session, idea.id)
-        days = (now - idea.status_changed_at).days
-        author = session.get(Person, idea.author_id) if idea.author_id else None
-        key = f"stale:{idea.id}:{stretch}:{author.id if author else 0}"
-        if key not in done and wants_followups(author):
-            queued += bool(enqueue_for_person(session, author,  # type: ignore[arg-type]
-                                              kind="stale_author", dedupe_key=key,
-                                              payload={**_idea_payload(idea), "days": days},
-                                              due_at=now))
-        key = f"stale-mod:{idea.id}:{stretch}"
-        if channel and key not in done:
-            queued += bool(enqueue(session, kind="stale_moderator", dedupe_key=key,
+    for idea, stretch in found:
+        author_key, staff_key = f"stale:{idea.id}:{stretch}", f"stale-mod:{idea.id}:{stretch}"
+        payload = {**_idea_payload(idea), "days": (now - idea.status_changed_at).days}
+        if idea.author_id is not None and author_key not in done:
+            author = session.get(Person, idea.author_id)
+            if wants_followups(author):
+                queued += bool(enqueue_for_person(
+                    session, author, kind="stale_author",  # type: ignore[arg-type]
+                    dedupe_key=author_key, payload=payload, due_at=now))
+        if channel and staff_key not in done:
+            queued += bool(enqueue(session, kind="stale_moderator", dedupe_key=staff_key,
                                    channel=STAFF_CHANNEL, address=channel, due_at=now,
-                                   payload={**_idea_payload(idea), "days": days}))
+                                   payload=payload))
     return queued
 
 
