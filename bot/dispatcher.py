@@ -123,10 +123,14 @@ def _postpone_quiet(session: Session, channels: list[str], now: datetime,
     citizen = [c for c in channels if c not in STAFF_CHANNELS]
     if not citizen:
         return 0
-    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+    due = select(Outbox.id).where(
         col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
-        col(Outbox.channel).in_(citizen), col(Outbox.person_id).is_not(None),
-    ).values(state=PENDING, due_at=until))
+        col(Outbox.channel).in_(citizen), col(Outbox.person_id).is_not(None))
+    if not is_sqlite(session.get_bind()):
+        due = due.with_for_update(skip_locked=True)  # never wait on (or deadlock with) a peer
+    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+        col(Outbox.id).in_(due.scalar_subquery()),
+    ).values(state=PENDING, due_at=until).execution_options(synchronize_session=False))
     return result.rowcount or 0
 
 
