@@ -1,0 +1,312 @@
+"""The duplicate detector as a library: normalisation, the index, scoring and thresholds."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import FrozenInstanceError
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.dedup import (
+    DEDUP_ENV,
+    DEFAULT_DEDUP_THRESHOLD,
+    DEFAULT_TRIAGE_THRESHOLD,
+    TRIAGE_ENV,
+    DuplicateFinder,
+    Match,
+)
+from bot.normalize import STOP_WORDS, clean, stem, tokenize, words
+
+IDEAS = {
+    "KI-1": (
+        "Flere benker langs turstien ved Semsvannet",
+        "Det er langt mellom hvilestedene rundt Semsvannet. Eldre trenger steder å sitte.",
+    ),
+    "KI-2": (
+        "Gatelys på skoleveien til Nesbru skole",
+        "Skoleveien er mørk om vinteren, og barna går til skolen i mørket.",
+    ),
+    "KI-3": (
+        "Gratis buss for pensjonister",
+        "La alle over 67 år reise gratis med bussen i kommunen.",
+    ),
+    "KI-4": (
+        "Hundepark i Vollen",
+        "Hundeeiere trenger et inngjerdet område der hundene kan løpe fritt.",
+    ),
+    "KI-5": (
+        "Kunstgress på Føyka",
+        "Gressbanen på Føyka er gjørmete hele høsten. Legg kunstgress.",
+    ),
+    "KI-6": (
+        "Digital innbyggerportal",
+        "Alle skjemaer i kommunen bør kunne fylles ut digitalt.",
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_threshold_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEDUP_ENV, raising=False)
+    monkeypatch.delenv(TRIAGE_ENV, raising=False)
+
+
+@pytest.fixture
+def finder() -> DuplicateFinder:
+    f = DuplicateFinder()
+    for ref, (title, description) in IDEAS.items():
+        f.add(ref, title, description)
+    return f
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+
+def test_nfkc_and_casefold() -> None:
+    assert words("ＦＵＬＬ Bredde") == ["full", "bredde"]
+    assert words("STRASSE Straße") == ["strasse", "strasse"]
+
+
+def test_norwegian_letters_are_kept() -> None:
+    assert words("Bålplass på Ødegården, ÆRFUGL") == ["bålplass", "på", "ødegården", "ærfugl"]
+    assert stem("får") != stem("for")
+
+
+def test_urls_html_and_markdown_are_removed() -> None:
+    text = "Se **dette**: <b>ny benk</b> https://kommune.no/sak?id=1 [kart](http://x.no) &amp; mer"
+    assert "https" not in clean(text)
+    assert words(text) == ["se", "dette", "ny", "benk", "kart", "mer"]
+
+
+def test_numbers_are_kept_whole() -> None:
+    assert tokenize("Buss 31 går hvert 2,5 minutt fra kl. 21:00 i 2025") == [
+        "buss",
+        "31",
+        "går",
+        "hvert",
+        "2,5",
+        "minutt",
+        "kl",
+        "21:00",
+        "2025",
+    ]
+
+
+def test_stop_words_of_three_languages_are_dropped() -> None:
+    assert tokenize("Vi ønsker at det blir en benk her") == ["ønsk", "benk"]
+    assert tokenize("Eg meiner det ikkje er nokon benk her") == ["mein", "benk"]
+    assert tokenize("There is no bench at the park") == ["bench", "park"]
+    assert {"og", "ikkje", "the"} <= STOP_WORDS
+
+
+def test_inflected_forms_share_a_stem() -> None:
+    assert len({stem(w) for w in ("benk", "benker", "benken", "benkene")}) == 1
+    assert len({stem(w) for w in ("lekeplass", "lekeplassen", "lekeplasser")}) == 1
+    assert stem("veien") == stem("vei")  # Snowball alone leaves short vowel stems alone
+    assert stem("byen") == stem("by")
+    assert stem("gatelys") == stem("gatelyset") == stem("gatelysene")
+
+
+def test_nynorsk_forms_meet_bokmaal() -> None:
+    assert stem("vegen") == stem("veien")
+    assert stem("skulen") == stem("skolen")
+
+
+def test_camel_case_and_glued_digits_yield_parts() -> None:
+    assert words("SkoleVei E18") == ["skolevei", "skole", "vei", "e18", "e", "18"]
+
+
+# ----------------------------------------------------------------------------- the finder
+
+
+def test_norwegian_near_duplicate_is_found(finder: DuplicateFinder) -> None:
+    matches = finder.similar(
+        "Vi trenger flere benker ved Semsvannet",
+        "Når jeg går tur rundt vannet med min mor finner vi ikke steder å sette oss.",
+    )
+    assert matches and matches[0].ref == "KI-1"
+    assert matches[0].score >= finder.dedup_threshold
+
+
+def test_unrelated_idea_is_not_found(finder: DuplicateFinder) -> None:
+    found = finder.similar("Lengre åpningstid på biblioteket", "Biblioteket stenger for tidlig.")
+    assert found == []
+
+
+def test_typos_and_nynorsk_still_match(finder: DuplicateFinder) -> None:
+    matches = finder.similar("Fleire benkker ved Semsvanet", "")
+    assert [m.ref for m in matches][:1] == ["KI-1"]
+
+
+def test_compound_and_its_head_are_related(finder: DuplicateFinder) -> None:
+    with_compound = finder.score("Mørk skolevei", "", "Lys på veien", "")
+    without = finder.score("Mørk skole", "", "Lys på veien", "")
+    assert with_compound > without == 0.0
+    assert finder.score("Sykkelparkering", "", "Parkering for sykler", "") > 0
+    assert finder.score("Flere gatelys", "", "Bedre lys", "") > 0
+
+
+def test_results_are_best_first_and_limited(finder: DuplicateFinder) -> None:
+    for ref in ("KI-7", "KI-8", "KI-9"):
+        finder.add(ref, f"Flere benker ved Semsvannet {ref[-1]}", "Sett ut benker.")
+    matches = finder.similar("Flere benker ved Semsvannet", "Benker rundt vannet", limit=2)
+    assert len(matches) == 2
+    assert matches[0].score >= matches[1].score
+    assert finder.similar("Flere benker ved Semsvannet", limit=0) == []
+
+
+def test_only_matches_at_or_above_triage_threshold(finder: DuplicateFinder) -> None:
+    query = ("Benker og gatelys", "Flere benker ved Semsvannet og lys på skoleveien")
+    loose = DuplicateFinder(dedup_threshold=100, triage_threshold=0)
+    strict = DuplicateFinder(dedup_threshold=100, triage_threshold=99)
+    for f in (loose, strict):
+        for ref, (title, description) in IDEAS.items():
+            f.add(ref, title, description)
+    found = loose.similar(*query, limit=10)
+    assert len(found) >= 2
+    assert all(m.score >= 0 for m in found)
+    assert strict.similar(*query, limit=10) == []
+    assert all(m.score >= finder.triage_threshold for m in finder.similar(*query, limit=10))
+
+
+def test_readding_a_ref_replaces_its_text(finder: DuplicateFinder) -> None:
+    finder.add("KI-1", "Ny svømmehall i Asker", "Asker trenger et nytt basseng.")
+    assert len(finder) == len(IDEAS)
+    assert all(m.ref != "KI-1" for m in finder.similar("Flere benker ved Semsvannet"))
+    assert finder.similar("Svømmehall i Asker")[0].ref == "KI-1"
+
+
+def test_removed_idea_is_not_returned(finder: DuplicateFinder) -> None:
+    finder.remove("KI-1")
+    finder.remove("KI-404")  # unknown: ignored
+    assert "KI-1" not in finder
+    assert len(finder) == len(IDEAS) - 1
+    assert all(m.ref != "KI-1" for m in finder.similar("Flere benker ved Semsvannet"))
+    finder.add("KI-1", *IDEAS["KI-1"])  # its slot comes back cleanly
+    assert finder.similar("Flere benker ved Semsvannet")[0].ref == "KI-1"
+
+
+def test_len_and_contains() -> None:
+    f = DuplicateFinder()
+    assert len(f) == 0 and "KI-1" not in f
+    assert f.similar("Flere benker") == []
+    f.add("KI-1", "Flere benker")
+    assert len(f) == 1 and "KI-1" in f
+
+
+def test_score_is_calibrated() -> None:
+    f = DuplicateFinder()
+    for ref, (title, description) in IDEAS.items():
+        f.add(ref, title, description)
+    same = f.score(*IDEAS["KI-1"], *IDEAS["KI-1"])
+    assert same == pytest.approx(100.0)
+    assert f.score(*IDEAS["KI-1"], *IDEAS["KI-6"]) == 0.0
+    a, b = IDEAS["KI-1"], ("Vi trenger flere benker ved Semsvannet", "")
+    assert f.score(*a, *b) == pytest.approx(f.score(*b, *a))
+    assert 0.0 <= f.score(*a, *b) <= 100.0
+    assert f.score("", "", "", "") == 0.0
+
+
+def test_score_agrees_with_similar(finder: DuplicateFinder) -> None:
+    query = ("Fleire benkker ved Semsvannet", "Eldre treng stader å sitje rundt vatnet")
+    for match in finder.similar(*query, limit=10):
+        assert finder.score(*query, *IDEAS[match.ref]) == pytest.approx(match.score)
+
+
+def test_rare_shared_words_outweigh_common_ones() -> None:
+    f = DuplicateFinder(triage_threshold=0)
+    for i in range(30):
+        f.add(f"KI-{i}", f"Bedre tilbud i kommunen nummer {i}", "Kommunen bør gjøre det bedre.")
+    f.add("KI-100", "Bedre lekeplass i kommunen", "Kommunen bør bygge lekeplass.")
+    f.add("KI-101", "Ny lekeplass ved Vardåsen", "")
+    found = f.similar("Lekeplass ved Vardåsen", "Kommunen bør gjøre det bedre", limit=1)
+    assert found[0].ref == "KI-101"
+
+
+def test_match_is_a_frozen_dataclass() -> None:
+    match = Match(ref="KI-1", score=80.0)
+    with pytest.raises(FrozenInstanceError):
+        match.score = 1.0  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+
+def test_default_thresholds() -> None:
+    f = DuplicateFinder()
+    assert f.dedup_threshold == DEFAULT_DEDUP_THRESHOLD
+    assert f.triage_threshold == DEFAULT_TRIAGE_THRESHOLD
+    assert 0 < DEFAULT_TRIAGE_THRESHOLD < DEFAULT_DEDUP_THRESHOLD < 100
+
+
+def test_thresholds_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DEDUP_ENV, "71.5")
+    monkeypatch.setenv(TRIAGE_ENV, " 40 ")
+    f = DuplicateFinder()
+    assert (f.dedup_threshold, f.triage_threshold) == (71.5, 40.0)
+    explicit = DuplicateFinder(dedup_threshold=80, triage_threshold=20)
+    assert (explicit.dedup_threshold, explicit.triage_threshold) == (80.0, 20.0)
+
+
+@pytest.mark.parametrize("raw", ["abc", "101", "-1", "nan"])
+def test_bad_threshold_names_the_key(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv(DEDUP_ENV, raw)
+    with pytest.raises(ValueError, match=DEDUP_ENV):
+        DuplicateFinder()
+    with pytest.raises(ValueError):
+        DuplicateFinder(dedup_threshold=50, triage_threshold=150)
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+def test_concurrent_use_is_safe() -> None:
+    f = DuplicateFinder(triage_threshold=0)
+    errors: list[BaseException] = []
+
+    def writer(start: int) -> None:
+        try:
+            for i in range(start, start + 200):
+                f.add(f"KI-{i % 150}", f"Benk nummer {i} ved Semsvannet", "Flere benker")
+                if i % 7 == 0:
+                    f.remove(f"KI-{(i * 3) % 150}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                f.similar("Benker ved Semsvannet", "")
+                f.score("Benk", "", "Benker", "")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k * 200,)) for k in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(f) <= 150
+
+
+VOCABULARY = ["benk", "lys", "vei", "buss", "skole", "park", "Vollen", "Asker", "lekeplass", "sti"]
+texts = st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=6).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(corpus=st.lists(st.tuples(texts, texts), min_size=1, max_size=25), query=texts)
+def test_index_finds_what_a_full_scan_finds(corpus: list[tuple[str, str]], query: str) -> None:
+    """The inverted index must not lose the best match a brute-force scan would find."""
+    f = DuplicateFinder(dedup_threshold=100, triage_threshold=0)
+    for i, (title, description) in enumerate(corpus):
+        f.add(f"KI-{i}", title, description)
+    found = f.similar(query, "", limit=1)
+    best = max(f.score(query, "", title, description) for title, description in corpus)
+    if best == 0:
+        assert found == []
+    else:
+        assert found and found[0].score == pytest.approx(best)
