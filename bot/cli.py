@@ -224,8 +224,10 @@ def ideas_merge(
 
 # Command groups that live in their own modules (they import the helpers above).
 from bot.cli_campaigns import campaigns_app  # noqa: E402
+from bot.cli_dedup import dedup_app  # noqa: E402
 
 app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(dedup_app, name="dedup")
 
 
 def main() -> None:

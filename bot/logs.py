@@ -50,5 +50,5 @@ def configure(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     # Libraries that log request bodies or message contents at INFO stay at WARNING.
     for noisy in ("httpx", "httpcore", "telegram", "slack_bolt", "slack_sdk", "apscheduler",
-                  "uvicorn.access", "aiohttp.access"):
+                  "alembic", "uvicorn.access", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine as DbEngine
 
 from bot.config import Settings
+from bot.dedup import DuplicateFinder
 from bot.engine import Engine
 from bot.similar import SimilarIndex
 from storage.db import make_engine
@@ -34,7 +35,7 @@ def open_runtime(settings: Settings) -> Runtime:
     import bot.features  # noqa: F401  (registers feature listeners and dialog extensions)
 
     db = open_database(settings)
-    index = SimilarIndex(db)
+    index = SimilarIndex(db, DuplicateFinder(settings.dedup_threshold, settings.triage_threshold))
     index.load()
     logging.getLogger("kominn").debug("index loaded")
     return Runtime(settings, db, index, Engine(db, settings, index))
