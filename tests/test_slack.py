@@ -841,3 +841,30 @@ async def test_sender_renders_replies_and_maps_errors(fake: FakeSlackAPI) -> Non
 def test_slash_command_body_fields_are_what_the_adapter_reads() -> None:
     fields = {k: v[0] for k, v in parse_qs(slash_command_body(text="list")).items()}
     assert {"user_id", "channel_id", "trigger_id", "response_url", "text"} <= set(fields)
+
+
+async def test_subcommands_are_a_registry_later_features_extend(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+
+    async def konkurranse(ctx: adapter.CommandContext) -> None:
+        seen.append(ctx.args)
+        await ctx.answer.say("konkurranser")
+
+    monkeypatch.setitem(adapter.SUBCOMMANDS, "konkurranse",
+                        adapter.Subcommand(konkurranse, moderator_only=True))
+    (refused,) = await command(http, fake, "konkurranse ny", user=EMPLOYEE)
+    assert "bare moderatorene" in shown(refused) and seen == []
+    (done,) = await command(http, fake, "Konkurranse ny Sommer", user=MOD)
+    assert shown(done).startswith("konkurranser") and seen == [["ny", "Sommer"]]
+
+
+def test_manifest_declares_command_events_interactivity_and_scopes() -> None:
+    from pathlib import Path
+
+    manifest = (Path(__file__).resolve().parents[1] / "slack" / "manifest.yml").read_text()
+    assert "- command: /kominn" in manifest
+    assert manifest.count("https://kominn.example.no/slack/events") == 3  # command, events, UI
+    assert "home_tab_enabled: true" in manifest and "- app_home_opened" in manifest
+    for scope in ("commands", "chat:write", "usergroups:read"):
+        assert f"- {scope} " in manifest or f"- {scope}\n" in manifest
