@@ -40,7 +40,7 @@ from bot.moderation import BadRequest, Moderators, StatusChanged, log_refused, p
 from bot.runtime import Runtime
 from dialogs.lifecycle import MoveNotAllowed, Status, parse_status
 from dialogs.refs import format_ref, parse_ref
-from dialogs.types import Reply
+from dialogs.types import Incoming, Reply
 
 log = logging.getLogger("kominn.slack")
 
@@ -56,6 +56,10 @@ PERMANENT_ERRORS = frozenset({
     "invalid_auth", "not_authed", "token_revoked", "no_permission", "restricted_action",
     "cannot_dm_bot", "user_disabled", "msg_too_long", "no_text", "invalid_blocks",
     "invalid_arguments", "missing_scope"})
+
+
+# A link in citizen text stays a visible URL; Slack must not unfold a preview of it.
+NO_PREVIEWS = {"unfurl_links": False, "unfurl_media": False}
 
 
 # --- answering --------------------------------------------------------------------------------
@@ -74,7 +78,7 @@ class Answer:
         text = text or kit.fallback(blocks)
         if self.url:
             body: dict[str, Any] = {"text": text, "blocks": list(blocks),
-                                    "response_type": "ephemeral"}
+                                    "response_type": "ephemeral", **NO_PREVIEWS}
             if replace:
                 body["replace_original"] = True
             response = await AsyncWebhookClient(self.url).send_dict(body)
@@ -82,7 +86,8 @@ class Answer:
                 log.warning("response_url refused", extra={"event": "slack_respond_failed",
                                                            "status": response.status_code})
             return
-        await self.client.chat_postMessage(channel=self.user_id, text=text, blocks=list(blocks))
+        await self.client.chat_postMessage(channel=self.user_id, text=text, blocks=list(blocks),
+                                           **NO_PREVIEWS)
 
     async def say(self, text: str, *, replace: bool = False) -> None:
         await self.send(kit.sections(text), replace=replace, text=text)
@@ -217,11 +222,14 @@ class SlackBot:
         self.t = translator(self.settings.locale)
         self.zone = self.settings.zone
         self.client = client
+        bolt_log = logging.getLogger("slack_bolt.kominn")
+        if not any(isinstance(f, _SameToken) for f in bolt_log.filters):
+            bolt_log.addFilter(_SameToken())
         self.bolt = AsyncApp(
             client=client, signing_secret=signing_secret or "",
             request_verification_enabled=bool(signing_secret),
             process_before_response=False, raise_error_for_unhandled_request=False,
-            logger=logging.getLogger("slack_bolt.kominn"))
+            logger=bolt_log)
         self.moderators = Moderators(self.settings.slack_moderators,
                                      self.settings.slack_moderator_group, self._group_members)
         _register(self)
@@ -345,6 +353,17 @@ class SlackBot:
         await answer.send(kit.decided_blocks(pair, self.t, self.zone), replace=True)
         await self.show_next_pair(answer)
 
+    # --- the dialog engine (buttons of follow-ups) -------------------------------------------
+
+    async def engine_choice(self, answer: Answer, payload: str, update_id: str) -> None:
+        """A Slack user pressed a button the engine made: handled once like any channel's."""
+        incoming = Incoming(channel=CHANNEL, user_id=answer.user_id, choice=payload,
+                            update_id=update_id, chat_id=answer.user_id)
+        replies = await self.db(self.runtime.engine.handle, incoming)
+        for reply in replies:
+            await answer.send(kit.reply_blocks(reply), text=kit.esc(reply.text)[:3000] or " ")
+        await self.db(self.runtime.engine.mark_delivered, CHANNEL, update_id)
+
     # --- App Home ----------------------------------------------------------------------------
 
     async def publish_home(self, client: AsyncWebClient, user_id: str) -> None:
@@ -352,6 +371,14 @@ class SlackBot:
         moderator = await self.moderators.is_moderator(user_id)
         await client.views_publish(user_id=user_id, view=kit.home_view(
             stats, self.t, self.zone, moderator=moderator))
+
+
+class _SameToken(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that our client (built
+    from the same setting, with SLACK_API_URL) wins over it: true, and not worth a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 def _user(body: dict[str, Any]) -> str:
@@ -394,16 +421,29 @@ def _register(bot: SlackBot) -> None:
             bot, ctx.answer, ctx, str(command.get("text") or ""))
 
     @app.action(kit.SHOW)
-    @app.action(re.compile(f"^{kit.REPLY}\\d+$"))
     async def on_show(ack: Any, body: dict[str, Any], action: dict[str, Any],
                       client: AsyncWebClient) -> None:
         await ack()
+        number = parse_ref(str(action.get("value") or ""))
+        if number is not None:
+            await _guarded(lambda b, a: b.show_status(a, format_ref(number)))(
+                bot, _answer(body, client))
+
+    @app.action(re.compile(f"^{kit.REPLY}\\d+$"))
+    async def on_reply(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                       client: AsyncWebClient) -> None:
+        """A button of a neutral Reply (a follow-up sent through the outbox): "status:KI-n"
+        opens the status view; anything else is the dialog engine's (benefit check, …)."""
+        await ack()
         value = str(action.get("value") or "")
-        value = value.removeprefix(slack_notices.STATUS_PAYLOAD)
-        if parse_ref(value) is None:
+        answer = _answer(body, client)
+        if value.startswith(slack_notices.STATUS_PAYLOAD):
+            number = parse_ref(value.removeprefix(slack_notices.STATUS_PAYLOAD))
+            if number is not None:
+                await _guarded(lambda b, a: b.show_status(a, format_ref(number)))(bot, answer)
             return
-        await _guarded(lambda b, a, ref: b.show_status(a, ref))(
-            bot, _answer(body, client), format_ref(parse_ref(value) or 0))
+        update_id = f"action:{answer.user_id}:{action.get('action_ts') or ''}"
+        await _guarded(lambda b, a: b.engine_choice(a, value, update_id))(bot, answer)
 
     @app.action(re.compile(f"^{kit.LINK}\\d+$"))
     async def on_link(ack: Any) -> None:
@@ -570,7 +610,8 @@ class SlackSender:
                 if reply.text or reply.choices or reply.links:
                     blocks = kit.reply_blocks(reply)
                     await self.client.chat_postMessage(channel=address, blocks=blocks,
-                                                       text=kit.esc(reply.text)[:3000] or " ")
+                                                       text=kit.esc(reply.text)[:3000] or " ",
+                                                       **NO_PREVIEWS)
                 if reply.document is not None:
                     await self._upload(address, reply)
         except SlackApiError as exc:

@@ -820,6 +820,8 @@ async def test_sender_renders_replies_and_maps_errors(fake: FakeSlackAPI) -> Non
     await sender.send("C1", [reply])
     (message,) = fake.messages("C1")
     assert message["text"] == "Hei &lt;@U1&gt; &amp; velkommen"
+    posted = fake.calls("chat.postMessage")[0]["args"]
+    assert posted["unfurl_links"] is False and posted["unfurl_media"] is False
     (actions,) = [b for b in message["blocks"] if b["type"] == "actions"]
     assert [e.get("value") or e.get("url") for e in actions["elements"]] == ["yes", "https://x.no"]
 
@@ -868,3 +870,20 @@ def test_manifest_declares_command_events_interactivity_and_scopes() -> None:
     assert "home_tab_enabled: true" in manifest and "- app_home_opened" in manifest
     for scope in ("commands", "chat:write", "usergroups:read"):
         assert f"- {scope} " in manifest or f"- {scope}\n" in manifest
+
+
+async def test_engine_buttons_in_follow_ups_reach_the_dialog_engine(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    """Follow-ups to an employee (e.g. the benefit check) carry the engine's buttons; a press
+    in Slack is handled by the same dialog engine as on any other channel."""
+    ref = staff.submit_idea(rt.db, rt.index, staff.StaffIdea(
+        EMPLOYEE, "Flere benker ved Semsvannet", "Det trengs flere benker langs turstien.",
+        "Folkehelse", None, True))
+    sender = adapter.SlackSender(fake.async_client())
+    await sender.send(EMPLOYEE, [Reply("Hva vil du se?", (Choice("Mine idéer", "g:mine"),))])
+    (dm,) = fake.messages(f"D{EMPLOYEE}")
+    (answer,) = await press(http, fake, buttons(dm)["Mine idéer"], user=EMPLOYEE)
+    assert ref in shown(answer) and "Flere benker ved Semsvannet" in shown(answer)
+    with Session(rt.db) as session:
+        people = session.exec(select(Person).where(Person.channel == "slack")).all()
+        assert [p.channel_user_id for p in people] == [EMPLOYEE]  # the same person
