@@ -16,7 +16,7 @@ from typing import Any
 from bot.i18n import Translator
 from bot.slack_notices import channel_label
 from bot.staff import HomeStats, IdeaDetail, IdeaLine
-from bot.triage import MERGED, IdeaCard, Pair
+from bot.triage import MERGED, NOT_DUPLICATE, IdeaCard, Pair
 from dialogs.lifecycle import Status
 from dialogs.submit import DESCRIPTION_MAX, PLACE_MAX, TITLE_MAX
 from dialogs.text import shorten
@@ -282,6 +282,8 @@ def decided_blocks(pair: Pair, t: Translator, zone: tzinfo, *, already: bool = F
                  by=who(pair.decided_by), at=minute(pair.decided_at, zone))
     elif pair.state == "pending":
         line = t("slack.triage.still_pending")
+    elif pair.state != NOT_DUPLICATE:  # e.g. settled when one of the ideas was merged elsewhere
+        line = t("slack.triage.resolved", a=pair.a.ref, b=pair.b.ref)
     else:
         line = t("slack.triage.distinct", a=pair.a.ref, b=pair.b.ref, by=who(pair.decided_by),
                  at=minute(pair.decided_at, zone))

@@ -887,3 +887,21 @@ async def test_engine_buttons_in_follow_ups_reach_the_dialog_engine(
     with Session(rt.db) as session:
         people = session.exec(select(Person).where(Person.channel == "slack")).all()
         assert [p.channel_user_id for p in people] == [EMPLOYEE]  # the same person
+
+
+async def test_a_pair_settled_by_another_merge_says_so(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    for title in ("Flere benker ved Semsvannet", "Benker ved Semsvannet", "Benk ved vannet"):
+        make_idea(rt, title)
+    with transaction(rt.db) as session:
+        for a, b in ((1, 2), (1, 3), (2, 3)):
+            idea_service.queue_candidate(session, a, b, 70.0)
+        ids = {(c.idea_a_id, c.idea_b_id): c.id for c in session.exec(select(DuplicateCandidate))}
+    await press(http, fake, {"action_id": kit.TRIAGE_MERGE, "value": f"{ids[(1, 3)]}:1"}, n=2)
+    (stale,) = await press(http, fake, {"action_id": kit.TRIAGE_DISTINCT,
+                                        "value": str(ids[(2, 3)])}, name="stale")
+    assert "allerede avgjort" in shown(stale) and "allerede løst" in shown(stale)
+    with Session(rt.db) as session:
+        states = {(c.idea_a_id, c.idea_b_id): c.state
+                  for c in session.exec(select(DuplicateCandidate))}
+    assert states == {(1, 2): "pending", (1, 3): "merged", (2, 3): "resolved"}
