@@ -214,6 +214,9 @@ class Engine:
                             created_at=now)
             session.add(person)
             row = session.get(DialogState, (incoming.channel, incoming.user_id))
+        if person.language is None and incoming.language:
+            # Remember the platform's language, so scheduled notices speak it too.
+            person.language = normalize_language(incoming.language)
         if incoming.display_name and person.display_name != incoming.display_name:
             person.display_name = incoming.display_name[:200]
         chat_id = incoming.chat_id or incoming.user_id
