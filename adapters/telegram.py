@@ -45,6 +45,7 @@ import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -119,6 +120,7 @@ CHAT_BURST, CHAT_RATE = 3, 1.0  # per private chat: burst, then messages per sec
 SEND_ATTEMPTS = 3
 FLOOD_RETRIES = 3
 MAX_CONCURRENT_UPDATES = 512
+DB_WORKERS = 8  # engine threads on PostgreSQL
 
 T = TypeVar("T")
 
@@ -213,9 +215,15 @@ def _chat_key(update: Update) -> int | str:
 
 class ChatRateLimiter(AIORateLimiter):
     """PTB's AIORateLimiter (overall and group caps, 429 retries) plus a per-private-chat
-    bucket for messages: Telegram tolerates short bursts in a chat, then about one per second."""
+    bucket for messages: Telegram tolerates short bursts in a chat, then about one per second.
+
+    Taking the keyboard off a tapped message is not a message: it is not counted against the
+    overall cap (which would otherwise spend a third of it on edits during a busy hour). If
+    Telegram ever objects, the edit fails quietly and the engine still answers a second tap
+    with "that choice has expired"."""
 
     SEND_ENDPOINTS = frozenset({"sendMessage", "sendDocument"})
+    UNCAPPED_ENDPOINTS = frozenset({"editMessageReplyMarkup"})
 
     def __init__(self, overall_max_rate: float, chat_burst: int = CHAT_BURST,
                  chat_rate: float = CHAT_RATE) -> None:
@@ -245,6 +253,8 @@ class ChatRateLimiter(AIORateLimiter):
     async def process_request(self, callback: Callable[..., Any], args: Any,
                               kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
                               rate_limit_args: int | None) -> Any:
+        if endpoint in self.UNCAPPED_ENDPOINTS:
+            return await callback(*args, **kwargs)
         limiter = self._chat_limiter(data.get("chat_id"), endpoint)
         if limiter is None:
             return await super().process_request(callback, args, kwargs, endpoint, data,
@@ -364,6 +374,12 @@ class TelegramService:
         self._poller: asyncio.Task[None] | None = None
         self._retrying: asyncio.Task[None] | None = None
         self._groups_told: set[int] = set()
+        # The engine is synchronous: it runs in worker threads. SQLite has one writer at a
+        # time, and threads queueing on its lock sleep in coarse steps (busy handler), so on
+        # SQLite one thread takes the updates in turn; PostgreSQL gets several.
+        self._workers = ThreadPoolExecutor(
+            max_workers=1 if settings.database_url.startswith("sqlite") else DB_WORKERS,
+            thread_name_prefix="telegram-engine")
 
     def _build_application(self) -> Application:
         token = self.settings.telegram_bot_token
@@ -388,6 +404,10 @@ class TelegramService:
         application.add_handler(ChatMemberHandler(self._on_member,
                                                   ChatMemberHandler.MY_CHAT_MEMBER))
         return application
+
+    async def _db(self, call: Callable[..., T], *args: Any) -> T:
+        """Run an engine call in the engine's worker threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, call, *args)
 
     @property
     def bot(self) -> Any:
@@ -471,6 +491,7 @@ class TelegramService:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        self._workers.shutdown(wait=False)
 
     async def _publish_commands(self) -> None:
         names = [name for name in COMMAND_MENU if name in citizen.COMMANDS]
@@ -488,13 +509,13 @@ class TelegramService:
     async def _resend_undelivered(self) -> None:
         """Replies the engine stored but nobody confirmed as sent: the process died between
         the two. Sent before polling starts, so a redelivered update finds them delivered."""
-        rows = await asyncio.to_thread(self.engine.undelivered, CHANNEL)
+        rows = await self._db(self.engine.undelivered, CHANNEL)
         rows.sort(key=lambda row: int(row[0]) if row[0].isdigit() else 0)
         for update_id, user_id, replies in rows:
             chat = user_id.rpartition(":")[2]  # "flood:<id>" rows are the polite refusal
             if chat.isdigit() and not await self._deliver(int(chat), replies):
                 continue
-            await asyncio.to_thread(self.engine.mark_delivered, CHANNEL, update_id)
+            await self._db(self.engine.mark_delivered, CHANNEL, update_id)
         if rows:
             log.info("resent undelivered replies", extra={
                 "event": "telegram_resent", "count": len(rows)})
@@ -648,7 +669,7 @@ class TelegramService:
         try:
             await ticket.turn_to_handle()
             try:
-                replies = await asyncio.to_thread(self.engine.handle, incoming)
+                replies = await self._db(self.engine.handle, incoming)
             except Exception:  # noqa: BLE001 - the person gets an apology, the log the error
                 log.exception("update failed", extra={"event": "telegram_update_failed",
                                                       "channel": CHANNEL})
@@ -661,7 +682,8 @@ class TelegramService:
                 t = translator(normalize_language(incoming.language) or self.settings.locale)
                 await self._deliver(chat_id, [Reply(t("telegram.error"))])
             elif await self._deliver(chat_id, replies):
-                await asyncio.to_thread(self.engine.mark_delivered, CHANNEL, incoming.update_id)
+                await self._db(self.engine.mark_delivered, CHANNEL,
+                              incoming.update_id)
         finally:
             ticket.mark_sent()
 
