@@ -121,6 +121,8 @@ SEND_ATTEMPTS = 3
 FLOOD_RETRIES = 3
 MAX_CONCURRENT_UPDATES = 512
 DB_WORKERS = 8  # engine threads on PostgreSQL
+HTTP_CONNECTIONS = 32
+HTTP_POOL_WAIT = 30.0  # seconds a request may wait for a pooled connection
 
 T = TypeVar("T")
 
@@ -393,6 +395,11 @@ class TelegramService:
             .base_file_url(_file_url(self.settings.telegram_api_base_url))
             .rate_limiter(ChatRateLimiter(self.settings.telegram_max_messages_per_second,
                                           *self._chat_limit))
+            # httpcore scans every pooled connection on each request (a syscall or two per
+            # connection): PTB's 256 make that the busiest thing under load. A few dozen keep
+            # up with Telegram's 30 messages/s; a request waits for a free one rather than fail.
+            .connection_pool_size(HTTP_CONNECTIONS)
+            .pool_timeout(HTTP_POOL_WAIT)
             .concurrent_updates(TrackedProcessor(self._finish))
             .updater(None)
             .build()
