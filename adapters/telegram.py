@@ -410,7 +410,13 @@ class TelegramService:
         application.add_handler(CallbackQueryHandler(self._on_press))
         application.add_handler(ChatMemberHandler(self._on_member,
                                                   ChatMemberHandler.MY_CHAT_MEMBER))
+        application.add_error_handler(self._on_error)
         return application
+
+    async def _on_error(self, _: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A handler failed outside the engine call (a bug): log it without the update."""
+        if context.error is not None:
+            _log_failure("telegram handler failed", context.error)
 
     async def _db(self, call: Callable[..., T], *args: Any) -> T:
         """Run an engine call in the engine's worker threads."""
@@ -439,7 +445,7 @@ class TelegramService:
     async def _keep_trying(self) -> None:
         for attempt in itertools.count(1):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), min(60.0, 2.0 ** attempt))
+                await asyncio.wait_for(self._stopping.wait(), min(60.0, 2.0 ** (attempt - 1)))
             if self._stopping.is_set():
                 return
             try:
@@ -677,9 +683,8 @@ class TelegramService:
             await ticket.turn_to_handle()
             try:
                 replies = await self._db(self.engine.handle, incoming)
-            except Exception:  # noqa: BLE001 - the person gets an apology, the log the error
-                log.exception("update failed", extra={"event": "telegram_update_failed",
-                                                      "channel": CHANNEL})
+            except Exception as exc:  # noqa: BLE001 - the person gets an apology
+                _log_failure("update failed", exc)
             finally:
                 ticket.mark_handled()
             await ticket.turn_to_send()
@@ -822,6 +827,14 @@ async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
                 raise
         await asyncio.sleep(0.25 * 2 ** attempt)
     raise AssertionError("unreachable")
+
+
+def _log_failure(message: str, exc: BaseException) -> None:
+    """The kind of failure at ERROR; the traceback (whose database errors may quote what a
+    person wrote) only at DEBUG."""
+    log.error(message, extra={"event": "telegram_failure", "channel": CHANNEL,
+                              "status": type(exc).__name__})
+    log.debug("failure details", exc_info=exc)
 
 
 async def _quietly(call: Awaitable[Any]) -> None:

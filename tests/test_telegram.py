@@ -446,3 +446,35 @@ async def test_long_reply_and_document_caption(runtime: Runtime, fake: FakeTeleg
         await service.send_reply(KARI, Reply("x" * 2000, document=Document("a.json", b"{}")))
         assert fake.documents[-1]["caption"] is None
         assert fake.sent(KARI)[-2]["plain_text"] == "x" * 2000
+
+
+class BrokenEngine(Engine):
+    """The real engine, except that one message makes it fail (as a bug or a dead database
+    would): the person gets an apology, and the next message is answered as usual."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.db, engine.settings, engine.index)
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        if incoming.text == "boom":
+            raise RuntimeError("step failed")
+        return super().handle(incoming)
+
+
+async def test_a_failing_update_gets_an_apology(runtime: Runtime, fake: FakeTelegramAPI) -> None:
+    kari = Citizen(fake, KARI)
+    async with running(runtime, fake, engine=BrokenEngine(runtime.engine)):
+        await kari.say("boom", expect="noe gikk galt")
+        await kari.say("/hjelp", expect="/ny")
+        await fake.await_condition(lambda: not fake.pending_updates())
+
+
+async def test_telegram_unreachable_at_start(runtime: Runtime, fake: FakeTelegramAPI) -> None:
+    """Telegram down when `kominn run` starts: the service starts anyway (the rest of the
+    process is not held up) and connects once Telegram answers."""
+    fake.fail_next("getMe", 1, status=502)
+    kari = Citizen(fake, KARI)
+    async with running(runtime, fake):
+        assert fake.call_count("getMe", status=502) == 1
+        await kari.say("/hjelp", expect="/ny")
+    assert fake.commands_for("default", "nb")
