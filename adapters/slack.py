@@ -125,6 +125,8 @@ class Subcommand:
 
 # `/kominn <word> …` → handler. Later features add theirs (e.g. "konkurranse").
 SUBCOMMANDS: dict[str, Subcommand] = {}
+# Later features add listeners of their own to every SlackBot's Bolt app: fn(bot).
+LISTENERS: list[Callable[[SlackBot], None]] = []
 ALIASES = {"søk": "search", "sok": "search", "liste": "list", "new": "ny", "hjelp": "help",
            "rapport": "report", "sett": "set"}
 
@@ -233,6 +235,8 @@ class SlackBot:
         self.moderators = Moderators(self.settings.slack_moderators,
                                      self.settings.slack_moderator_group, self._group_members)
         _register(self)
+        for extend in LISTENERS:
+            extend(self)
 
     async def _group_members(self, group: str) -> list[str]:
         response = await self.client.usergroups_users_list(usergroup=group)
@@ -275,7 +279,8 @@ class SlackBot:
         moderator = await self.moderators.is_moderator(answer.user_id)
         moves = targets(Status(detail.status)) if moderator else []
         await answer.send(kit.status_blocks(detail, self.t, self.zone, moves=moves,
-                                            notice=notice), replace=replace)
+                                            notice=notice, moderator=moderator),
+                          replace=replace)
 
     async def list_page(self, status: Status | None, area: str | None,
                         offset: int) -> list[dict[str, Any]]:
@@ -683,3 +688,6 @@ class SlackService:
 
 def service(app: App) -> SlackService:
     return SlackService(app.runtime)
+
+
+from adapters import slack_campaigns  # noqa: E402,F401  (competitions, collaboration)

@@ -189,15 +189,18 @@ def _duplicates(d: IdeaDetail, t: Translator, zone: tzinfo) -> list[Block]:
 # The status view, section by section; later features append their own (e.g. collaboration
 # answers, from `IdeaDetail.extras`).
 STATUS_SECTIONS: list[StatusSection] = [_facts, _description, _history, _duplicates]
+# Parts only moderators see (e.g. who said yes to a collaboration invitation).
+MODERATOR_SECTIONS: list[StatusSection] = []
 
 
 def status_blocks(d: IdeaDetail, t: Translator, zone: tzinfo, *,
-                  moves: Sequence[Status] = (), notice: str | None = None) -> list[Block]:
+                  moves: Sequence[Status] = (), notice: str | None = None,
+                  moderator: bool = False) -> list[Block]:
     blocks: list[Block] = []
     if notice:
         blocks += sections(notice)
     blocks.append({"type": "header", "text": plain(f"{d.ref} {d.title}", HEADER_MAX)})
-    for part in STATUS_SECTIONS:
+    for part in [*STATUS_SECTIONS, *(MODERATOR_SECTIONS if moderator else ())]:
         blocks += part(d, t, zone)
     if moves:
         blocks.append({"type": "actions", "block_id": f"move_{d.ref}", "elements": [

@@ -269,7 +269,7 @@ async def test_status_shows_detail_history_supporters_and_duplicates(
     assert buttons(view) == {}  # an employee gets no move buttons
 
     (moderated,) = await command(http, fake, f"status {ref}", user=MOD)
-    assert set(buttons(moderated)) == {"→ Nyttiggjort", "→ Avslått"}
+    assert set(buttons(moderated)) == {"→ Nyttiggjort", "→ Avslått", "Inviter til samarbeid"}
 
     (missing,) = await command(http, fake, "status KI-99")
     assert "Fant ingen idé KI-99" in shown(missing)
