@@ -14,7 +14,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from bot import followups
@@ -173,7 +173,8 @@ def rule_campaign_reminders(session: Session, settings: Settings, now: datetime)
 def rule_campaign_close(session: Session, settings: Settings, now: datetime) -> int:
     """At closing time: mark closed, and tell the moderators how it went."""
     done = 0
-    due = session.exec(select(Campaign).where(col(Campaign.closes_at) <= now)).all()
+    due = session.exec(select(Campaign).where(or_(
+        col(Campaign.closes_at) <= now, col(Campaign.closed_at).is_not(None)))).all()
     for campaign in due:
         close(session, campaign, now)
         channel = followups.moderator_channel(settings)

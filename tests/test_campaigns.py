@@ -173,3 +173,15 @@ def test_cli_create_list_close_choose(settings) -> None:  # type: ignore[no-unty
     assert listed[0]["state"] == "closed"
     refused = kominn(settings, "campaigns", "choose", "1", "KI-5")
     assert refused.returncode == 1
+
+
+def test_closing_early_sends_the_summary_at_once(runtime: Runtime) -> None:
+    runtime.settings.slack_ideas_channel = "C_IDEAS"
+    runtime.settings.slack_bot_token = "xoxb-test"
+    number = make_campaign(runtime, closes_in=timedelta(days=20))
+    with transaction(runtime.db) as session:
+        campaigns.close(session, campaigns.get(session, number), utcnow())
+    run_rules(runtime, utcnow())
+    run_rules(runtime, utcnow() + timedelta(days=21))
+    (summary,) = outbox(runtime, "campaign_summary")
+    assert json.loads(summary.payload)["state"] == "closed"
