@@ -585,7 +585,7 @@ class TelegramService:
             try:
                 updates = fetch.result()
                 failures = 0
-            except (TelegramError, httpx.HTTPError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it was, polling must go on
                 failures += 1
                 if not await self._poll_failed(exc, failures):
                     return
