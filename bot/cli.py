@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
 
-from bot import cli_jobs, cli_report
-from bot.config import ConfigError, Settings, get_settings
+from bot import cli_campaigns, cli_dedup, cli_jobs, cli_report
+from bot.cli_common import check_format, database, fail, print_json, runtime, settings
+from bot.config import ConfigError
 from bot.i18n import translator
-from storage.migrate import SchemaBehind
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="KomInn: the municipality's open door for ideas.")
@@ -24,8 +23,12 @@ app.add_typer(ideas_app, name="ideas")
 app.add_typer(db_app, name="db")
 cli_report.register(app)  # report, export, import
 cli_jobs.register(app)  # jobs list, jobs run-due
+app.add_typer(cli_campaigns.campaigns_app, name="campaigns")
+app.add_typer(cli_dedup.dedup_app, name="dedup")
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
+__all__ = ["app", "main", "check_format", "database", "fail", "print_json", "runtime",
+           "settings"]
 
 
 @app.callback()
@@ -34,48 +37,6 @@ def _setup() -> None:
     from bot.logs import configure
 
     configure(settings())
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
-def settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        fail(str(exc))
-        raise  # unreachable
-
-
-def runtime():  # type: ignore[no-untyped-def]
-    from bot.runtime import open_runtime
-
-    try:
-        return open_runtime(settings())
-    except SchemaBehind as exc:
-        fail(f"{exc}")
-
-
-def database():  # type: ignore[no-untyped-def]
-    import bot.features  # noqa: F401  (idea changes made here queue their follow-ups too)
-    from bot.runtime import open_database
-
-    try:
-        return open_database(settings())
-    except SchemaBehind as exc:
-        fail(f"{exc}")
-
-
-def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> str:
-    if fmt not in allowed:
-        fail(f"--format must be one of: {', '.join(allowed)}")
-    return fmt
-
-
-def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 @app.command()
@@ -220,14 +181,6 @@ def ideas_merge(
     except (MoveNotAllowed, IdeaNotFound) as exc:
         fail(f"refused: {exc}", 1)
     typer.echo(f"{ref.upper()} → merged into {into.upper()}")
-
-
-# Command groups that live in their own modules (they import the helpers above).
-from bot.cli_campaigns import campaigns_app  # noqa: E402
-from bot.cli_dedup import dedup_app  # noqa: E402
-
-app.add_typer(campaigns_app, name="campaigns")
-app.add_typer(dedup_app, name="dedup")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from bot.cli import check_format, database, fail, print_json, settings
+from bot.cli_common import check_format, database, fail, print_json, settings
 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
 

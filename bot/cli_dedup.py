@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from bot.cli import check_format, fail, print_json, runtime, settings
+from bot.cli_common import check_format, fail, print_json, runtime, settings
 
 dedup_app = typer.Typer(no_args_is_help=True, help="The duplicate detector.")
 

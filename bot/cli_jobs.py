@@ -38,7 +38,7 @@ def jobs_list(
     failed: Annotated[bool, typer.Option("--failed", help="also list the failed rows")] = False,
 ) -> None:
     """Notices per kind: due now, scheduled later, sent, failed (parked after retries)."""
-    from bot import cli
+    from bot import cli_common as cli
 
     cli.check_format(fmt)
     with Session(cli.database()) as session:
@@ -98,7 +98,7 @@ def jobs_run_due(
     fmt: FormatOption = "table",
 ) -> None:
     """Queue and deliver every follow-up due at --now, then exit."""
-    from bot import cli
+    from bot import cli_common as cli
 
     cli.check_format(fmt)
     settings = cli.settings()

@@ -35,13 +35,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _t() -> Translator:
-    from bot import cli
+    from bot import cli_common as cli
 
     return translator(cli.settings().locale)
 
 
 def _date(value: str | None, t: Translator) -> date | None:
-    from bot import cli
+    from bot import cli_common as cli
 
     if value is None:
         return None
@@ -76,7 +76,8 @@ def report(
     focus area, channel and month of submission, for the ideas submitted in the period."""
     from sqlmodel import Session
 
-    from bot import cli, report_render
+    from bot import cli_common as cli
+    from bot import report_render
     from bot.report import compute
 
     cli.check_format(fmt, ("table", "json", "csv"))
@@ -110,7 +111,8 @@ def export(
     """Every idea as open data, without personal data (CSV or JSON)."""
     from sqlmodel import Session
 
-    from bot import cli, opendata
+    from bot import cli_common as cli
+    from bot import opendata
 
     cli.check_format(fmt, ("csv", "json"))
     t = _t()
@@ -130,7 +132,8 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, 
             ) -> None:
     """Bring in ideas that came by other routes (e-mail, forms). Every row is checked; if any
     row is bad, nothing is imported and each rejected row is listed with its reason."""
-    from bot import cli, opendata
+    from bot import cli_common as cli
+    from bot import opendata
 
     settings = cli.settings()
     t = translator(settings.locale)

@@ -1,0 +1,53 @@
+"""Helpers every `kominn` command shares: settings, database, output, one-line failures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from bot.config import ConfigError, Settings, get_settings
+from storage.migrate import SchemaBehind
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def runtime():  # type: ignore[no-untyped-def]
+    from bot.runtime import open_runtime
+
+    try:
+        return open_runtime(settings())
+    except SchemaBehind as exc:
+        fail(f"{exc}")
+
+
+def database():  # type: ignore[no-untyped-def]
+    import bot.features  # noqa: F401  (idea changes made here queue their follow-ups too)
+    from bot.runtime import open_database
+
+    try:
+        return open_database(settings())
+    except SchemaBehind as exc:
+        fail(f"{exc}")
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> str:
+    if fmt not in allowed:
+        fail(f"--format must be one of: {', '.join(allowed)}")
+    return fmt
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
