@@ -288,10 +288,13 @@ def erase_person(session: Session, person: Person) -> None:
 
 
 def forget_updates(session: Session, channel: str, user_id: str) -> None:
-    """Processed-update rows name the channel user id: erased with the person."""
+    """Processed-update rows name the channel user id and hold replies: both go on erasure,
+    but the update ids stay, so an old update delivered again is still not handled twice."""
     for row in session.exec(select(ProcessedUpdate).where(
             ProcessedUpdate.channel == channel, ProcessedUpdate.user_id == user_id)):
-        session.delete(row)
+        row.user_id = None
+        row.replies = None
+        session.add(row)
 
 
 # Listeners run inside the caller's transaction (follow-up notices, Slack posts, dedup

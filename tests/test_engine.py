@@ -175,3 +175,18 @@ def test_data_export_holds_my_idea(kari: ChatPerson) -> None:
     data = json.loads(document.content)
     assert data["ideas"][0]["ref"] == "KI-1"
     assert data["person"]["channel_user_id"] == "kari"
+
+
+def test_an_update_redelivered_after_erasure_is_not_handled_again(runtime: Runtime) -> None:
+    engine = runtime.engine
+    engine.handle(Incoming("telegram", "7", text="/ny", update_id="900"))
+    engine.handle(Incoming("telegram", "7", text="/slett", update_id="901"))
+    erase = engine.handle(Incoming("telegram", "7", text="", update_id="902",
+                                   choice=next(c.payload for r in engine.handle(Incoming(
+                                       "telegram", "7", text="/slett", update_id="903"))
+                                       for c in r.choices if "slett" in c.label.casefold())))
+    assert "slettet" in erase[0].text
+    assert engine.handle(Incoming("telegram", "7", text="/ny", update_id="900")) == []
+    with Session(runtime.db) as s:
+        assert s.exec(select(ProcessedUpdate).where(ProcessedUpdate.user_id == "7")).all() == []
+        assert s.exec(select(DialogState).where(DialogState.user_id == "7")).all() == []
