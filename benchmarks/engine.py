@@ -32,6 +32,7 @@ from bot.runtime import open_runtime  # noqa: E402
 from dialogs import citizen  # noqa: E402
 from dialogs.core import Context, PersonView, State, SubmitIdea  # noqa: E402
 from dialogs.types import Incoming  # noqa: E402
+from tests.test_dialogs import MemoryPorts  # noqa: E402  (the same in-memory ports)
 
 AREAS = ["Vekst og utvikling", "Areal og transport", "Folkehelse", "Annet"]
 PLACES = ["Asker sentrum", "Heggedal", "Vollen", "Slemmestad", "Holmen", "Vettre"]
@@ -78,46 +79,9 @@ def drive(handle: Callable[[Incoming], list[Any]], people: int) -> tuple[int, fl
     return turns, time.perf_counter() - started
 
 
-class MemoryPorts:
-    """The ports over dicts: no database, no similar-ideas search."""
-
-    def __init__(self) -> None:
-        self.ideas: list[SubmitIdea] = []
-
-    def idea(self, number: int) -> None:
-        return None
-
-    def my_ideas(self) -> list:
-        return []
-
-    def similar(self, title: str, description: str, limit: int = 3) -> list:
-        return []
-
-    def focus_areas(self) -> list[str]:
-        return AREAS
-
-    def personal_data(self) -> dict:
-        return {}
-
-    def ideas_submitted_today(self) -> int:
-        return 0
-
-    def campaign(self, campaign_id: int) -> None:
-        return None
-
-    def open_campaigns(self) -> list:
-        return []
-
-    def ideas_in_progress(self, limit: int = 10) -> list:
-        return []
-
-    def translator(self, language: str):  # type: ignore[no-untyped-def]
-        return translator(language)
-
-
 def memory_handler() -> Callable[[Incoming], list[Any]]:
     states: dict[str, State] = {}
-    ports = MemoryPorts()
+    ports = MemoryPorts(focus=AREAS)
     ctx = Context(PersonView(1, "nb", None, None), translator("nb"), ports,
                   datetime.now(UTC), max_ideas_per_day=10**6)
 
@@ -125,7 +89,7 @@ def memory_handler() -> Callable[[Incoming], list[Any]]:
         outcome = citizen.step(states.get(incoming.user_id, State()), incoming,
                                replace(ctx, now=datetime.now(UTC)))
         states[incoming.user_id] = outcome.state
-        ports.ideas.extend(e for e in outcome.effects if isinstance(e, SubmitIdea))
+        ports.submitted.extend(e for e in outcome.effects if isinstance(e, SubmitIdea))
         return list(outcome.replies)
 
     return handle

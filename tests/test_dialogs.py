@@ -31,6 +31,9 @@ class MemoryPorts:
     ideas: dict[int, IdeaView] = field(default_factory=dict)
     similar_found: list[SimilarIdea] = field(default_factory=list)
     submitted_today: int = 0
+    focus: list[str] = field(default_factory=lambda: ["Areal og transport", "Folkehelse",
+                                                      "Annet"])
+    submitted: list[Any] = field(default_factory=list)
 
     def idea(self, number: int) -> IdeaView | None:
         return self.ideas.get(number)
@@ -42,7 +45,7 @@ class MemoryPorts:
         return self.similar_found[:limit]
 
     def focus_areas(self) -> list[str]:
-        return ["Areal og transport", "Folkehelse", "Annet"]
+        return self.focus
 
     def personal_data(self) -> dict[str, Any]:
         return {"person": {"channel": "terminal"}}
