@@ -31,7 +31,10 @@ Control flow, and why:
   per-chat bucket for private chats (a burst of 3, then 1 message/s).
 * **Failed sends.** Connection failures (nothing reached Telegram) are retried. A read or
   write timeout is ambiguous (Telegram may have delivered the message), so it is not retried:
-  a duplicate is worse than the rare lost message the person can ask again for.
+  a duplicate is worse than the rare lost message the person can ask again for. An answer
+  Telegram failed to take (5xx, connection trouble beyond those retries) is tried again from
+  the first reply not sent, backing off from 1 s to 30 s while the service runs, so an outage
+  delays answers but loses none; what a stop leaves unsent stays stored for the next start.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ MENU_LANGUAGES = (("", "nb"), ("nb", "nb"), ("nn", "nn"), ("en", "en"))
 POLL_TIMEOUT = 25  # seconds a getUpdates long poll may wait for news
 WEBHOOK_WAIT = 25  # seconds a webhook request waits for its update to be handled
 STOP_WAIT = 10  # seconds stop() gives updates in flight to finish
+RESEND_MAX_WAIT = 30.0  # seconds at most between tries of an answer Telegram failed to take
 MAX_TEXT = 4096  # Telegram's limits, in UTF-16 code units of the visible text
 MAX_CAPTION = 1024
 COMPACT_LABEL = 14  # buttons with labels up to this long share a row
@@ -692,8 +696,8 @@ class TelegramService:
                 await before_send
             if replies is None:
                 t = translator(normalize_language(incoming.language) or self.settings.locale)
-                await self._deliver(chat_id, [Reply(t("telegram.error"))])
-            elif await self._deliver(chat_id, replies):
+                await self._deliver(chat_id, [Reply(t("telegram.error"))], patient=True)
+            elif await self._deliver(chat_id, replies, patient=True):
                 await self._db(self.engine.mark_delivered, CHANNEL,
                               incoming.update_id)
         finally:
@@ -720,30 +724,47 @@ class TelegramService:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def _deliver(self, chat_id: int, replies: Sequence[Reply]) -> bool:
+    async def _deliver(self, chat_id: int, replies: Sequence[Reply], *,
+                       patient: bool = False) -> bool:
         """Send replies in order; False when a passing failure left some unsent (they stay
-        stored, and the next start sends them)."""
-        for reply in replies:
+        stored, and the next start sends them). `patient` (a conversation's answers): the
+        unsent rest is tried again with backoff while the service runs, so a Telegram outage
+        delays answers but loses none, and what did go out is not sent twice."""
+        rest = list(replies)
+        for attempt in itertools.count():
+            rest = await self._send_in_order(chat_id, rest)
+            if not rest:
+                return True
+            if not patient or self._stopping.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(),
+                                       min(RESEND_MAX_WAIT, 2.0 ** attempt))
+
+    async def _send_in_order(self, chat_id: int, replies: list[Reply]) -> list[Reply]:
+        """The replies a passing failure left unsent (none when all went out or were
+        refused for good)."""
+        for index, reply in enumerate(replies):
             try:
                 await self.send_reply(chat_id, reply)
             except Forbidden:
                 log.info("chat unreachable (blocked)", extra={"event": "telegram_blocked"})
-                return True
+                return []
             except BadRequest as exc:
                 log.error("telegram refused a reply", extra={
                     "event": "telegram_bad_request", "status": _error_kind(exc)})
                 if "chat not found" in str(exc).lower():
-                    return True
+                    return []
             except TimedOut as exc:
                 if _not_sent(exc):
-                    return False
+                    return replies[index:]
                 log.warning("reply send timed out; not retried (it may have arrived)",
                             extra={"event": "telegram_send_ambiguous"})
             except (NetworkError, RetryAfter, httpx.HTTPError) as exc:
                 log.warning("reply not sent", extra={"event": "telegram_send_failed",
                                                      "status": type(exc).__name__})
-                return False
-        return True
+                return replies[index:]
+        return []
 
     async def send_reply(self, chat_id: int | str, reply: Reply) -> None:
         """One reply: text (split when too long), its keyboard on the last part, a document

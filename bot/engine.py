@@ -99,10 +99,7 @@ class Engine:
             except (OperationalError, DBAPIError) as exc:
                 if attempt == self.retries or not _transient(exc):
                     raise
-                delay = min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random())
-                log.warning("database unavailable, retrying", extra={
-                    "event": "db_retry", "channel": incoming.channel, "attempt": attempt + 1})
-                time.sleep(delay)
+                _wait_for_database(incoming.channel, attempt)
         for idea in changed:
             if self.index is not None:
                 self.index.update(idea)
@@ -112,9 +109,21 @@ class Engine:
         return replies
 
     def mark_delivered(self, channel: str, update_id: str | None) -> None:
-        """The adapter has sent the replies of this update: no need to send them again."""
+        """The adapter has sent the replies of this update: no need to send them again.
+        Retried like `handle` while the database is briefly unavailable: a mark lost here
+        would make the next start send the replies a second time."""
         if update_id is None:
             return
+        for attempt in range(self.retries + 1):
+            try:
+                self._mark_delivered_once(channel, str(update_id))
+                return
+            except (OperationalError, DBAPIError) as exc:
+                if attempt == self.retries or not _transient(exc):
+                    raise
+                _wait_for_database(channel, attempt)
+
+    def _mark_delivered_once(self, channel: str, update_id: str) -> None:
         with transaction(self.db) as session:
             row = session.get(ProcessedUpdate, (channel, str(update_id)))
             if row is not None and row.delivered_at is None:
@@ -273,6 +282,14 @@ class Engine:
 
 
 ANONYMOUS_AUTHOR = "citizen"
+
+
+def _wait_for_database(channel: str, attempt: int) -> None:
+    """Back off before the next attempt: 0.05 s doubling to 2 s, with jitter so workers
+    that failed together do not come back together."""
+    log.warning("database unavailable, retrying", extra={
+        "event": "db_retry", "channel": channel, "attempt": attempt + 1})
+    time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
 
 
 def _transient(exc: Exception) -> bool:
