@@ -42,8 +42,13 @@ def _setup() -> None:
 @app.command()
 def chat(user: Annotated[str, typer.Option(help="who you are in the chat")] = "terminal") -> None:
     """Chat with KomInn in the terminal (SQLite ./kominn.db by default, no tokens)."""
+    import logging
+
     from adapters import console
 
+    if settings().log_level != "DEBUG":
+        # The terminal is the conversation here: operational logs would talk over it.
+        logging.getLogger().setLevel(logging.WARNING)
     console.run(runtime().engine, user)
 
 
