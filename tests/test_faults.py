@@ -43,6 +43,7 @@ from tests.test_telegram_webhook import free_port
 ROOT = Path(__file__).resolve().parents[1]
 T = translator("nb")
 CITIZENS = 100
+DOWN_SECONDS = 1.0  # how long the bot stays dead after each kill
 FIRST_CITIZEN = 810_000
 
 
@@ -386,7 +387,9 @@ def kill_during_burst(fake: FakeTelegramAPI, runtime: Runtime, workdir: Path, *,
             assert check_receipts_match_ideas(burst, runtime.db) == 0
             windows |= undelivered_updates(runtime.db)
             # People keep tapping and typing while the bot is down.
-            burst.run_until(lambda: True, 1)
+            down_until = time.monotonic() + DOWN_SECONDS
+            burst.run_until(lambda until=down_until: time.monotonic() > until,
+                            DOWN_SECONDS + 5)
             bot.start()
         burst.run_until(lambda: burst.finished == citizens, timeout)
         figures.seconds = time.monotonic() - started

@@ -125,3 +125,23 @@ async def test_markup_and_invisible_characters_reach_nobody(
         assert "<b>" not in message["text"] and "\u200b" not in message["text"]
     last = fake.sent(AUTHOR)[-1]
     assert "<b>Ja</b> &" in last["plain_text"] and "&lt;b&gt;Ja" in last["text"]
+
+
+async def test_lengths_are_enforced_after_invisible_characters_are_gone(
+        runtime: Runtime, fake: FakeTelegramAPI) -> None:
+    citizen = Citizen(fake, AUTHOR + 1)
+    async with running(runtime, fake):
+        await citizen.say("/ny", expect="tittel")
+        await citizen.say("x" * 121, expect="for lang (121 tegn)")
+        # 300 zero-width spaces around a short title: counted after they are stripped.
+        padded = "\u200b" * 150 + "Benker ved stien" + "\u2060" * 150
+        await citizen.say(padded, expect="beskriv")
+        await citizen.say("Lang tekst om benker. " * 140, expect="for lang")
+        await citizen.say("Det trengs benker langs stien, for de eldre.", expect="satsningsområde")
+        await citizen.press("Folkehelse", expect="sted")
+        await citizen.say("S" * 201, expect="høyst 200")
+        await citizen.say("/avbryt", expect=None)
+    with Session(runtime.db) as session:
+        state = session.get(DialogState, ("telegram", str(AUTHOR + 1)))
+    assert count_ideas(runtime) == 0
+    assert state is not None and state.flow is None

@@ -1,21 +1,23 @@
 """Fault suite, part 3: the Telegram Bot API failing for a while under `kominn run` — first
-500s on every sendMessage (and 502s on the best-effort button calls), then read timeouts
-(the fake answers after 6 s, past PTB's 5 s read timeout, and still delivers the message) —
-while citizens chat and a moderator moves an idea (`kominn ideas set-status`), whose notice
-goes through the outbox and the scheduler.
+500s on every sendMessage (502s on getUpdates for half of that, and on the best-effort button
+calls), then read timeouts (the fake answers after 6 s, past PTB's 5 s read timeout, and
+still delivers the message) — while citizens chat and a moderator moves an idea
+(`kominn ideas set-status`), whose notice goes through the outbox and the scheduler.
 
 Once Telegram recovers, every reply and the notice arrive exactly once.
 
 What "exactly once" can mean here: the Bot API has no idempotency key for sendMessage, so the
-bot cannot ask Telegram whether a request that failed on the way back was carried out.
-* A 5xx error answer, a refused or reset connection, a connect timeout: the message was not
-  delivered (the fake, like Telegram's front, does nothing on a 500), so it is sent again —
-  inside a conversation by the adapter (backing off while the service runs), for notices by
-  the outbox (its first retry comes after 30 s): delivered once.
+bot cannot ask Telegram whether a request whose answer it did not get was carried out.
+* A 5xx error answer (Telegram says it failed; the fake, like Telegram, sends nothing then),
+  a refused connection or a connect timeout (nothing reached Telegram): sent again — inside a
+  conversation by the adapter (from the first reply not sent, backing off while the service
+  runs), for notices by the outbox (first retry after 30 s): delivered once.
 * A read timeout: Telegram may or may not have delivered it. The bot does not send it again
   (at-most-once for that one message); the fake delivers it late, as Telegram usually does, so
-  it arrives once. Had Telegram dropped it, the person would miss that one answer; a
-  duplicate instead was judged worse (the adapter's docstring).
+  it arrives once. Had Telegram dropped it, the person would miss that one answer.
+* Not covered, and honest about it: a connection reset after the request went out, or a 504
+  from Telegram's front proxy, is as ambiguous as a read timeout, but PTB reports both as a
+  NetworkError, which the adapter retries — a possible duplicate there.
 The remaining at-least-once window (a kill between sending and recording) is part 1's.
 """
 
@@ -53,6 +55,12 @@ def failed_sends(fake: FakeTelegramAPI, chat_id: int) -> int:
                and r["params"].get("chat_id") == chat_id)
 
 
+def traceback_heads(logs: str) -> list[str]:
+    """The first line of every log record that carries a traceback."""
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", logs)
+    return [record.splitlines()[0] for record in records if "Traceback" in record]
+
+
 def slow_sends(fake: FakeTelegramAPI) -> list[dict]:
     return [r for r in fake.requests
             if r["method"] == "sendMessage" and r["duration"] >= SLOW_SECONDS - 0.5]
@@ -77,6 +85,7 @@ def test_telegram_failing_for_a_while(fake: FakeTelegramAPI, runtime: Runtime, t
         fake.fail_for(OUTAGE_SECONDS, 500)
         fake.fail_for(OUTAGE_SECONDS, 502, method="answerCallbackQuery")
         fake.fail_for(OUTAGE_SECONDS, 502, method="editMessageReplyMarkup")
+        fake.fail_for(OUTAGE_SECONDS / 2, 502, method="getUpdates")  # after the poll in hand
         chatting.release()  # five titles arrive now; their answers cannot go out
         result = subprocess.run([KOMINN, "ideas", "set-status", moved.ref or "", "useful",
                                  "--note", NOTE], env=bot.env, capture_output=True, text=True,
@@ -123,7 +132,10 @@ def test_telegram_failing_for_a_while(fake: FakeTelegramAPI, runtime: Runtime, t
     assert len(re.findall(r"may have arrived", logs)) == 2
     assert undelivered_updates(runtime.db) == set()
     assert fake.pending_updates() == []
-    assert "Traceback" not in logs
+    # No traceback but PTB's own, when Telegram's front answers an HTML page instead of JSON
+    # (it logs that at ERROR with the page, then raises NetworkError, which we handle).
+    assert [head for head in traceback_heads(logs)
+            if not ("telegram.request" in head and "invalid JSON" in head)] == []
     faults = sum(1 for r in fake.requests if r["status"] >= 500) + len(slow_sends(fake))
     figures = {"updates_sent": authors.updates_sent + chatting.updates_sent,
                "faults_injected": faults, "ideas_lost": 0, "duplicates_sent": 0}
