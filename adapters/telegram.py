@@ -14,7 +14,9 @@ Control flow, and why:
   stored but not yet confirmed as sent are re-sent at the next start (`engine.undelivered`).
   So: kill before the commit → Telegram delivers the update again → handled once; kill after
   the commit → the stored replies are sent at start. A reply may then reach the person twice
-  if the kill fell between sending it and `mark_delivered` (at-least-once out).
+  if the kill fell between sending it and `mark_delivered` (at-least-once out). Those marks
+  are written in batches on a thread of their own, not behind the updates waiting for the
+  engine, which keeps that window to tens of milliseconds under load (benchmarks/faults.py).
 * **Webhook** (`TELEGRAM_WEBHOOK_URL`): the route checks the secret header (403 before anything
   else), queues the update like the poll loop does and answers 200 only once it is handled,
   so Telegram keeps (and retries) what a crash interrupted.
@@ -386,6 +388,12 @@ class TelegramService:
         self._workers = ThreadPoolExecutor(
             max_workers=1 if settings.database_url.startswith("sqlite") else DB_WORKERS,
             thread_name_prefix="telegram-engine")
+        # Recording "sent" has a thread of its own and is written in batches: queued behind
+        # the updates waiting for the engine it lagged by up to a second under load, and
+        # every answer sent but not yet recorded is sent again after a crash.
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telegram-sent")
+        self._sent_batch: tuple[list[str], asyncio.Future[None]] | None = None
+        self._recording = asyncio.Lock()
 
     def _build_application(self) -> Application:
         token = self.settings.telegram_bot_token
@@ -509,6 +517,7 @@ class TelegramService:
             await self.application.stop()
         await self.application.shutdown()
         self._workers.shutdown(wait=False)
+        self._recorder.shutdown(wait=False)
 
     async def _publish_commands(self) -> None:
         names = [name for name in COMMAND_MENU if name in citizen.COMMANDS]
@@ -697,11 +706,35 @@ class TelegramService:
             if replies is None:
                 t = translator(normalize_language(incoming.language) or self.settings.locale)
                 await self._deliver(chat_id, [Reply(t("telegram.error"))], patient=True)
-            elif await self._deliver(chat_id, replies, patient=True):
-                await self._db(self.engine.mark_delivered, CHANNEL,
-                              incoming.update_id)
+            elif await self._deliver(chat_id, replies, patient=True) and incoming.update_id:
+                await asyncio.shield(self._record_sent(incoming.update_id))
         finally:
             ticket.mark_sent()
+
+    def _record_sent(self, update_id: str) -> asyncio.Future[None]:
+        """Record that an update's replies went out (`engine.mark_delivered`), together with
+        the others sent while the previous batch was written: one write per batch."""
+        if self._sent_batch is None:
+            batch: tuple[list[str], asyncio.Future[None]] = (
+                [], asyncio.get_running_loop().create_future())
+            self._sent_batch = batch
+            asyncio.ensure_future(self._write_sent(batch))
+        self._sent_batch[0].append(update_id)
+        return self._sent_batch[1]
+
+    async def _write_sent(self, batch: tuple[list[str], asyncio.Future[None]]) -> None:
+        ids, done = batch
+        await asyncio.sleep(0)  # sends finishing in this turn of the loop join too
+        async with self._recording:  # the batch takes more ids until it is its turn
+            if self._sent_batch is batch:
+                self._sent_batch = None
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._recorder, self.engine.mark_all_delivered, CHANNEL, ids)
+            except Exception as exc:  # noqa: BLE001 - every waiter of the batch hears of it
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
 
     async def _on_member(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         """Added to a group: say once, in the group, that we only talk in private."""

@@ -23,6 +23,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, select
 
@@ -109,27 +110,24 @@ class Engine:
         return replies
 
     def mark_delivered(self, channel: str, update_id: str | None) -> None:
-        """The adapter has sent the replies of this update: no need to send them again.
-        Retried like `handle` while the database is briefly unavailable: a mark lost here
-        would make the next start send the replies a second time."""
-        if update_id is None:
-            return
+        """The adapter has sent the replies of this update: no need to send them again."""
+        if update_id is not None:
+            self.mark_all_delivered(channel, [str(update_id)])
+
+    def mark_all_delivered(self, channel: str, update_ids: list[str]) -> None:
+        """`mark_delivered` for many updates in one statement. Retried like `handle` while
+        the database is briefly unavailable: a mark lost here would make the next start send
+        the replies a second time."""
         for attempt in range(self.retries + 1):
             try:
-                self._mark_delivered_once(channel, str(update_id))
+                with transaction(self.db) as session:
+                    session.execute(_MARK_DELIVERED, {
+                        "in_channel": channel, "ids": list(update_ids), "now": self.clock()})
                 return
             except (OperationalError, DBAPIError) as exc:
                 if attempt == self.retries or not _transient(exc):
                     raise
                 _wait_for_database(channel, attempt)
-
-    def _mark_delivered_once(self, channel: str, update_id: str) -> None:
-        with transaction(self.db) as session:
-            row = session.get(ProcessedUpdate, (channel, str(update_id)))
-            if row is not None and row.delivered_at is None:
-                row.delivered_at = self.clock()
-                row.replies = None
-                session.add(row)
 
     def undelivered(self, channel: str) -> list[tuple[str, str, list[Reply]]]:
         """(update id, user id, replies) handled but never confirmed as sent — re-send at
@@ -317,6 +315,10 @@ _SEEN_AND_RECENT = sa_select(_UPDATES.c.update_id).where(
     or_(_UPDATES.c.update_id == bindparam("update_id"),
         and_(_UPDATES.c.user_id == bindparam("user_id"), _UPDATES.c.at >= bindparam("since"))))
 _RECORD_UPDATE = sa_insert(_UPDATES)
+_MARK_DELIVERED = sa_update(_UPDATES).where(
+    _UPDATES.c.channel == bindparam("in_channel"),
+    _UPDATES.c.update_id.in_(bindparam("ids", expanding=True)),
+    _UPDATES.c.delivered_at.is_(None)).values(delivered_at=bindparam("now"), replies=None)
 _PERSON_AND_STATE = (
     select(Person, DialogState)
     .outerjoin(DialogState, and_(DialogState.channel == Person.channel,

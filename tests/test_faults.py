@@ -271,6 +271,19 @@ class Burst:
 
     # --- what the chats show ---------------------------------------------------------------
 
+    def answered(self, update_ids: set[str]) -> list[tuple[str, float]]:
+        """Of these updates, those whose answer has reached the chat: (update id, when)."""
+        found = []
+        for walker in self.walkers.values():
+            for prefix, update_id in walker.update_ids.items():
+                if str(update_id) not in update_ids:
+                    continue
+                times = [r["time"] for r in walker.inbox
+                         if (r["plain_text"] or "").startswith(prefix)]
+                if times:
+                    found.append((str(update_id), min(times)))
+        return found
+
     def duplicates(self) -> dict[tuple[int, str], int]:
         """(chat, answer prefix) → extra copies: one answer per update, so a text seen twice
         in a chat is an update answered twice."""
@@ -347,11 +360,15 @@ class Figures:
     finished: int = 0
     seconds: float = 0.0
     window: int = 0  # updates stored undelivered at the kills (the resend candidates)
+    lost_while_down: int = 0  # receipts sent whose idea was missing while the bot was dead
+    sent_unrecorded: int = 0  # of `window`: already answered when the bot died (re-sent)
+    lags: list[float] = field(default_factory=list)  # how long ago those answers went out
 
     def line(self) -> str:
         return (f"updates sent {self.updates_sent}, faults injected {self.faults_injected}, "
                 f"ideas lost {self.ideas_lost}, duplicates sent {self.duplicates_sent} "
-                f"(updates stored undelivered at the kills: {self.window}), "
+                f"(at the kills {self.window} updates were stored undelivered, "
+                f"{self.sent_unrecorded} of them already answered), "
                 f"{self.finished} submissions finished in {self.seconds:.1f} s")
 
 
@@ -363,12 +380,12 @@ class Outcome:
     windows: set[str]  # update ids stored undelivered at any kill
 
 
-def kill_during_burst(fake: FakeTelegramAPI, runtime: Runtime, workdir: Path, *,
-                      citizens: int = CITIZENS, kill_at: tuple[float, ...] = (0.35, 0.7),
+def kill_during_burst(fake: FakeTelegramAPI, database_url: str, db: DbEngine, workdir: Path,
+                      *, citizens: int = CITIZENS, kill_at: tuple[float, ...] = (0.35, 0.7),
                       timeout: float = 120) -> Outcome:
     """Run the burst; SIGKILL `kominn run` when the share `kill_at` of all answers has come,
     check the receipts against the database while it is down, start it again."""
-    bot = BotProcess(fake, runtime.settings.database_url, workdir)
+    bot = BotProcess(fake, database_url, workdir)
     burst = Burst(fake, citizens)
     figures = Figures()
     expected_answers = citizens * 7
@@ -384,8 +401,13 @@ def kill_during_burst(fake: FakeTelegramAPI, runtime: Runtime, workdir: Path, *,
             figures.faults_injected += 1
             burst.pump()
             # While it is down: what was promised (a receipt) is stored, exactly once.
-            assert check_receipts_match_ideas(burst, runtime.db) == 0
-            windows |= undelivered_updates(runtime.db)
+            figures.lost_while_down += check_receipts_match_ideas(burst, db)
+            unrecorded = undelivered_updates(db)
+            windows |= unrecorded
+            answered = burst.answered(unrecorded)
+            figures.sent_unrecorded += len(answered)
+            killed_at = time.time()
+            figures.lags += [killed_at - when for _, when in answered]
             # People keep tapping and typing while the bot is down.
             down_until = time.monotonic() + DOWN_SECONDS
             burst.run_until(lambda until=down_until: time.monotonic() > until,
@@ -404,7 +426,7 @@ def kill_during_burst(fake: FakeTelegramAPI, runtime: Runtime, workdir: Path, *,
     figures.updates_sent = burst.updates_sent
     figures.finished = burst.finished
     figures.window = len(windows)
-    figures.ideas_lost = check_receipts_match_ideas(burst, runtime.db) + \
+    figures.ideas_lost = check_receipts_match_ideas(burst, db) + \
         citizens - len(receipts_sent(burst))
     figures.duplicates_sent = sum(burst.duplicates().values())
     return Outcome(figures, burst, bot, windows)
@@ -425,13 +447,14 @@ def fake() -> Iterator[FakeTelegramAPI]:
 def test_kill_9_during_a_burst_of_100_submissions(fake: FakeTelegramAPI, runtime: Runtime,
                                                   tmp_path: Path,
                                                   record_property: Callable[..., None]) -> None:
-    outcome = kill_during_burst(fake, runtime, tmp_path)
+    outcome = kill_during_burst(fake, runtime.settings.database_url, runtime.db, tmp_path)
     figures, burst, bot, windows = outcome.figures, outcome.burst, outcome.bot, outcome.windows
     print(f"\nfault suite, kill -9 ({runtime.settings.database_url.split(':')[0]}): "
           f"{figures.line()}")
     record_property("figures", json.dumps(figures.__dict__))
 
     # Everyone finished with exactly one idea, named in one receipt; no idea without one.
+    assert figures.lost_while_down == 0
     assert figures.finished == CITIZENS
     assert figures.ideas_lost == 0
     stored = ideas_by_author(runtime.db)
