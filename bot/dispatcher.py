@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from bot.channels import DeliveryError, Sender
 from bot.config import Settings
+from bot.engine import retry_transient
 from bot.i18n import translator
 from bot.outbox import RENDERERS
 from dialogs.types import Reply
@@ -209,6 +210,11 @@ def _prepared(session: Session, rows: list[Outbox], settings: Settings,
     return claimed
 
 
+def _set_state_alone(db: DbEngine, row_id: int | None, state: str, **values: Any) -> None:
+    with transaction(db) as session:
+        _set_state(session, row_id, state, **values)
+
+
 def _set_state(session: Session, row_id: int | None, state: str, *, error: str | None = None,
                sent_at: datetime | None = None, due_at: datetime | None = None) -> None:
     values: dict[str, object] = {"state": state, "last_error": error}
@@ -267,8 +273,9 @@ async def _deliver(db: DbEngine, sender: Sender, item: Claimed, now: datetime | 
 
 
 def _finish_sent(db: DbEngine, item: Claimed, now: datetime, result: DispatchResult) -> None:
-    with transaction(db) as session:
-        _set_state(session, item.id, SENT, sent_at=now)
+    # Retried while the database is briefly away: a lost "sent" leaves the row `sending`, and
+    # when its lease runs out another round sends the notice a second time.
+    retry_transient(lambda: _set_state_alone(db, item.id, SENT, sent_at=now), item.channel)
     result.sent += 1
     result.kinds[item.kind] = result.kinds.get(item.kind, 0) + 1
     log.info("notice sent", extra={"event": "outbox_sent", "kind": item.kind,

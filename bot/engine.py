@@ -10,6 +10,7 @@ confirmed as delivered (`mark_delivered`), they are handed out again, so a crash
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import and_, bindparam, func, or_
@@ -55,6 +56,7 @@ log = logging.getLogger("kominn.engine")
 
 StepFunction = Callable[[State, Incoming, Context], Outcome]
 CustomEffect = Callable[["Applied", dict[str, Any]], None]
+T = TypeVar("T")
 
 # Effects of feature modules (`Custom(kind, data)`), registered by kind.
 CUSTOM_EFFECTS: dict[str, CustomEffect] = {}
@@ -118,16 +120,13 @@ class Engine:
         """`mark_delivered` for many updates in one statement. Retried like `handle` while
         the database is briefly unavailable: a mark lost here would make the next start send
         the replies a second time."""
-        for attempt in range(self.retries + 1):
-            try:
-                with transaction(self.db) as session:
-                    session.execute(_MARK_DELIVERED, {
-                        "in_channel": channel, "ids": list(update_ids), "now": self.clock()})
-                return
-            except (OperationalError, DBAPIError) as exc:
-                if attempt == self.retries or not _transient(exc):
-                    raise
-                _wait_for_database(channel, attempt)
+
+        def mark() -> None:
+            with transaction(self.db) as session:
+                session.execute(_MARK_DELIVERED, {
+                    "in_channel": channel, "ids": list(update_ids), "now": self.clock()})
+
+        retry_transient(mark, channel, self.retries)
 
     def undelivered(self, channel: str) -> list[tuple[str, str, list[Reply]]]:
         """(update id, user id, replies) handled but never confirmed as sent — re-send at
@@ -280,6 +279,19 @@ class Engine:
 
 
 ANONYMOUS_AUTHOR = "citizen"
+
+
+def retry_transient(call: Callable[[], T], channel: str, retries: int = 8) -> T:
+    """`call` (one transaction), tried again after a backoff while the database is briefly
+    unavailable (a locked SQLite, a PostgreSQL restart); any other error is raised at once."""
+    for attempt in itertools.count():
+        try:
+            return call()
+        except (OperationalError, DBAPIError) as exc:
+            if attempt >= retries or not _transient(exc):
+                raise
+            _wait_for_database(channel, attempt)
+    raise AssertionError("unreachable")
 
 
 def _wait_for_database(channel: str, attempt: int) -> None:

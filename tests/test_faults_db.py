@@ -31,10 +31,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
 
+from bot import ideas as idea_service
+from bot.dispatcher import dispatch
 from bot.i18n import translator
+from bot.ideas import Status
 from bot.runtime import Runtime
-from storage.db import make_engine
+from storage.db import make_engine, transaction
+from storage.models import Outbox
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_faults import ASK_TITLE, Burst, ideas_by_author, receipts_sent, undelivered_updates
 from tests.test_telegram import running
@@ -168,3 +173,33 @@ async def test_database_unavailable_for_a_few_seconds(
     assert fake.pending_updates() == []
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert failures == []
+
+
+async def test_notice_sent_during_an_outage_is_recorded_once_it_is_over(
+        runtime: Runtime, fake: FakeTelegramAPI) -> None:
+    """The scheduler's dispatcher sends a notice; the database goes away before it can record
+    it as sent. Recording is retried: the row ends `sent` (not left `sending` until its lease
+    runs out, when another round would send it a second time)."""
+    author = Burst(fake, citizens=1, first=823_000)
+    away = outage(runtime)
+    async with running(runtime, fake) as service:
+        author.start()
+        await asyncio.to_thread(author.run_until, lambda: author.finished == 1, 30)
+        with transaction(runtime.db) as session:
+            idea = idea_service.get_idea(session, 1)
+            idea_service.set_status(session, idea, Status.USEFUL, by="test", note="Vi ser på det")
+        fake.delay("sendMessage", 1.0, n=1)  # the notice is on its way when the outage starts
+        sending = asyncio.create_task(dispatch(runtime.db, runtime.settings,
+                                               {"telegram": service.sender}))
+        await fake.await_condition(lambda: outbox_states(runtime) == ["sending"])
+        async with away:
+            await asyncio.sleep(OUTAGE_SECONDS)
+        result = await sending
+    assert result.sent == 1
+    assert outbox_states(runtime) == ["sent"]
+    assert len([t for t in fake.texts(823_000) if "Vi ser på det" in t]) == 1
+
+
+def outbox_states(runtime: Runtime) -> list[str]:
+    with Session(runtime.db) as session:
+        return [row.state for row in session.exec(select(Outbox))]
