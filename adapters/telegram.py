@@ -49,6 +49,7 @@ import io
 import itertools
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -123,6 +124,10 @@ MAX_TEXT = 4096  # Telegram's limits, in UTF-16 code units of the visible text
 MAX_CAPTION = 1024
 COMPACT_LABEL = 14  # buttons with labels up to this long share a row
 CHAT_BURST, CHAT_RATE = 3, 1.0  # per private chat: burst, then messages per second
+# Overall messages go out evenly spaced (no burst) a little under the cap: requests reach
+# Telegram with a few ms of jitter, and a second must never count more than the cap.
+OVERALL_PACE = 0.97
+PACER_WINDOW = 1.02  # seconds in which at most the cap may go out, whatever happened before
 SEND_ATTEMPTS = 3
 FLOOD_RETRIES = 3
 MAX_CONCURRENT_UPDATES = 512
@@ -221,6 +226,51 @@ def _chat_key(update: Update) -> int | str:
 
 # --- flood control ------------------------------------------------------------------------------
 
+class Pacer:
+    """Turns `1/rate` apart on a fixed grid, taken in arrival order (an async context manager,
+    like the limiter it replaces). A turn woken a little late does not push the later ones
+    back, so the rate holds; no burst follows a quiet spell. Turns a stalled event loop (a
+    long garbage collection) let pass are not all taken at once when it wakes: no more than
+    `cap` go out within `PACER_WINDOW` seconds, ever. `pause()` (Telegram answered 429) moves
+    every turn behind the wait, including those already promised."""
+
+    def __init__(self, rate: float, cap: float) -> None:
+        self._interval = 1 / rate
+        self._next = 0.0
+        self._pauses = 0
+        self._recent: deque[float] = deque(maxlen=max(1, int(cap)))
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now, pauses = loop.time(), self._pauses
+            turn = max(now, self._next)
+            self._next = turn + self._interval
+            if turn > now:
+                await asyncio.sleep(turn - now)
+            if pauses == self._pauses and await self._within_window(loop):
+                self._recent.append(loop.time())
+                return
+
+    async def _within_window(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait until fewer than `cap` messages went out in the last window; False if a pause
+        came meanwhile (then the turn is taken again behind it)."""
+        pauses = self._pauses
+        while len(self._recent) == self._recent.maxlen:
+            wait = self._recent[0] + PACER_WINDOW - loop.time()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        return pauses == self._pauses
+
+    def pause(self, seconds: float) -> None:
+        self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
+        self._pauses += 1
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
 class ChatRateLimiter(AIORateLimiter):
     """PTB's AIORateLimiter (overall and group caps, 429 retries) plus a per-private-chat
     bucket for messages: Telegram tolerates short bursts in a chat, then about one per second.
@@ -236,8 +286,31 @@ class ChatRateLimiter(AIORateLimiter):
     def __init__(self, overall_max_rate: float, chat_burst: int = CHAT_BURST,
                  chat_rate: float = CHAT_RATE) -> None:
         super().__init__(overall_max_rate=overall_max_rate, max_retries=FLOOD_RETRIES)
+        if overall_max_rate:
+            # PTB's bucket lets a full second's worth through at once after a quiet spell, so
+            # a broadcast's first second carried up to twice the cap; one message at a time,
+            # 1/rate apart, never exceeds it in any second.
+            self._base_limiter = Pacer(  # type: ignore[assignment]
+                overall_max_rate * OVERALL_PACE, overall_max_rate)
         self._chats: dict[int, AsyncLimiter] = {}
         self._chat_burst, self._chat_rate = chat_burst, chat_rate
+
+    def _pausing(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """A 429 holds every message for its retry_after, as Telegram asks, not only the one
+        refused: PTB's own pause is lifted by whichever request finishes next, and the
+        messages it held would then go out in one burst."""
+        pacer = self._base_limiter
+        if not isinstance(pacer, Pacer):
+            return callback
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                pacer.pause(_seconds(exc._retry_after))  # noqa: SLF001 - int/timedelta shim
+                raise
+
+        return call
 
     def _chat_limiter(self, chat_id: object, endpoint: str) -> AsyncLimiter | None:
         if endpoint not in self.SEND_ENDPOINTS or not self._chat_rate:
@@ -263,6 +336,7 @@ class ChatRateLimiter(AIORateLimiter):
                               rate_limit_args: int | None) -> Any:
         if endpoint in self.UNCAPPED_ENDPOINTS:
             return await callback(*args, **kwargs)
+        callback = self._pausing(callback)
         limiter = self._chat_limiter(data.get("chat_id"), endpoint)
         if limiter is None:
             return await super().process_request(callback, args, kwargs, endpoint, data,
@@ -833,6 +907,9 @@ class TelegramSender:
     """`bot.channels.Sender` for the follow-up dispatcher: notices outside a conversation."""
 
     channel = CHANNEL
+    # Sends the dispatcher may have out at once: the flood limiter paces them, and a few in
+    # hand keep it busy through a slow database moment (a broadcast holds ~29/s).
+    concurrency = 8
 
     def __init__(self, service: TelegramService) -> None:
         self.service = service

@@ -145,7 +145,7 @@ def rule_campaign_invitations(session: Session, settings: Settings, now: datetim
             if key in done:
                 continue
             enqueue_for_person(session, person, kind="campaign_invite", dedupe_key=key,
-                               payload=_campaign_payload(campaign, settings))
+                               payload=_campaign_payload(campaign, settings), due_at=now)
             queued += 1
     return queued
 
@@ -165,7 +165,8 @@ def rule_campaign_reminders(session: Session, settings: Settings, now: datetime)
                 continue
             if enqueue_for_person(session, person, kind="campaign_reminder",
                                   dedupe_key=f"campaign_reminder:{campaign.id}:{person.id}",
-                                  payload=_campaign_payload(campaign, settings)):
+                                  payload=_campaign_payload(campaign, settings),
+                                  due_at=now):
                 queued += 1
     return queued
 
@@ -180,7 +181,8 @@ def rule_campaign_close(session: Session, settings: Settings, now: datetime) -> 
         channel = followups.moderator_channel(settings)
         if channel and enqueue(session, kind="campaign_summary",
                                dedupe_key=f"campaign_summary:{campaign.id}", channel="slack",
-                               address=channel, payload=summary(session, campaign, now)):
+                               address=channel, payload=summary(session, campaign, now),
+                               due_at=now):
             done += 1
     return done
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
@@ -59,7 +59,9 @@ class Policy:
     base_delay: timedelta = timedelta(seconds=30)
     max_delay: timedelta = timedelta(hours=1)
     lease: timedelta = timedelta(minutes=5)
-    max_batches: int = 20
+    # Batches per run: enough for a whole broadcast, since between runs the scheduler waits
+    # up to its interval, idle time a sender paced at 30/s cannot make up.
+    max_batches: int = 400
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
         """30 s, 1 min, 2 min, … capped; a server's Retry-After wins when it is longer."""
@@ -237,68 +239,147 @@ async def dispatch(db: DbEngine, settings: Settings, senders: Mapping[str, Sende
     """Deliver everything due at `now` (default: the real clock) that a sender exists for.
 
     Database work runs in a thread so the event loop (which also serves the chat adapters)
-    never waits on the database."""
+    never waits on the database. Sends overlap up to what each sender takes (see `Lanes`),
+    and the next batch is claimed while the last sends of this one are still out, so a
+    broadcast keeps the sender's rate limiter busy instead of waiting on the database."""
     result = DispatchResult()
-    for _ in range(policy.max_batches):
-        moment = now or utcnow()
-        batch = await asyncio.to_thread(claim, db, settings, list(senders), moment, policy,
-                                        result)
-        for item in batch:
-            await _deliver(db, senders[item.channel], item, now, policy, result)
-        if not batch:
-            break
+    lanes = Lanes(senders)
+    try:
+        for _ in range(policy.max_batches):
+            moment = now or utcnow()
+            batch = await asyncio.to_thread(claim, db, settings, list(senders), moment, policy,
+                                            result)
+            for item in batch:
+                await lanes.start(item, _deliver(db, senders[item.channel], item, now, policy,
+                                                 result))
+            if not batch:
+                break
+    except Exception:
+        await lanes.finish(raising=False)  # what is out may have arrived: record it
+        raise
+    except BaseException:
+        await lanes.cancel()
+        raise
+    await lanes.finish()
     return result
+
+
+class Lanes:
+    """Concurrent sends, bounded per channel by the sender's `concurrency` attribute (default
+    1: one at a time, for a sender without a rate limiter of its own, which must not be
+    flooded). Notices to the same address still go one after the other, in claim order."""
+
+    def __init__(self, senders: Mapping[str, Sender]) -> None:
+        self._slots = {channel: asyncio.Semaphore(max(1, int(getattr(s, "concurrency", 1))))
+                       for channel, s in senders.items()}
+        self._tails: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, item: Claimed, work: Coroutine[Any, Any, None]) -> None:
+        """Wait for a free slot of the item's channel, then send in the background."""
+        slots = self._slots[item.channel]
+        try:
+            await slots.acquire()
+        except BaseException:
+            work.close()
+            raise
+        key = (item.channel, item.address)
+        task = asyncio.create_task(self._run(self._tails.get(key), work, slots))
+        self._tails[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    @staticmethod
+    async def _run(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None],
+                   slots: asyncio.Semaphore) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own business
+            await work
+        finally:
+            slots.release()
+
+    def _forget(self, key: tuple[str, str | None], task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    async def finish(self, *, raising: bool = True) -> None:
+        """Wait for every send; a failure (the database went away) is raised here."""
+        outcomes = await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for outcome in outcomes:
+            if raising and isinstance(outcome, BaseException):
+                raise outcome
+
+    async def cancel(self) -> None:
+        """Stopping: sends not finished are abandoned; their rows stay claimed until the lease
+        runs out, then they are due again (at-least-once)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _deliver(db: DbEngine, sender: Sender, item: Claimed, now: datetime | None,
                    policy: Policy, result: DispatchResult) -> None:
+    """Send one claimed row and record the outcome (counted here, on the event loop: several
+    rows finish at once, so the worker threads must not count)."""
     try:
         replies = render_claimed(item)
     except Exception as exc:  # noqa: BLE001 - a row that cannot render is parked, not retried
-        await asyncio.to_thread(_finish_failed, db, item, f"render: {type(exc).__name__}",
-                                now or utcnow(), True, None, policy, result)
+        await _failed(db, item, f"render: {type(exc).__name__}", now, True, None, policy, result)
         return
     try:
         if not item.address:
             raise DeliveryError("no address", permanent=True)
         await sender.send(item.address, replies)
     except DeliveryError as exc:
-        await asyncio.to_thread(_finish_failed, db, item, str(exc), now or utcnow(),
-                                exc.permanent, exc.retry_after, policy, result)
+        await _failed(db, item, str(exc), now, exc.permanent, exc.retry_after, policy, result)
     except Exception as exc:  # noqa: BLE001 - unknown trouble: retry with backoff
-        await asyncio.to_thread(_finish_failed, db, item, f"{type(exc).__name__}: {exc}",
-                                now or utcnow(), False, None, policy, result)
+        await _failed(db, item, f"{type(exc).__name__}: {exc}", now, False, None, policy,
+                      result)
     else:
-        await asyncio.to_thread(_finish_sent, db, item, now or utcnow(), result)
+        await asyncio.to_thread(_finish_sent, db, item, now or utcnow())
+        result.sent += 1
+        result.kinds[item.kind] = result.kinds.get(item.kind, 0) + 1
 
 
-def _finish_sent(db: DbEngine, item: Claimed, now: datetime, result: DispatchResult) -> None:
+async def _failed(db: DbEngine, item: Claimed, error: str, now: datetime | None,
+                  permanent: bool, retry_after: float | None, policy: Policy,
+                  result: DispatchResult) -> None:
+    parked = await asyncio.to_thread(_finish_failed, db, item, error, now or utcnow(),
+                                     permanent, retry_after, policy)
+    if parked:
+        result.failed += 1
+    else:
+        result.retried += 1
+
+
+def _finish_sent(db: DbEngine, item: Claimed, now: datetime) -> None:
     # Retried while the database is briefly away: a lost "sent" leaves the row `sending`, and
     # when its lease runs out another round sends the notice a second time.
     retry_transient(lambda: _set_state_alone(db, item.id, SENT, sent_at=now), item.channel)
-    result.sent += 1
-    result.kinds[item.kind] = result.kinds.get(item.kind, 0) + 1
     log.info("notice sent", extra={"event": "outbox_sent", "kind": item.kind,
                                    "channel": item.channel, "attempt": item.attempts})
 
 
 def _finish_failed(db: DbEngine, item: Claimed, error: str, now: datetime, permanent: bool,
-                   retry_after: float | None, policy: Policy, result: DispatchResult) -> None:
+                   retry_after: float | None, policy: Policy) -> bool:
+    """Back to `pending` with a backoff, or parked as `failed` (True) when hope is gone."""
     error = error[:500]
     with transaction(db) as session:
         if permanent or item.attempts >= policy.max_attempts:
             _set_state(session, item.id, FAILED, error=error)
-            result.failed += 1
             log.error("notice parked as failed", extra={
                 "event": "outbox_failed", "kind": item.kind, "channel": item.channel,
                 "attempt": item.attempts})
-        else:
-            _set_state(session, item.id, PENDING, error=error,
-                       due_at=now + policy.backoff(item.attempts, retry_after))
-            result.retried += 1
-            log.warning("notice delivery failed, will retry", extra={
-                "event": "outbox_retry", "kind": item.kind, "channel": item.channel,
-                "attempt": item.attempts})
+            return True
+        _set_state(session, item.id, PENDING, error=error,
+                   due_at=now + policy.backoff(item.attempts, retry_after))
+        log.warning("notice delivery failed, will retry", extra={
+            "event": "outbox_retry", "kind": item.kind, "channel": item.channel,
+            "attempt": item.attempts})
+        return False
 
 
 # --- pull delivery (the terminal) -------------------------------------------------------------
