@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
 from bot.channels import DeliveryError
 from bot.config import Settings
@@ -78,7 +79,12 @@ async def open_sender(settings: Settings) -> AsyncIterator[TelegramSender]:
     """A sender for the configured bot, its HTTP connections closed on exit."""
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
-    bot = Bot(settings.telegram_bot_token, base_url=settings.telegram_api_base_url,
-              base_file_url=file_url(settings.telegram_api_base_url))
+    from adapters.telegram import ChatRateLimiter
+
+    # Paced like `kominn run`: a backlog delivered by `kominn jobs run-due` must stay under
+    # Telegram's overall ceiling too, or most of it is refused with 429s.
+    limiter = ChatRateLimiter(settings.telegram_max_messages_per_second)
+    bot = ExtBot(settings.telegram_bot_token, base_url=settings.telegram_api_base_url,
+                 base_file_url=file_url(settings.telegram_api_base_url), rate_limiter=limiter)
     async with bot:
         yield TelegramSender(bot)

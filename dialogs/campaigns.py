@@ -53,6 +53,9 @@ def join(state: State, campaign_id: int, ctx: Context) -> Outcome:
     campaign = ctx.ports.campaign(campaign_id)
     if campaign is None:
         return Outcome(state, (Reply(ctx.t("campaigns.not_found")),))
+    if not campaign.is_open and ctx.now < campaign.opens_at:
+        return Outcome(state, (Reply(ctx.t("campaigns.not_yet", title=campaign.title,
+                                           opens=ctx.date(campaign.opens_at))),))
     if not campaign.is_open:
         return Outcome(state, (Reply(ctx.t("campaigns.closed", title=campaign.title)),))
     return submit.start(state, ctx, campaign_id=campaign_id)

@@ -185,3 +185,9 @@ def test_closing_early_sends_the_summary_at_once(runtime: Runtime) -> None:
     run_rules(runtime, utcnow() + timedelta(days=21))
     (summary,) = outbox(runtime, "campaign_summary")
     assert json.loads(summary.payload)["state"] == "closed"
+
+
+def test_deep_link_before_opening_says_when(runtime: Runtime, kari: ChatPerson) -> None:
+    number = make_campaign(runtime, opens_in=timedelta(days=3))
+    kari.say(f"/start k{number}")
+    assert "åpner" in kari.text and "avsluttet" not in kari.text
