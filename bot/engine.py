@@ -57,6 +57,10 @@ log = logging.getLogger("kominn.engine")
 StepFunction = Callable[[State, Incoming, Context], Outcome]
 CustomEffect = Callable[["Applied", dict[str, Any]], None]
 T = TypeVar("T")
+# Attempts after the first while the database is unavailable: the backoff (0.05 s doubling
+# to 2 s, ±50 % jitter) then rides out 8–23 s, a PostgreSQL restart or failover; beyond
+# that the person gets an apology (and Telegram's webhook would give up waiting at 25 s).
+DB_RETRIES = 12
 
 # Effects of feature modules (`Custom(kind, data)`), registered by kind.
 CUSTOM_EFFECTS: dict[str, CustomEffect] = {}
@@ -77,7 +81,7 @@ class Applied:
 class Engine:
     def __init__(self, db: DbEngine, settings: Settings, index: SimilarIndex | None = None,
                  *, step: StepFunction = citizen.step,
-                 clock: Callable[[], datetime] = utcnow, retries: int = 8) -> None:
+                 clock: Callable[[], datetime] = utcnow, retries: int = DB_RETRIES) -> None:
         self.db = db
         self.settings = settings
         self.index = index
@@ -281,7 +285,7 @@ class Engine:
 ANONYMOUS_AUTHOR = "citizen"
 
 
-def retry_transient(call: Callable[[], T], channel: str, retries: int = 8) -> T:
+def retry_transient(call: Callable[[], T], channel: str, retries: int = DB_RETRIES) -> T:
     """`call` (one transaction), tried again after a backoff while the database is briefly
     unavailable (a locked SQLite, a PostgreSQL restart); any other error is raised at once."""
     for attempt in itertools.count():
