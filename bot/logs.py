@@ -1,6 +1,7 @@
 """Logging: plain text for people, or one JSON object per line (`KOMINN_LOG_FORMAT=json`) for
 log shippers. Records carry structure (event, channel, ref, duration) — never message text:
-the code logs no personal text at INFO or above, and `redact` guards what libraries log."""
+the code logs no personal text at INFO or above, database errors hide their parameters
+(storage/db.py), and chatty libraries are held at WARNING."""
 
 from __future__ import annotations
 

@@ -11,11 +11,15 @@ from sqlmodel import Session
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine with the settings each backend needs for concurrent use."""
+    """Create an engine with the settings each backend needs for concurrent use.
+
+    `hide_parameters`: a database error quoting its statement would otherwise carry what a
+    citizen typed into the logs."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url, echo=echo, hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
 
         @event.listens_for(engine, "connect")
@@ -29,7 +33,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True,
+                         pool_size=10, max_overflow=20)
 
 
 def is_sqlite(engine: Engine) -> bool:
