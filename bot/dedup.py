@@ -1,4 +1,4 @@
-"""Duplicate detection for ideas: an in-memory inverted index with IDF-weighted cosine scoring.
+"""Duplicate detection for ideas: inverted indexes with IDF-weighted cosine and trigram scoring.
 
 Why this design
 ---------------
@@ -17,44 +17,56 @@ pairs at most once and its product is scaled by the similarity. A word no idea h
 the highest IDF — unless it is a misspelling of an indexed word, which is as informative as
 the word it misspells.
 
-A cosine lies in 0–1 whatever the length of the texts or the size of the idea base; the score
-is `100 * sqrt(cosine)`, which spreads out the low cosines where the decisions are made.
-Identical texts score 100, texts without a related word 0.
+Words are not all a text says. Thumbs on a phone make typos no spelling rule can pair ("holl"
+for "hull", "Ryken" for "Røyken"), and a resubmitted or forwarded idea copies whole phrases,
+stop words and all. So the score also counts *surface* similarity: the Jaccard index of the
+two texts' character trigrams (`bot.chargrams`), with weight SURFACE_WEIGHT (0.3):
+
+    similarity = 0.7 · word cosine + 0.3 · trigram Jaccard     (0 if the word cosine is 0)
+
+Texts without a related word score 0 however alike their letters are — shared phrasing alone
+is no shared idea. Both parts lie in 0–1 whatever the length of the texts or the size of the
+idea base; the score is `100 * sqrt(similarity)`, which spreads out the low values where the
+decisions are made. Identical texts score 100.
 
 `similar()` never scans the idea base. Query words are looked up in the inverted index (word →
 ideas), rarest first, until POSTINGS_BUDGET postings are taken; words found in more than
 COMMON_FRACTION of all ideas never are — they would pull in a large part of the base while
-telling little. Candidates are ranked with numpy by an approximate cosine and the best
-CANDIDATE_POOL are scored exactly. Document frequencies change with every add/remove, and the
-exact score always uses the current ones; only the approximate norms used for ranking are
-refreshed lazily (when the base has grown or shrunk by half), so add/remove stay cheap.
+telling little. The WORD_POOL ideas with the best approximate cosine (numpy) join the CHAR_POOL
+sharing the most rare trigrams (the ideas a typo hides from the word index); of those, the
+CANDIDATE_POOL best by approximate score are scored exactly. Document frequencies change with
+every add/remove, and the exact score always uses the current ones; only the approximate norms
+used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
+add/remove stay cheap.
 
 Tuning (`python -m bot.dedup_eval PAIRS.csv`) on the GitBugs pairs (333 pairs: 111 duplicates,
 111 random and 111 hard non-duplicates; English bug reports), IDF from all texts in the file:
 
     threshold  precision  recall  F1
-       36        0.546     0.910   0.682   ← DEFAULT_TRIAGE_THRESHOLD (recall ≈ 0.9)
-       40        0.603     0.847   0.704
-       44        0.674     0.820   0.740
-       46        0.685     0.802   0.739
-       47        0.718     0.802   0.757   ← DEFAULT_DEDUP_THRESHOLD (best F1 of the sweep)
-       48        0.712     0.757   0.734
-       50        0.743     0.730   0.736
-       55        0.782     0.613   0.687
-       60        0.779     0.477   0.592
+       36        0.498     0.928   0.648
+       38        0.526     0.910   0.667   ← DEFAULT_TRIAGE_THRESHOLD (recall ≈ 0.9)
+       44        0.648     0.829   0.727
+       46        0.674     0.802   0.733
+       47        0.674     0.784   0.725
+       48        0.735     0.775   0.754   ← DEFAULT_DEDUP_THRESHOLD (best F1 of the sweep)
+       49        0.746     0.739   0.742
+       50        0.760     0.712   0.735
+       55        0.798     0.568   0.663
 
-For comparison, at their best thresholds: rapidfuzz token_set_ratio F1 0.63, TF-IDF char
-3–5-gram cosine 0.735. Pairs scoring between DEFAULT_TRIAGE_THRESHOLD and
-DEFAULT_DEDUP_THRESHOLD go to the moderators' triage queue instead of being shown to citizens.
-Both are defaults; operators set KOMINN_DEDUP_THRESHOLD and KOMINN_TRIAGE_THRESHOLD. The pairs
-are English bug reports, not citizen ideas: on 36 hand-written Norwegian pairs (short ideas,
-deliberately hard non-duplicates) the same default gave F1 0.76 and the best threshold was
-higher (55, F1 0.79). Short texts share a larger part of their words, so re-run the sweep on
-local labelled pairs before raising the threshold.
+Words alone reached F1 0.757 (at 47) but ranked planted duplicates worse (below); a surface
+weight of 0.2–0.35 keeps F1 at 0.75–0.756, 0.4 drops it to 0.738. For comparison, at their best
+thresholds: rapidfuzz token_set_ratio F1 0.63, TF-IDF char 3–5-gram cosine 0.735. Pairs
+scoring between DEFAULT_TRIAGE_THRESHOLD and DEFAULT_DEDUP_THRESHOLD go to the moderators'
+triage queue instead of being shown to citizens. Both are defaults; operators set
+KOMINN_DEDUP_THRESHOLD and KOMINN_TRIAGE_THRESHOLD. The pairs are English bug reports, not
+citizen ideas: short Norwegian ideas share a larger part of their words (on 36 hand-written
+Norwegian pairs the best word-only threshold was 55), so re-run the sweep on local labelled
+pairs before trusting the defaults.
 
-Scale (benchmarks/dedup.py, 100,000 synthetic ideas, 2 cores): build 3.6–6.4 s, peak RSS
-≈ 130 MB, similar() p50 ≈ 2 ms and p99 ≈ 3 ms (10 ms while the machine was busy), recall@3 of
-planted paraphrases 0.98; the naive rapidfuzz scan needs 0.4 s a query.
+Scale (benchmarks/dedup.py, 100,000 synthetic ideas, 1,000 planted near-duplicates, 2 cores):
+build 7.1–8.1 s, peak RSS ≈ 230 MB, similar() p50 ≈ 2.7 ms and p99 ≈ 4.2 ms, recall@3 0.995 —
+the naive rapidfuzz token_set_ratio scan also finds 0.995 of the same queries, at ≈ 0.33 s a
+query. Words alone: build 3.6 s, 127 MB, p50 1.8 ms, recall@3 0.981.
 """
 
 from __future__ import annotations
@@ -70,6 +82,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from bot.chargrams import CharGramIndex, char_grams, jaccard, top_slots
 from bot.normalize import stems, words
 
 __all__ = [
@@ -79,8 +92,8 @@ __all__ = [
     "Match",
 ]
 
-DEFAULT_DEDUP_THRESHOLD: float = 47.0
-DEFAULT_TRIAGE_THRESHOLD: float = 36.0
+DEFAULT_DEDUP_THRESHOLD: float = 48.0
+DEFAULT_TRIAGE_THRESHOLD: float = 38.0
 
 DEDUP_ENV = "KOMINN_DEDUP_THRESHOLD"
 TRIAGE_ENV = "KOMINN_TRIAGE_THRESHOLD"
@@ -98,7 +111,10 @@ COMPOUND_MODIFIER_SIMILARITY = 0.4
 COMMON_FRACTION = 0.25  # words in more ideas than this are skipped for candidate generation
 COMMON_MIN_DF = 50  # …but never below this many ideas (small bases keep every word)
 POSTINGS_BUDGET = 200_000  # postings scanned per query at most
-CANDIDATE_POOL = 30  # candidates scored exactly per query
+SURFACE_WEIGHT = 0.3  # share of the trigram Jaccard index in the score (see module docstring)
+WORD_POOL = 30  # candidates taken by approximate word cosine
+CHAR_POOL = 30  # … and by shared rare trigrams
+CANDIDATE_POOL = 30  # of both, the best by approximate score are scored exactly
 NORM_REFRESH_FACTOR = 1.5  # refresh approximate norms when the base grew/shrank this much
 
 
@@ -138,14 +154,30 @@ def _checked(name: str, value: float) -> float:
 # --------------------------------------------------------------------------- text analysis
 
 
-def _term_frequencies(title: str, description: str) -> Weights:
+@dataclass(frozen=True)
+class _Text:
+    """What the detector keeps of a title and description: stem frequencies and trigrams."""
+
+    tf: Weights
+    grams: frozenset[str]
+
+
+def _analyse(title: str, description: str) -> _Text:
+    title_words, description_words = words(title), words(description)
+    return _Text(
+        _term_frequencies(title_words, description_words),
+        char_grams(title_words + description_words),
+    )
+
+
+def _term_frequencies(title_words: list[str], description_words: list[str]) -> Weights:
     """Sublinear term frequency per stem, a title occurrence counting TITLE_WEIGHT times.
 
     Sublinear (1 + ln n), so a word repeated in a long description does not drown the rest.
     """
     weights: Weights = {}
-    for text, factor in ((title, TITLE_WEIGHT), (description, 1.0)):
-        for token, count in Counter(stems(words(text))).items():
+    for tokens, factor in ((title_words, TITLE_WEIGHT), (description_words, 1.0)):
+        for token, count in Counter(stems(tokens)).items():
             weights[token] = weights.get(token, 0.0) + factor * (1.0 + math.log(count))
     return weights
 
@@ -241,9 +273,17 @@ def _related_dot(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
     return dot
 
 
-def _to_score(cosine: float) -> float:
-    """Map a cosine to the 0–100 score (monotone, so a threshold keeps its meaning)."""
-    return round(100.0 * math.sqrt(max(0.0, cosine)), 2)
+def _similarity(cosine: float, surface: float) -> float:
+    """Word cosine and trigram Jaccard index combined (0–1). Texts without a related word are
+    not similar, however alike their letters: shared phrasing alone is no shared idea."""
+    if cosine <= 0.0:
+        return 0.0
+    return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface
+
+
+def _to_score(similarity: float) -> float:
+    """Map a similarity to the 0–100 score (monotone, so a threshold keeps its meaning)."""
+    return round(100.0 * math.sqrt(max(0.0, similarity)), 2)
 
 
 # --------------------------------------------------------------------------- the index
@@ -285,6 +325,7 @@ class DuplicateFinder:
         self._doc_tf: list[array] = []
         self._norms = array("d")  # approximate norms for candidate ranking (inf: empty slot)
         self._free: list[int] = []
+        self._chars = CharGramIndex()
         self._norms_size = 0  # number of ideas when the norms were last refreshed
 
     # ------------------------------------------------------------------ public API
@@ -299,11 +340,11 @@ class DuplicateFinder:
 
     def add(self, ref: str, title: str, description: str = "") -> None:
         """Index an idea under `ref`; adding a known ref replaces its text."""
-        tf = _term_frequencies(title, description)
+        text = _analyse(title, description)
         with self._lock:
             if ref in self._slot_of:
                 self._remove(ref)
-            self._insert(ref, tf)
+            self._insert(ref, text)
 
     def remove(self, ref: str) -> None:
         """Forget an idea (e.g. merged or declined); an unknown ref is ignored."""
@@ -315,20 +356,20 @@ class DuplicateFinder:
         """The `limit` ideas most similar to the text, best first, scoring ≥ triage threshold."""
         if limit <= 0:
             return []
-        tf = _term_frequencies(title, description)
+        text = _analyse(title, description)
         with self._lock:
-            if not self._slot_of or not tf:
+            if not self._slot_of or not text.tf:
                 return []
-            return self._similar(tf, limit)
+            return self._similar(text, limit)
 
     def score(self, title_a: str, description_a: str, title_b: str, description_b: str) -> float:
         """Similarity 0–100 of two ideas, weighted by the word statistics of the indexed ideas."""
-        tf_a = _term_frequencies(title_a, description_a)
-        tf_b = _term_frequencies(title_b, description_b)
+        text_a, text_b = _analyse(title_a, description_a), _analyse(title_b, description_b)
         with self._lock:
-            a = self._weigh(tf_a, self._vocabulary_neighbours(self._unseen(tf_a)))
-            b = self._weigh(tf_b, self._vocabulary_neighbours(self._unseen(tf_b)))
-        return _to_score(_cosine(a, b, _pair_neighbours(a.weights, b.weights)))
+            a = self._weigh(text_a.tf, self._vocabulary_neighbours(self._unseen(text_a.tf)))
+            b = self._weigh(text_b.tf, self._vocabulary_neighbours(self._unseen(text_b.tf)))
+        cosine = _cosine(a, b, _pair_neighbours(a.weights, b.weights))
+        return _to_score(_similarity(cosine, jaccard(text_a.grams, text_b.grams)))
 
     # ------------------------------------------------------------------ weights
 
@@ -387,10 +428,12 @@ class DuplicateFinder:
         self._norms.append(math.inf)
         return len(self._refs) - 1
 
-    def _insert(self, ref: str, tf: Weights) -> None:
+    def _insert(self, ref: str, text: _Text) -> None:
         slot = self._new_slot()
         self._slot_of[ref] = slot
         self._refs[slot] = ref
+        self._chars.add(slot, text.grams)
+        tf = text.tf
         ids = array("i", (self._word(w) for w in tf))
         tfs = array("f", tf.values())
         self._doc_words[slot], self._doc_tf[slot] = ids, tfs
@@ -411,6 +454,7 @@ class DuplicateFinder:
             del postings[i]
             del self._post_tf[wid][i]
         self._refs[slot] = None
+        self._chars.remove(slot)
         self._doc_words[slot] = array("i")
         self._doc_tf[slot] = array("f")
         self._norms[slot] = math.inf
@@ -418,14 +462,16 @@ class DuplicateFinder:
 
     # ------------------------------------------------------------------ query
 
-    def _similar(self, tf: Weights, limit: int) -> list[Match]:
-        neighbours = self._vocabulary_neighbours(tf)
-        query = self._weigh(tf, neighbours)
+    def _similar(self, text: _Text, limit: int) -> list[Match]:
+        neighbours = self._vocabulary_neighbours(text.tf)
+        query = self._weigh(text.tf, neighbours)
         self._refresh_norms_if_stale()
+        grams = self._chars.known(text.grams)
         matches = []
-        for slot in self._candidates(query, neighbours):
-            score = _to_score(_cosine(query, self._doc_vector(slot), neighbours))
-            if score >= self.triage_threshold:
+        for slot, surface in self._candidates(query, neighbours, grams, len(text.grams)):
+            cosine = _cosine(query, self._doc_vector(slot), neighbours)
+            score = _to_score(_similarity(cosine, surface))
+            if score > 0 and score >= self.triage_threshold:
                 matches.append(Match(ref=self._refs[slot] or "", score=score))
         matches.sort(key=lambda m: (-m.score, m.ref))
         return matches[:limit]
@@ -475,24 +521,40 @@ class DuplicateFinder:
         found.discard(word)
         return {w for w in found if w in self._word_id}
 
-    def _candidates(self, query: _Vector, neighbours: Neighbours) -> list[int]:
-        """Slots worth an exact score: the CANDIDATE_POOL best by approximate cosine."""
+    def _candidates(
+        self, query: _Vector, neighbours: Neighbours, grams: set[int], gram_count: int
+    ) -> list[tuple[int, float]]:
+        """Slots worth an exact score, with their (exact) trigram Jaccard index: the
+        CANDIDATE_POOL best by approximate score among the WORD_POOL best by approximate
+        cosine and the CHAR_POOL sharing most rare trigrams."""
+        cosines = self._approximate_cosines(query, neighbours)
+        pool = set() if cosines is None else set(top_slots(cosines, WORD_POOL))
+        pool.update(self._chars.candidates(grams, len(self._slot_of), CHAR_POOL))
+        surface = {slot: self._chars.jaccard(grams, gram_count, slot) for slot in pool}
+        if len(pool) > CANDIDATE_POOL:
+
+            def approximate(slot: int) -> float:
+                cosine = 0.0 if cosines is None else float(cosines[slot])
+                return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface[slot]
+
+            pool = set(sorted(pool, key=approximate, reverse=True)[:CANDIDATE_POOL])
+        return [(slot, surface[slot]) for slot in pool]
+
+    def _approximate_cosines(self, query: _Vector, neighbours: Neighbours) -> np.ndarray | None:
+        """Approximate cosine of the query with every slot (0 for most), from the postings of
+        the query's rarer words and norms that may be a little stale; None if no word is known."""
         terms = self._candidate_terms(query, neighbours)
         if not terms:
-            return []
+            return None
         slots = np.concatenate(
             [np.frombuffer(self._post_slots[w], dtype=np.int32) for w, _ in terms]
         )
         weights = np.concatenate(
             [np.frombuffer(self._post_tf[w], dtype=np.float32) * c for w, c in terms]
         )
-        scores = np.bincount(slots, weights=weights, minlength=len(self._refs))
-        scores /= np.frombuffer(self._norms, dtype=np.float64)
-        pool = min(CANDIDATE_POOL, int(np.count_nonzero(scores)))
-        if pool == 0:
-            return []
-        top = np.argpartition(-scores, pool - 1)[:pool]
-        return [int(s) for s in top if scores[s] > 0]
+        dots = np.bincount(slots, weights=weights, minlength=len(self._refs))
+        query_norm = math.sqrt(sum(w * w for w in query.weights.values())) or 1.0
+        return dots / (np.frombuffer(self._norms, dtype=np.float64) * query_norm)
 
     def _candidate_terms(self, query: _Vector, neighbours: Neighbours) -> list[tuple[int, float]]:
         """(word id, coefficient) of the postings to scan, rarest words first.

@@ -148,6 +148,34 @@ def test_compound_and_its_head_are_related(finder: DuplicateFinder) -> None:
     assert finder.score("Flere gatelys", "", "Bedre lys", "") > 0
 
 
+def test_a_typo_in_a_short_word_still_decides(finder: DuplicateFinder) -> None:
+    """Three ideas alike but for one short word; the query misspells it ("holl" for "hull"),
+    which no spelling rule pairs. The letters it still shares decide, not the ref order."""
+    f = DuplicateFinder(triage_threshold=0)
+    f.add("KI-1", "Lys i veien ved Kolsås", "")
+    f.add("KI-2", "Benk i veien ved Kolsås", "")
+    f.add("KI-3", "Hull i veien ved Kolsås", "")
+    assert f.similar("Holl i veien ved Kolsås", "")[0].ref == "KI-3"
+
+
+def test_shared_letters_without_a_related_word_score_zero() -> None:
+    """Surface likeness alone is no shared idea: "sykkelparkering" and "sykkelreparasjon"
+    share many letter triples but no word."""
+    f = DuplicateFinder(triage_threshold=0)
+    f.add("KI-1", "Sykkelreparasjon", "")
+    assert f.score("Sykkelparkering", "", "Sykkelreparasjon", "") == 0.0
+    assert f.similar("Sykkelparkering", "") == []
+
+
+def test_copied_phrasing_counts() -> None:
+    """Of two ideas with the same words, the one whose phrasing the query copies is closer."""
+    f = DuplicateFinder(triage_threshold=0)
+    copied = ("Benker ved Semsvannet", "Det er for få benker rundt Semsvannet for eldre.")
+    reworded = ("Semsvannet og benker", "Eldre rundt Semsvannet: benker er det få av.")
+    query = ("Få benker", "Det er for få benker rundt Semsvannet for eldre")
+    assert f.score(*query, *copied) > f.score(*query, *reworded)
+
+
 def test_results_are_best_first_and_limited(finder: DuplicateFinder) -> None:
     for ref in ("KI-7", "KI-8", "KI-9"):
         finder.add(ref, f"Flere benker ved Semsvannet {ref[-1]}", "Sett ut benker.")
@@ -295,6 +323,33 @@ def test_concurrent_use_is_safe() -> None:
 
 VOCABULARY = ["benk", "lys", "vei", "buss", "skole", "park", "Vollen", "Asker", "lekeplass", "sti"]
 texts = st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=6).map(" ".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    corpus=st.lists(st.tuples(texts, texts), min_size=2, max_size=20),
+    removed=st.sets(st.integers(0, 19)),
+    query=texts,
+)
+def test_removing_ideas_leaves_the_index_as_if_they_were_never_added(
+    corpus: list[tuple[str, str]], removed: set[int], query: str
+) -> None:
+    """Add everything, remove some, re-add one removed idea: the answers must equal those of a
+    finder that only ever saw the ideas kept (slots are reused, postings must be clean)."""
+    kept = [i for i in range(len(corpus)) if i not in removed]
+    churned = DuplicateFinder(dedup_threshold=100, triage_threshold=0)
+    fresh = DuplicateFinder(dedup_threshold=100, triage_threshold=0)
+    for i, (title, description) in enumerate(corpus):
+        churned.add(f"KI-{i}", title, description)
+    for i in removed:
+        churned.remove(f"KI-{i}")
+    gone = sorted(removed & set(range(len(corpus))))
+    if gone:
+        kept.append(gone[0])
+        churned.add(f"KI-{gone[0]}", *corpus[gone[0]])
+    for i in kept:
+        fresh.add(f"KI-{i}", *corpus[i])
+    assert churned.similar(query, "", limit=30) == fresh.similar(query, "", limit=30)
 
 
 @settings(max_examples=60, deadline=None)
