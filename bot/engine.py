@@ -147,18 +147,19 @@ class Engine:
     def _handle_once(self, incoming: Incoming) -> tuple[list[Reply], list[Idea]]:
         now = self.clock()
         with transaction(self.db) as session:
+            found = session.execute(_PERSON_AND_STATE, {
+                "channel": incoming.channel, "user_id": incoming.user_id,
+                "update_id": None if incoming.update_id is None else str(incoming.update_id),
+                "since": now - timedelta(minutes=1)}).first()
             if incoming.update_id is not None:
-                seen, recent = self._seen_and_recent(session, incoming, now)
-                if seen is not None:
-                    log.info("duplicate update skipped", extra={
-                        "event": "update_duplicate", "channel": incoming.channel})
-                    if seen.delivered_at is None and seen.replies:
-                        return decode_replies(seen.replies), []
-                    return [], []
+                seen, recent = (bool(found[-2]), found[-1]) if found is not None \
+                    else self._seen_and_recent(session, incoming, now)
+                if seen:
+                    return self._repeat(session, incoming), []
                 if recent >= self.settings.max_messages_per_minute:
                     return self._refuse_flood(session, incoming, now), []
-            person, row = self._person_and_state(session, incoming, now)
-            state = _load_state(row)
+            person, stored = self._person_and_state(session, incoming, now, found)
+            state = _load_state(stored)
             language = person.language or normalize_language(incoming.language) \
                 or self.settings.locale
             ports = DatabasePorts(session, person, self.settings, self.index, now)
@@ -173,7 +174,7 @@ class Engine:
             for effect in outcome.effects:
                 self._apply(effect, applied, ctx)
             if not any(isinstance(e, ErasePerson) for e in outcome.effects):
-                _save_state(session, row, incoming, person, outcome.state, now)
+                _save_state(session, stored, incoming, person, outcome.state, now)
             if incoming.update_id is not None:
                 erased = person.erased_at is not None
                 _record_update(session, incoming, None if erased else incoming.user_id,
@@ -181,17 +182,23 @@ class Engine:
             return applied.replies, applied.changed_ideas
 
     def _seen_and_recent(self, session: Session, incoming: Incoming,
-                          now: datetime) -> tuple[ProcessedUpdate | None, int]:
-        """One query on the hot path: was this update handled before, and how many updates
-        did this person send in the last minute (the flood limit)?"""
-        since = now - timedelta(minutes=1)
+                          now: datetime) -> tuple[bool, int]:
+        """For someone not yet known (the person query found no row): was this update handled
+        before, and how many updates did they send in the last minute (the flood limit)?"""
         update_id = str(incoming.update_id)
         ids = session.execute(_SEEN_AND_RECENT, {
             "channel": incoming.channel, "update_id": update_id, "user_id": incoming.user_id,
-            "since": since}).scalars().all()
-        seen = session.get(ProcessedUpdate, (incoming.channel, update_id)) \
-            if update_id in ids else None
-        return seen, len(ids)
+            "since": now - timedelta(minutes=1)}).scalars().all()
+        return update_id in ids, len(ids)
+
+    def _repeat(self, session: Session, incoming: Incoming) -> list[Reply]:
+        """A redelivered update: its replies again if they were never confirmed as sent."""
+        log.info("duplicate update skipped", extra={
+            "event": "update_duplicate", "channel": incoming.channel})
+        seen = session.get(ProcessedUpdate, (incoming.channel, str(incoming.update_id)))
+        if seen is not None and seen.delivered_at is None and seen.replies:
+            return decode_replies(seen.replies)
+        return []
 
     def _refuse_flood(self, session: Session, incoming: Incoming, now: datetime) -> list[Reply]:
         """Over the per-minute limit: nothing is stored but the update id; the polite answer is
@@ -213,17 +220,19 @@ class Engine:
                                                      "channel": incoming.channel})
         return replies
 
-    def _person_and_state(self, session: Session, incoming: Incoming,
-                          now: datetime) -> tuple[Person, DialogState | None]:
-        """The person and their dialog state in one query (this is the hot path)."""
-        found = session.execute(_PERSON_AND_STATE, {
-            "channel": incoming.channel, "user_id": incoming.user_id}).first()
-        person, row = found if found is not None else (None, None)
+    def _person_and_state(self, session: Session, incoming: Incoming, now: datetime,
+                          found: Any) -> tuple[Person, StoredState | None]:
+        """The person and their dialog state from the hot path's query row (`found`); a
+        person not known yet is created."""
+        key = {"channel": incoming.channel, "user_id": incoming.user_id}
+        person = found[0] if found is not None else None
+        stored = StoredState(*found[1:7]) if found is not None and found[1] else None
         if person is None:
             person = Person(channel=incoming.channel, channel_user_id=incoming.user_id,
                             created_at=now)
             session.add(person)
-            row = session.get(DialogState, (incoming.channel, incoming.user_id))
+            row = session.execute(_STATE_ALONE, key).first()
+            stored = StoredState(*row) if row is not None else None
         if person.language is None and incoming.language:
             # Remember the platform's language, so scheduled notices speak it too.
             person.language = normalize_language(incoming.language)
@@ -234,7 +243,7 @@ class Engine:
             person.chat_id = chat_id
         if person.id is None:
             session.flush()
-        return person, row
+        return person, stored
 
     # --- effects ------------------------------------------------------------------------------
 
@@ -316,11 +325,24 @@ def _transient(exc: Exception) -> bool:
         "shutting down", "starting up", "recovery", "unable to open"))
 
 
-def _load_state(row: DialogState | None) -> State:
-    if row is None or row.flow is None:
-        return State(token=row.token if row else 0)
-    return State(flow=row.flow, step=row.step, data=json.loads(row.data or "{}"),
-                 token=row.token)
+@dataclass(frozen=True)
+class StoredState:
+    """A person's dialog_state row as the hot path reads it (plain columns, no ORM object:
+    it is written back with one prebuilt UPDATE)."""
+
+    exists: bool
+    flow: str | None
+    step: str | None
+    data: str | None
+    token: int
+    started_at: datetime | None
+
+
+def _load_state(stored: StoredState | None) -> State:
+    if stored is None or stored.flow is None:
+        return State(token=stored.token if stored else 0)
+    return State(flow=stored.flow, step=stored.step, data=json.loads(stored.data or "{}"),
+                 token=stored.token)
 
 
 # Statements of the hot path (every update), built once: constructing SQLAlchemy expressions
@@ -335,12 +357,35 @@ _MARK_DELIVERED = sa_update(_UPDATES).where(
     _UPDATES.c.channel == bindparam("in_channel"),
     _UPDATES.c.update_id.in_(bindparam("ids", expanding=True)),
     _UPDATES.c.delivered_at.is_(None)).values(delivered_at=bindparam("now"), replies=None)
+_STATE = DialogState.__table__  # type: ignore[attr-defined]
+_STATE_COLUMNS = (_STATE.c.channel.is_not(None), _STATE.c.flow, _STATE.c.step, _STATE.c.data,
+                  _STATE.c.token, _STATE.c.started_at)
+# One query per update (the hot path): the person, their dialog state, whether this update
+# was handled before and how many updates they sent in the last minute.
+_SEEN = sa_select(func.count()).select_from(_UPDATES).where(
+    _UPDATES.c.channel == bindparam("channel"),
+    _UPDATES.c.update_id == bindparam("update_id")).scalar_subquery()
+_RECENT = sa_select(func.count()).select_from(_UPDATES).where(
+    _UPDATES.c.channel == bindparam("channel"), _UPDATES.c.user_id == bindparam("user_id"),
+    _UPDATES.c.at >= bindparam("since")).scalar_subquery()
 _PERSON_AND_STATE = (
-    select(Person, DialogState)
-    .outerjoin(DialogState, and_(DialogState.channel == Person.channel,
-                                 DialogState.user_id == Person.channel_user_id))
+    sa_select(Person, *_STATE_COLUMNS, _SEEN, _RECENT)
+    .outerjoin(_STATE, and_(_STATE.c.channel == Person.channel,
+                            _STATE.c.user_id == Person.channel_user_id))
     .where(Person.channel == bindparam("channel"),
            Person.channel_user_id == bindparam("user_id")))
+_STATE_ALONE = sa_select(*_STATE_COLUMNS).where(
+    _STATE.c.channel == bindparam("channel"), _STATE.c.user_id == bindparam("user_id"))
+# Three shapes of the state write, so a column this turn does not change is never written
+# (a reminder marked meanwhile by the scheduler keeps its `reminded_at`).
+_STATE_UPDATE = sa_update(_STATE).where(
+    _STATE.c.channel == bindparam("key_channel"), _STATE.c.user_id == bindparam("key_user"),
+).values(person_id=bindparam("person_id"), flow=bindparam("flow"), step=bindparam("step"),
+         token=bindparam("token"), data=bindparam("data"), updated_at=bindparam("updated_at"))
+_STATE_UPDATE_STARTED = _STATE_UPDATE.values(started_at=bindparam("started_at"),
+                                             reminded_at=None)
+_STATE_UPDATE_ENDED = _STATE_UPDATE.values(started_at=None)
+_STATE_INSERT = sa_insert(_STATE)
 
 
 def _record_update(session: Session, incoming: Incoming, user_id: str | None,
@@ -350,20 +395,27 @@ def _record_update(session: Session, incoming: Incoming, user_id: str | None,
         "replies": encode_replies(replies), "at": now})
 
 
-def _save_state(session: Session, row: DialogState | None, incoming: Incoming, person: Person,
-                state: State, now: datetime) -> None:
-    if row is None:
-        row = DialogState(channel=incoming.channel, user_id=incoming.user_id)
-    if state.flow is not None and (row.flow != state.flow or row.started_at is None):
-        row.started_at = now
-        row.reminded_at = None
-    if state.flow is None:
-        row.started_at = None
-    row.person_id = person.id
-    row.flow, row.step, row.token = state.flow, state.step, state.token
-    row.data = json.dumps(state.data, ensure_ascii=False)
-    row.updated_at = now
-    session.add(row)
+def _save_state(session: Session, stored: StoredState | None, incoming: Incoming,
+                person: Person, state: State, now: datetime) -> None:
+    """Write the dialog state with one prebuilt statement. A flow that starts (or changes)
+    gets a new `started_at` and may be reminded again; a finished one has no start."""
+    values: dict[str, Any] = {
+        "person_id": person.id, "flow": state.flow, "step": state.step, "token": state.token,
+        "data": json.dumps(state.data, ensure_ascii=False), "updated_at": now}
+    started = state.flow is not None and (
+        stored is None or stored.flow != state.flow or stored.started_at is None)
+    if stored is None:
+        session.execute(_STATE_INSERT, {
+            **values, "channel": incoming.channel, "user_id": incoming.user_id,
+            "started_at": now if started else None, "reminded_at": None})
+        return
+    values.update(key_channel=incoming.channel, key_user=incoming.user_id)
+    if started:
+        session.execute(_STATE_UPDATE_STARTED, {**values, "started_at": now})
+    elif state.flow is None:
+        session.execute(_STATE_UPDATE_ENDED, values)
+    else:
+        session.execute(_STATE_UPDATE, values)
 
 
 # --- replies as stored JSON -------------------------------------------------------------------

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_
+from sqlalchemy import bindparam, func, insert, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from dialogs.lifecycle import MoveNotAllowed, Status, check_move
@@ -217,16 +218,21 @@ def queue_candidates(session: Session, idea_id: int, matches: list[tuple[int, fl
              if number != idea_id}
     if not pairs:
         return 0
-    known = session.exec(select(DuplicateCandidate.idea_a_id, DuplicateCandidate.idea_b_id)
-                         .where(or_(DuplicateCandidate.idea_a_id == idea_id,
-                                    DuplicateCandidate.idea_b_id == idea_id))).all()
-    new = [pair for pair in pairs if pair not in {tuple(k) for k in known}]
+    known = {tuple(k) for k in session.execute(_KNOWN_PAIRS, {"idea": idea_id})}
+    new = [pair for pair in pairs if pair not in known]
     if new:
         now = utcnow()
-        session.execute(insert(DuplicateCandidate), [
+        session.execute(_INSERT_PAIR, [
             {"idea_a_id": a, "idea_b_id": b, "score": pairs[(a, b)], "state": "pending",
-             "created_at": now} for a, b in new])
+             "created_at": now, "decided_by": None, "decided_at": None} for a, b in new])
     return len(new)
+
+
+# Built once: every submitted idea runs these (constructing them costs more than running them).
+_PAIRS = DuplicateCandidate.__table__  # type: ignore[attr-defined]
+_KNOWN_PAIRS = sa_select(_PAIRS.c.idea_a_id, _PAIRS.c.idea_b_id).where(
+    or_(_PAIRS.c.idea_a_id == bindparam("idea"), _PAIRS.c.idea_b_id == bindparam("idea")))
+_INSERT_PAIR = insert(_PAIRS)
 
 
 def ideas_of(session: Session, person_id: int) -> list[tuple[Idea, str]]:

@@ -190,3 +190,34 @@ def test_an_update_redelivered_after_erasure_is_not_handled_again(runtime: Runti
     with Session(runtime.db) as s:
         assert s.exec(select(ProcessedUpdate).where(ProcessedUpdate.user_id == "7")).all() == []
         assert s.exec(select(DialogState).where(DialogState.user_id == "7")).all() == []
+
+
+def _state_row(rt: Runtime, user: str) -> DialogState:
+    with Session(rt.db) as s:
+        row = s.get(DialogState, ("terminal", user))
+        assert row is not None
+        return row
+
+
+def test_dialog_state_times_follow_the_flow(runtime: Runtime) -> None:
+    """`started_at` marks when the current flow began; a reminder the scheduler marked during
+    the flow is kept by later turns of it, and cleared only when a flow starts again."""
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.say("/ny")
+    started = _state_row(runtime, "kari").started_at
+    assert started is not None and _state_row(runtime, "kari").flow == "submit"
+    with Session(runtime.db) as s:  # what the reminder rule does (bot/followups.py)
+        row = s.get(DialogState, ("terminal", "kari"))
+        assert row is not None
+        row.reminded_at = started
+        s.add(row)
+        s.commit()
+    kari.say(IDEA["title"])
+    row = _state_row(runtime, "kari")
+    assert (row.step, row.started_at, row.reminded_at) == ("description", started, started)
+    kari.say("/avbryt")
+    row = _state_row(runtime, "kari")
+    assert row.flow is None and row.started_at is None
+    kari.say("/ny")
+    row = _state_row(runtime, "kari")
+    assert row.flow == "submit" and row.started_at is not None and row.reminded_at is None
