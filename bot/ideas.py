@@ -128,8 +128,7 @@ def _record_move(session: Session, idea: Idea, current: Status, target: Status, 
     idea.status = target.value
     idea.status_changed_at = now
     idea.updated_at = now
-    if note:
-        idea.public_note = note
+    idea.public_note = note  # the note explains this move; an older one would mislead
     change = StatusChange(idea_id=idea.id, from_status=current.value, to_status=target.value,
                           at=now, by=by, note=note)
     session.add(idea)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, func, select
 
+from bot import ideas as idea_service
 from bot.engine import CUSTOM_EFFECTS, Engine
 from bot.runtime import Runtime, open_runtime
 from dialogs.core import Custom, Outcome, State
+from dialogs.lifecycle import Status
 from dialogs.types import Incoming, Reply
 from storage.models import DialogState, Idea, Person, ProcessedUpdate, StatusChange
+from storage.db import transaction
 from tests.helpers import IDEA, ChatPerson
 
 
@@ -221,3 +224,17 @@ def test_dialog_state_times_follow_the_flow(runtime: Runtime) -> None:
     kari.say("/ny")
     row = _state_row(runtime, "kari")
     assert row.flow == "submit" and row.started_at is not None and row.reminded_at is None
+
+
+def test_status_shows_the_note_of_the_latest_move_only(kari: ChatPerson, runtime: Runtime) -> None:
+    """A note explains one decision: a later move without a note must not keep showing it."""
+    ref = kari.submit()
+    for target, note in ((Status.USEFUL, "Vi ser på dette i budsjettet"), (Status.REALISED, None)):
+        with transaction(runtime.db) as session:
+            idea = idea_service.get_idea(session, ref)
+            idea_service.set_status(session, idea, target, by="test", note=note)
+    kari.say(f"/status {ref}")
+    assert "Nyttiggjort" in kari.text and "budsjettet" not in kari.text
+    with Session(runtime.db) as session:
+        history = idea_service.history(session, 1)
+    assert [h.note for h in history] == [None, "Vi ser på dette i budsjettet", None]
