@@ -213,6 +213,19 @@ def test_concurrent_dispatchers_never_double_send(runtime: Runtime) -> None:
         assert {r.state for r in s.exec(select(Outbox))} == {"sent"}
 
 
+def test_personal_notices_go_before_a_mass_mailing(runtime: Runtime) -> None:
+    """A broadcast queued earlier must not hold back a citizen's status news."""
+    with transaction(runtime.db) as s:
+        for i in range(30):
+            enqueue(s, kind="campaign_invite", dedupe_key=f"invite:{i}", channel="terminal",
+                    address=f"p{i}", payload={}, due_at=T0 - timedelta(minutes=5))
+        enqueue(s, kind="status_changed", dedupe_key="status:1", channel="terminal",
+                address="kari", payload={}, due_at=T0)
+    taken = claim(runtime.db, runtime.settings, ["terminal"], T0, Policy(batch=10))
+    assert [c.kind for c in taken][:1] == ["status_changed"]
+    assert [c.kind for c in taken[1:]] == ["campaign_invite"] * 9
+
+
 # --- the terminal: shown when the person comes back --------------------------------------------
 
 def test_terminal_notices_are_shown_at_the_next_chat(runtime: Runtime) -> None:
