@@ -128,3 +128,16 @@ def test_gitbugs_f1_at_default_threshold() -> None:
     assert result["pairs"] == 333
     assert result["threshold"] == DEFAULT_DEDUP_THRESHOLD
     assert result["f1"] >= ACHIEVED_F1 - 0.02
+
+
+NORWEGIAN = Path(__file__).parent / "data" / "norwegian_pairs.csv"
+NORWEGIAN_F1 = 0.811  # at DEFAULT_DEDUP_THRESHOLD (README, "Duplicate detection")
+
+
+def test_norwegian_pairs_at_default_threshold() -> None:
+    """30 hand-written citizen-style pairs (bokmål, nynorsk, typos): 15 duplicates and 15 hard
+    non-duplicates about the same place. Small, so only a guard against regressions."""
+    result = evaluate(load_pairs(NORWEGIAN))
+    assert result["pairs"] == 30
+    assert result["recall"] == 1.0
+    assert result["f1"] >= NORWEGIAN_F1 - 0.02

@@ -11,8 +11,8 @@ from bot.runtime import Runtime, open_runtime
 from dialogs.core import Custom, Outcome, State
 from dialogs.lifecycle import Status
 from dialogs.types import Incoming, Reply
-from storage.models import DialogState, Idea, Person, ProcessedUpdate, StatusChange
 from storage.db import transaction
+from storage.models import DialogState, Idea, Person, ProcessedUpdate, StatusChange
 from tests.helpers import IDEA, ChatPerson
 
 
