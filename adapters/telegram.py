@@ -61,6 +61,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeDefault,
     CallbackQuery,
@@ -180,6 +181,41 @@ def chunks(text: str, limit: int = MAX_TEXT) -> list[str]:
     if rest.strip() or not parts:
         parts.append(rest)
     return parts
+
+
+async def send_rendered(bot: Bot, chat_id: int | str, reply: Reply) -> None:
+    """Send one neutral reply the way every Telegram path shows it (`kominn run` and `kominn
+    jobs run-due` alike, so a notice looks the same whoever delivers it): HTML with the text
+    escaped (nothing a citizen typed becomes markup), split when too long with the keyboard on
+    the last part, link previews off, a document with the text as caption when it fits."""
+    markup = keyboard(reply)
+    if reply.document is not None:
+        caption = reply.text if _utf16(reply.text) <= MAX_CAPTION else ""
+        if reply.text and not caption:
+            await _send_text(bot, chat_id, reply.text, None)
+        document = reply.document
+        await _retrying(lambda: bot.send_document(
+            chat_id=chat_id,
+            document=InputFile(io.BytesIO(document.content), filename=document.filename),
+            caption=html.escape(caption) or None, parse_mode=ParseMode.HTML,
+            reply_markup=markup))
+        return
+    await _send_text(bot, chat_id, reply.text, markup)
+
+
+async def _send_text(bot: Bot, chat_id: int | str, text: str,
+                     markup: InlineKeyboardMarkup | None) -> None:
+    """Text in as many messages as it takes; only the last carries the keyboard, so the
+    buttons sit under the end of what they answer."""
+    if not text.strip():
+        return
+    parts = chunks(text)
+    for number, part in enumerate(parts, start=1):
+        last = number == len(parts)
+        await _retrying(lambda part=part, last=last: bot.send_message(
+            chat_id=chat_id, text=html.escape(part, quote=False), parse_mode=ParseMode.HTML,
+            reply_markup=markup if last else None,
+            link_preview_options=LinkPreviewOptions(is_disabled=True)))
 
 
 def incoming_from(update: Update) -> Incoming | None:
@@ -874,33 +910,8 @@ class TelegramService:
         return []
 
     async def send_reply(self, chat_id: int | str, reply: Reply) -> None:
-        """One reply: text (split when too long), its keyboard on the last part, a document
-        with the text as caption when it fits."""
-        markup = keyboard(reply)
-        if reply.document is not None:
-            caption = reply.text if _utf16(reply.text) <= MAX_CAPTION else ""
-            if reply.text and not caption:
-                await self._send_text(chat_id, reply.text, None)
-            document = reply.document
-            await _retrying(lambda: self.bot.send_document(
-                chat_id=chat_id,
-                document=InputFile(io.BytesIO(document.content), filename=document.filename),
-                caption=html.escape(caption) or None, parse_mode=ParseMode.HTML,
-                reply_markup=markup))
-            return
-        await self._send_text(chat_id, reply.text, markup)
-
-    async def _send_text(self, chat_id: int | str, text: str,
-                         markup: InlineKeyboardMarkup | None) -> None:
-        if not text.strip():
-            return
-        parts = chunks(text)
-        for number, part in enumerate(parts, start=1):
-            last = number == len(parts)
-            await _retrying(lambda part=part, last=last: self.bot.send_message(
-                chat_id=chat_id, text=html.escape(part, quote=False), parse_mode=ParseMode.HTML,
-                reply_markup=markup if last else None,
-                link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        """One reply, rendered by `send_rendered` (shared with `kominn jobs run-due`)."""
+        await send_rendered(self.bot, chat_id, reply)
 
 
 class TelegramSender:

@@ -1,9 +1,11 @@
 """A Telegram `Sender` built from settings alone: a plain `telegram.Bot` (no polling, no
 webhook), for delivering follow-ups outside `kominn run` (`kominn jobs run-due`).
 
-Inside `kominn run` the Telegram adapter's own sender is used; this one renders the same
-neutral replies in the simplest faithful way: plain text (no parse mode, so nothing a citizen
-typed can break the markup), one inline button per row, link buttons, documents.
+Inside `kominn run` the Telegram adapter's own sender is used; this one renders through the
+same `adapters.telegram.send_rendered`, so a notice looks the same whichever command delivers
+it: escaped HTML (nothing a citizen typed becomes markup), long texts split with the keyboard
+on the last part, short button labels sharing rows, link buttons, documents, no link previews.
+Only the error mapping (to `DeliveryError`) and the pacing are this module's own.
 """
 
 from __future__ import annotations
@@ -12,25 +14,22 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram import Bot
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
+from adapters.telegram import ChatRateLimiter, send_rendered
 from bot.channels import DeliveryError
 from bot.config import Settings
 from dialogs.types import Reply
 
 CHANNEL = "telegram"
-TEXT_MAX, CAPTION_MAX = 4096, 1024
-
-
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    rows = [[InlineKeyboardButton(c.label[:64], callback_data=c.payload)] for c in reply.choices]
-    rows += [[InlineKeyboardButton(label[:64], url=url)] for label, url in reply.links]
-    return InlineKeyboardMarkup(rows) if rows else None
 
 
 class TelegramSender:
+    """`bot.channels.Sender` over a bare Bot: Telegram's errors become `DeliveryError`s the
+    dispatcher understands (retry later, wait for flood control, or give up for good)."""
+
     channel = CHANNEL
 
     def __init__(self, bot: Bot) -> None:
@@ -39,7 +38,7 @@ class TelegramSender:
     async def send(self, address: str, replies: Sequence[Reply]) -> None:
         for reply in replies:
             try:
-                await self._send_one(address, reply)
+                await send_rendered(self.bot, address, reply)
             except RetryAfter as exc:
                 raise DeliveryError("telegram: flood control",
                                     retry_after=_seconds(exc.retry_after)) from exc
@@ -50,17 +49,6 @@ class TelegramSender:
                 raise DeliveryError("telegram: invalid token") from exc
             except TelegramError as exc:  # network trouble, 5xx: retry later
                 raise DeliveryError(f"telegram: {type(exc).__name__}") from exc
-
-    async def _send_one(self, address: str, reply: Reply) -> None:
-        markup = keyboard(reply)
-        if reply.document is not None:
-            document = InputFile(reply.document.content, filename=reply.document.filename)
-            await self.bot.send_document(chat_id=address, document=document,
-                                         caption=reply.text[:CAPTION_MAX] or None,
-                                         reply_markup=markup)
-            return
-        await self.bot.send_message(chat_id=address, text=reply.text[:TEXT_MAX],
-                                    reply_markup=markup)
 
 
 def _seconds(value: int | timedelta) -> float:
@@ -79,8 +67,6 @@ async def open_sender(settings: Settings) -> AsyncIterator[TelegramSender]:
     """A sender for the configured bot, its HTTP connections closed on exit."""
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
-    from adapters.telegram import ChatRateLimiter
-
     # Paced like `kominn run`: a backlog delivered by `kominn jobs run-due` must stay under
     # Telegram's overall ceiling too, or most of it is refused with 429s.
     limiter = ChatRateLimiter(settings.telegram_max_messages_per_second)
