@@ -52,7 +52,7 @@ import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -125,6 +125,9 @@ MAX_TEXT = 4096  # Telegram's limits, in UTF-16 code units of the visible text
 MAX_CAPTION = 1024
 COMPACT_LABEL = 14  # buttons with labels up to this long share a row
 CHAT_BURST, CHAT_RATE = 3, 1.0  # per private chat: burst, then messages per second
+# Webhook mode: an unconfirmed answer younger than this may still be on its way from another
+# worker, so a starting worker leaves it alone that long (see `_resend_undelivered`).
+RESEND_GRACE = 60.0
 # Overall messages go out evenly spaced (no burst) a little under the cap: requests reach
 # Telegram with a few ms of jitter, and a second must never count more than the cap.
 OVERALL_PACE = 0.97
@@ -472,9 +475,13 @@ class TelegramService:
     name = "telegram"
 
     def __init__(self, settings: Settings, engine: Engine, *, chat_burst: int = CHAT_BURST,
-                 chat_rate: float = CHAT_RATE) -> None:
-        """`chat_burst`/`chat_rate`: the per-private-chat pacing (0 rate: none)."""
+                 chat_rate: float = CHAT_RATE, resend_grace: float = RESEND_GRACE) -> None:
+        """`chat_burst`/`chat_rate`: the per-private-chat pacing (0 rate: none).
+        `resend_grace`: in webhook mode, how old an unconfirmed answer must be before this
+        worker sends it again at start (see `_resend_undelivered`)."""
         self.settings = settings
+        self._resend_grace = timedelta(seconds=resend_grace)
+        self._late_resend: asyncio.Task[None] | None = None
         self._chat_limit = (chat_burst, chat_rate)
         self.engine = engine
         self.webhook_url = settings.telegram_webhook_url
@@ -588,7 +595,13 @@ class TelegramService:
             raise ConfigError("Invalid setting TELEGRAM_BOT_TOKEN: Telegram refused it") \
                 from None
         await self._publish_commands()
-        await self._resend_undelivered()
+        if self.webhook_url:
+            started = self.engine.clock()
+            await self._resend_undelivered(before=started - self._resend_grace)
+            self._late_resend = asyncio.create_task(self._resend_later(started),
+                                                    name="telegram-late-resend")
+        else:
+            await self._resend_undelivered()
         if not self.application.running:
             await self.application.start()
         self._running = True
@@ -610,6 +623,11 @@ class TelegramService:
         answers in flight, then close. The webhook stays registered: Telegram keeps updates
         for us while we are down."""
         self._stopping.set()
+        if self._late_resend is not None:
+            self._late_resend.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._late_resend
+            self._late_resend = None
         if self._retrying is not None:
             self._retrying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -642,10 +660,15 @@ class TelegramService:
                 log.warning("command menu not set", extra={
                     "event": "telegram_commands_failed", "status": type(exc).__name__})
 
-    async def _resend_undelivered(self) -> None:
+    async def _resend_undelivered(self, before: datetime | None = None) -> None:
         """Replies the engine stored but nobody confirmed as sent: the process died between
-        the two. Sent before polling starts, so a redelivered update finds them delivered."""
-        rows = await self._db(self.engine.undelivered, CHANNEL)
+        the two. Sent before polling starts, so a redelivered update finds them delivered.
+
+        With a webhook, several workers may share the database, and an answer stored a moment
+        ago may be on its way from a live worker: only those older than the grace period are
+        sent at start, the rest (stored before this start) once the grace period has passed,
+        if nobody confirmed them by then. Polling has one consumer: everything goes at once."""
+        rows = await self._db(self.engine.undelivered, CHANNEL, before)
         rows.sort(key=lambda row: int(row[0]) if row[0].isdigit() else 0)
         for update_id, user_id, replies in rows:
             chat = user_id.rpartition(":")[2]  # "flood:<id>" rows are the polite refusal
@@ -655,6 +678,13 @@ class TelegramService:
         if rows:
             log.info("resent undelivered replies", extra={
                 "event": "telegram_resent", "count": len(rows)})
+
+    async def _resend_later(self, started: datetime) -> None:
+        """The second, late pass of `_resend_undelivered` (webhook mode)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._resend_grace.total_seconds())
+            return  # stopping
+        await self._resend_undelivered(before=started)
 
     # --- taking updates -------------------------------------------------------------------
 

@@ -132,14 +132,19 @@ class Engine:
 
         retry_transient(mark, channel, self.retries)
 
-    def undelivered(self, channel: str) -> list[tuple[str, str, list[Reply]]]:
+    def undelivered(self, channel: str, before: datetime | None = None,
+                    ) -> list[tuple[str, str, list[Reply]]]:
         """(update id, user id, replies) handled but never confirmed as sent — re-send at
-        start-up after a crash."""
+        start-up after a crash. `before`: only updates handled before then (younger ones may
+        be in the hands of another worker that is sending them right now)."""
         with Session(self.db) as session:
-            rows = session.exec(select(ProcessedUpdate).where(
+            query = select(ProcessedUpdate).where(
                 ProcessedUpdate.channel == channel,
                 ProcessedUpdate.delivered_at.is_(None),  # type: ignore[union-attr]
-                ProcessedUpdate.replies.is_not(None))).all()  # type: ignore[union-attr]
+                ProcessedUpdate.replies.is_not(None))  # type: ignore[union-attr]
+            if before is not None:
+                query = query.where(ProcessedUpdate.at < before)
+            rows = session.exec(query).all()
             return [(r.update_id, r.user_id or "", decode_replies(r.replies)) for r in rows]
 
     # --- one attempt --------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +18,10 @@ from sqlmodel import Session, select
 from adapters.telegram import TelegramService
 from bot.app import App, starlette_app
 from bot.config import ConfigError
+from bot.engine import Engine
 from bot.runtime import Runtime
-from storage.models import ProcessedUpdate
+from dialogs.types import Incoming
+from storage.models import ProcessedUpdate, utcnow
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_telegram import KARI, Citizen, telegram_runtime
 
@@ -37,14 +41,16 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(runtime: Runtime, fake: FakeTelegramAPI) -> AsyncIterator[str]:
-    """uvicorn serving bot.app's Starlette app with the Telegram service in webhook mode."""
+async def serving(runtime: Runtime, fake: FakeTelegramAPI,
+                  **options: Any) -> AsyncIterator[str]:
+    """uvicorn serving bot.app's Starlette app with the Telegram service in webhook mode
+    (`options`: more TelegramService keywords)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     rt = telegram_runtime(runtime, fake, telegram_webhook_url=f"{url}/telegram/webhook",
                           telegram_webhook_secret=SECRET)
     app = App(rt)
-    app.add(TelegramService(rt.settings, rt.engine, chat_rate=0))
+    app.add(TelegramService(rt.settings, rt.engine, chat_rate=0, **options))
     server = uvicorn.Server(uvicorn.Config(starlette_app(app), host="127.0.0.1", port=port,
                                            log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -107,3 +113,28 @@ def test_webhook_needs_a_valid_secret(runtime: Runtime, fake: FakeTelegramAPI) -
                               telegram_webhook_secret=secret)
         with pytest.raises(ConfigError, match=f"TELEGRAM_WEBHOOK_SECRET.*{words}"):
             TelegramService(rt.settings, rt.engine)
+
+
+async def test_a_starting_worker_leaves_young_unconfirmed_answers_to_their_worker(
+        runtime: Runtime, fake: FakeTelegramAPI) -> None:
+    """Several webhook workers share the database. An answer stored a moment ago and not yet
+    confirmed may be on its way from a live worker: a starting worker re-sends at once only
+    those older than the grace period, and the younger ones after it, if still unconfirmed."""
+    def stored(engine: Engine, update_id: str, text: str) -> None:
+        engine.handle(Incoming("telegram", str(KARI), text=text, chat_id=str(KARI),
+                               update_id=update_id))
+
+    crashed = Engine(runtime.db, runtime.settings, runtime.index,
+                     clock=lambda: utcnow() - timedelta(minutes=5))
+    stored(crashed, "700001", "/hjelp")  # its worker died five minutes ago
+    stored(runtime.engine, "700002", "/status KI-9")  # another worker: still sending it
+    stored(runtime.engine, "700003", "/status KI-8")  # … and this one it will confirm
+    async with serving(runtime, fake, resend_grace=1.5):
+        first = await fake.await_messages(KARI, 1)
+        assert len(fake.sent(KARI)) == 1 and "/mine" in first[0]["plain_text"]  # /hjelp
+        runtime.engine.mark_delivered("telegram", "700003")
+        late = await fake.await_messages(KARI, 2, timeout=10)
+        assert "KI-9" in late[1]["plain_text"]
+        await asyncio.sleep(0.5)
+    assert len(fake.sent(KARI)) == 2
+    assert runtime.engine.undelivered("telegram") == []
