@@ -521,7 +521,7 @@ class TelegramService:
             ApplicationBuilder()
             .token(token)
             .base_url(self.settings.telegram_api_base_url)
-            .base_file_url(_file_url(self.settings.telegram_api_base_url))
+            .base_file_url(file_url(self.settings.telegram_api_base_url))
             .rate_limiter(ChatRateLimiter(self.settings.telegram_max_messages_per_second,
                                           *self._chat_limit))
             # httpcore scans every pooled connection on each request (a syscall or two per
@@ -962,23 +962,31 @@ class TelegramSender:
             chat_id: int | str = int(address)
         except ValueError:
             chat_id = address
-        for reply in replies:
-            try:
-                await self.service.send_reply(chat_id, reply)
-            except Forbidden as exc:
-                raise DeliveryError(f"telegram: {_error_kind(exc)}", permanent=True) from None
-            except BadRequest as exc:
-                raise DeliveryError(f"telegram: {_error_kind(exc)}", permanent=True) from None
-            except RetryAfter as exc:
-                raise DeliveryError("telegram: flood control",
-                                    retry_after=_seconds(exc._retry_after)) from None  # noqa: SLF001
-            except TimedOut as exc:
-                if _not_sent(exc):
-                    raise DeliveryError("telegram: not reachable") from None
-                log.warning("notice send timed out; not retried (it may have arrived)",
-                            extra={"event": "telegram_send_ambiguous"})
-            except (NetworkError, httpx.HTTPError) as exc:
-                raise DeliveryError(f"telegram: {type(exc).__name__}") from None
+        await send_notice(self.service.bot, chat_id, replies)
+
+
+async def send_notice(bot: Bot, chat_id: int | str, replies: Sequence[Reply]) -> None:
+    """A follow-up notice (`kominn run`'s dispatcher and `kominn jobs run-due` alike), with
+    Telegram's errors turned into `DeliveryError`s the dispatcher acts on: give up (blocked,
+    chat gone), wait (flood control), retry later (unreachable). A timeout after the request
+    was sent is not retried: the notice may have arrived, and twice is worse than once."""
+    for reply in replies:
+        try:
+            await send_rendered(bot, chat_id, reply)
+        except (Forbidden, BadRequest) as exc:
+            raise DeliveryError(f"telegram: {_error_kind(exc)}", permanent=True) from None
+        except RetryAfter as exc:
+            raise DeliveryError("telegram: flood control",
+                                retry_after=_seconds(exc._retry_after)) from None  # noqa: SLF001
+        except InvalidToken:
+            raise DeliveryError("telegram: invalid token") from None
+        except TimedOut as exc:
+            if _not_sent(exc):
+                raise DeliveryError("telegram: not reachable") from None
+            log.warning("notice send timed out; not retried (it may have arrived)",
+                        extra={"event": "telegram_send_ambiguous"})
+        except (TelegramError, httpx.HTTPError) as exc:
+            raise DeliveryError(f"telegram: {type(exc).__name__}") from None
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -1022,7 +1030,7 @@ def _error_kind(exc: TelegramError) -> str:
     return re.sub(r"\s+", " ", str(exc))[:120]
 
 
-def _file_url(base_url: str) -> str:
+def file_url(base_url: str) -> str:
     """`https://api.telegram.org/bot` → `https://api.telegram.org/file/bot` (also for a local
     Bot API server)."""
     head, sep, _ = base_url.rstrip("/").rpartition("/bot")
