@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 from bot.channels import Sender
 from bot.dispatcher import Policy, dispatch
 from bot.followups import create_due
+from bot.retention import Pruned, prune
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import utcnow
@@ -47,10 +48,9 @@ async def run_due(runtime: Runtime, senders: Mapping[str, Sender],
     return {"now": now.isoformat(), "created": created, **result.as_dict()}
 
 
-def prune_leftovers(runtime: Runtime, now: datetime) -> tuple[int, int]:
-    """Storage limitation: dialog state and update ids older than KOMINN_RETENTION_DAYS."""
-    from bot.retention import prune
-
+def prune_leftovers(runtime: Runtime, now: datetime) -> Pruned:
+    """Storage limitation: dialog state, update ids and finished notices' content older than
+    KOMINN_RETENTION_DAYS."""
     with transaction(runtime.db) as session:
         return prune(session, now, runtime.settings.retention_days)
 
