@@ -83,7 +83,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from bot.chargrams import CharGramIndex, char_grams, jaccard, top_slots
+from bot.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
 from bot.normalize import stems, words
 
 __all__ = [
@@ -451,7 +451,7 @@ class DuplicateFinder:
         for wid in self._doc_words[slot]:
             self._df[wid] -= 1
             postings = self._post_slots[wid]
-            i = postings.index(slot)
+            i = position(postings, slot)
             del postings[i]
             del self._post_tf[wid][i]
         self._refs[slot] = None

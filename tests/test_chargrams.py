@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 import pytest
 
-from bot.chargrams import CharGramIndex, char_grams, jaccard, top_slots
+from bot.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
 
 
 def test_trigrams_span_word_boundaries() -> None:
@@ -51,3 +53,10 @@ def test_top_slots() -> None:
     assert sorted(top_slots(scores, 2)) == [1, 4]
     assert sorted(top_slots(scores, 10)) == [1, 2, 4, 5]
     assert top_slots(np.zeros(4), 3) == [] and top_slots(scores, 0) == []
+
+
+def test_position_finds_a_slot_and_leaves_the_array_resizable() -> None:
+    postings = array("i", [7, 3, 9, 3])
+    assert position(postings, 9) == 2 and position(postings, 3) == 1
+    del postings[position(postings, 7)]  # no numpy view may still hold the buffer
+    assert postings.tolist() == [3, 9, 3]
