@@ -8,6 +8,10 @@ Every listener acknowledges first and works afterwards: Bolt answers Slack as so
 is called (process_before_response is off), the database work then runs in a worker thread
 and the answer travels through `respond()` (the response_url), `chat.postMessage`, or a view.
 The adapter stays thin: decisions live in bot.staff, bot.triage and bot.moderation.
+
+Each person is answered in their own Slack language (users.info's `locale`, cached; see
+`Locales`), looked up after the ack; what goes to shared channels (SLACK_IDEAS_CHANNEL, the
+outbox's notices) stays in KOMINN_LOCALE, the language of its many readers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import asyncio
 import json
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,7 +40,7 @@ from adapters import slack_blocks as kit
 from bot import slack_notices, staff, triage
 from bot.app import App
 from bot.channels import DeliveryError
-from bot.i18n import translator
+from bot.i18n import LANGUAGES, Translator, normalize_language, translator
 from bot.ideas import IdeaNotFound
 from bot.moderation import BadRequest, Moderators, StatusChanged, log_refused, parse_set, targets
 from bot.runtime import Runtime
@@ -62,6 +68,69 @@ PERMANENT_ERRORS = frozenset({
 NO_PREVIEWS = {"unfurl_links": False, "unfurl_media": False}
 
 
+# --- each person's language -------------------------------------------------------------------
+
+LOCALE_TTL = 3600.0  # a person's Slack language rarely changes; clicks should not cost API calls
+LOCALE_FAILED_TTL = 300.0  # a failing users.info (e.g. missing_scope) is not retried every click
+LOCALE_CACHE_SIZE = 5000  # bounded: one entry per recently active person
+LOCALE_TIMEOUT = 1.5  # seconds; a modal's trigger id expires 3 s after the click
+
+
+def slack_language(locale: str | None) -> str | None:
+    """Slack's `user.locale` ("nb-NO", "nn-NO", "en-GB", …) → nb, nn or en; None for a language
+    KomInn has no texts in (the caller falls back to KOMINN_LOCALE, not to English)."""
+    base = (locale or "").replace("_", "-").split("-")[0].casefold()
+    return normalize_language(base) if base in ("nb", "no", "nn", "en") else None
+
+
+class Locales:
+    """Each person's language from Slack's `users.info` (`include_locale`), cached per user
+    with a TTL and a size bound, so a busy moderator does not cost a Web API call per click.
+    Never raises: any failure means "unknown" (None), and the answer goes out anyway."""
+
+    def __init__(self, client: AsyncWebClient, *, ttl: float = LOCALE_TTL,
+                 failed_ttl: float = LOCALE_FAILED_TTL, size: int = LOCALE_CACHE_SIZE,
+                 timeout: float = LOCALE_TIMEOUT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.ttl, self.failed_ttl, self.size, self.timeout = ttl, failed_ttl, size, timeout
+        self.clock = clock
+        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+
+    def cached(self, user_id: str) -> str | None:
+        """The language if already known: for what must be said before the ack."""
+        hit = self._cache.get(user_id)
+        return hit[1] if hit is not None and hit[0] > self.clock() else None
+
+    async def language(self, user_id: str) -> str | None:
+        """nb, nn, en, or None (unknown locale, users.info failed, no user)."""
+        if not user_id:
+            return None
+        hit = self._cache.get(user_id)
+        if hit is not None and hit[0] > self.clock():
+            self._cache.move_to_end(user_id)
+            return hit[1]
+        language, ttl = await self._ask(user_id)
+        self._cache[user_id] = (self.clock() + ttl, language)
+        self._cache.move_to_end(user_id)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return language
+
+    async def _ask(self, user_id: str) -> tuple[str | None, float]:
+        """users.info once; the answer and how long to trust it."""
+        try:
+            response = await asyncio.wait_for(
+                self.client.users_info(user=user_id, include_locale=True), self.timeout)
+        except Exception as exc:  # noqa: BLE001 - a language is never worth a failed answer
+            error = (exc.response.get("error") if isinstance(exc, SlackApiError)
+                     else type(exc).__name__)
+            log.warning("users.info failed", extra={"event": "slack_locale_failed",
+                                                    "status": error})
+            return None, self.failed_ttl
+        return slack_language((response.get("user") or {}).get("locale")), self.ttl
+
+
 # --- answering --------------------------------------------------------------------------------
 
 @dataclass
@@ -71,6 +140,7 @@ class Answer:
 
     client: AsyncWebClient
     user_id: str
+    t: Translator  # the person's language
     url: str | None = None
 
     async def send(self, blocks: Sequence[dict[str, Any]], *, replace: bool = False,
@@ -104,10 +174,11 @@ class CommandContext:
     trigger_id: str
     response_url: str | None
     client: AsyncWebClient
+    t: Translator  # the person's language
 
     @property
     def answer(self) -> Answer:
-        return Answer(self.client, self.user_id, self.response_url)
+        return Answer(self.client, self.user_id, self.t, self.response_url)
 
     @property
     def rest(self) -> str:
@@ -142,13 +213,13 @@ def subcommand(name: str, *, moderator_only: bool = False) -> Callable[[Handler]
 @subcommand("help")
 async def _help(ctx: CommandContext) -> None:
     moderator = await ctx.bot.moderators.is_moderator(ctx.user_id)
-    await ctx.answer.send(kit.help_blocks(ctx.bot.t, moderator=moderator))
+    await ctx.answer.send(kit.help_blocks(ctx.t, moderator=moderator))
 
 
 @subcommand("status")
 async def _status(ctx: CommandContext) -> None:
     if not ctx.args or parse_ref(ctx.args[0]) is None:
-        await ctx.answer.say(ctx.bot.t("slack.status_usage"))
+        await ctx.answer.say(ctx.t("slack.status_usage"))
         return
     await ctx.bot.show_status(ctx.answer, format_ref(parse_ref(ctx.args[0]) or 0))
 
@@ -157,10 +228,10 @@ async def _status(ctx: CommandContext) -> None:
 async def _search(ctx: CommandContext) -> None:
     bot = ctx.bot
     if not ctx.rest.strip():
-        await ctx.answer.say(bot.t("slack.search_usage"))
+        await ctx.answer.say(ctx.t("slack.search_usage"))
         return
     lines = await bot.db(staff.search, bot.runtime.db, bot.runtime.index, ctx.rest)
-    await ctx.answer.send(kit.search_blocks(ctx.rest, lines, bot.t, bot.zone))
+    await ctx.answer.send(kit.search_blocks(ctx.rest, lines, ctx.t, bot.zone))
 
 
 @subcommand("list")
@@ -178,10 +249,10 @@ async def _list(ctx: CommandContext) -> None:
     if words:
         area = staff.match_area(bot.settings, " ".join(words))
         if area is None:
-            await ctx.answer.say(bot.t("slack.unknown_area", area=kit.esc(" ".join(words)),
+            await ctx.answer.say(ctx.t("slack.unknown_area", area=kit.esc(" ".join(words)),
                                        areas=kit.esc(", ".join(bot.settings.focus_areas))))
             return
-    await ctx.answer.send(await bot.list_page(status, area, 0))
+    await ctx.answer.send(await bot.list_page(ctx.t, status, area, 0))
 
 
 @subcommand("ny")
@@ -200,7 +271,7 @@ async def _set(ctx: CommandContext) -> None:
     try:
         request = parse_set(ctx.args)
     except BadRequest as exc:
-        await ctx.answer.say(bot.t(exc.key, **exc.params))
+        await ctx.answer.say(ctx.t(exc.key, **exc.params))
         return
     await bot.apply_move(ctx.answer, ctx.user_id, request, expected=None, replace=False)
 
@@ -209,7 +280,7 @@ async def _set(ctx: CommandContext) -> None:
 async def _report(ctx: CommandContext) -> None:
     bot = ctx.bot
     figures = await bot.db(staff.report, bot.runtime.db, bot.settings)
-    await ctx.answer.send(kit.report_blocks(figures, bot.t))
+    await ctx.answer.send(kit.report_blocks(figures, ctx.t))
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -221,9 +292,11 @@ class SlackBot:
                  signing_secret: str | None) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        # KOMINN_LOCALE: shared channels, and whoever's Slack language KomInn has no texts in.
         self.t = translator(self.settings.locale)
         self.zone = self.settings.zone
         self.client = client
+        self.locales = Locales(client)
         bolt_log = logging.getLogger("slack_bolt.kominn")
         if not any(isinstance(f, _SameToken) for f in bolt_log.filters):
             bolt_log.addFilter(_SameToken())
@@ -242,6 +315,27 @@ class SlackBot:
         response = await self.client.usergroups_users_list(usergroup=group)
         return list(response.get("users") or [])
 
+    async def translator_for(self, user_id: str) -> Translator:
+        """The person's own language (a Web API call at most once an hour): call after ack."""
+        language = await self.locales.language(user_id)
+        return translator(language) if language else self.t
+
+    async def answer(self, client: AsyncWebClient, user_id: str, url: str | None) -> Answer:
+        """Where and in which language to answer one person: call after ack."""
+        return Answer(client, user_id, await self.translator_for(user_id), url)
+
+    async def answer_for(self, body: dict[str, Any], client: AsyncWebClient) -> Answer:
+        """`answer()` for an interaction payload (button, App Home action)."""
+        return await self.answer(client, _user(body), body.get("response_url"))
+
+    def modal_translator(self, meta: dict[str, Any], user_id: str) -> Translator:
+        """The language a modal was opened in (its private_metadata keeps it) for what is said
+        in the ack itself (validation errors), where no Web API call may delay the answer."""
+        language = meta.get("lang")
+        if language not in LANGUAGES:
+            language = self.locales.cached(user_id)
+        return translator(language) if language else self.t
+
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking database work off the event loop."""
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -251,7 +345,7 @@ class SlackBot:
         if await self.moderators.is_moderator(user_id):
             return True
         log_refused(CHANNEL, user_id, action)
-        await answer.say(self.t("slack.not_moderator"))
+        await answer.say(answer.t("slack.not_moderator"))
         return False
 
     # --- commands ----------------------------------------------------------------------------
@@ -262,7 +356,7 @@ class SlackBot:
         sub = SUBCOMMANDS.get(name)
         if sub is None:
             moderator = await self.moderators.is_moderator(ctx.user_id)
-            await ctx.answer.send(kit.help_blocks(self.t, moderator=moderator, unknown=words[0]))
+            await ctx.answer.send(kit.help_blocks(ctx.t, moderator=moderator, unknown=words[0]))
             return
         ctx.args = words[1:]
         if sub.moderator_only and not await self.allowed(ctx.user_id, name, ctx.answer):
@@ -274,42 +368,42 @@ class SlackBot:
                           notice: str | None = None) -> None:
         detail = await self.db(staff.status_detail, self.runtime.db, ref)
         if detail is None:
-            await answer.say(self.t("slack.not_found", ref=ref), replace=replace)
+            await answer.say(answer.t("slack.not_found", ref=ref), replace=replace)
             return
         moderator = await self.moderators.is_moderator(answer.user_id)
         moves = targets(Status(detail.status)) if moderator else []
-        await answer.send(kit.status_blocks(detail, self.t, self.zone, moves=moves,
+        await answer.send(kit.status_blocks(detail, answer.t, self.zone, moves=moves,
                                             notice=notice, moderator=moderator),
                           replace=replace)
 
-    async def list_page(self, status: Status | None, area: str | None,
+    async def list_page(self, t: Translator, status: Status | None, area: str | None,
                         offset: int) -> list[dict[str, Any]]:
         lines, total = await self.db(staff.list_ideas, self.runtime.db, status, area, offset)
-        filters = " · ".join(x for x in (kit.status_label(self.t, status.value) if status
-                                         else "", area or "") if x) or self.t("slack.list.all")
+        filters = " · ".join(x for x in (kit.status_label(t, status.value) if status
+                                         else "", area or "") if x) or t("slack.list.all")
         more = None
         if offset + len(lines) < total:
             more = {"s": status.value if status else None, "a": area,
                     "o": offset + len(lines)}
-        return kit.list_blocks(lines, total, offset, filters, more, self.t, self.zone)
+        return kit.list_blocks(lines, total, offset, filters, more, t, self.zone)
 
     async def open_new_idea(self, client: AsyncWebClient, trigger_id: str,
                             answer: Answer) -> None:
         """The submission modal; opened at once, the trigger id lives three seconds."""
-        meta = json.dumps({"url": answer.url})
+        meta = json.dumps({"url": answer.url, "lang": answer.t.language})
         try:
             await client.views_open(trigger_id=trigger_id, view=kit.new_idea_modal(
-                self.t, self.settings.focus_areas, meta))
+                answer.t, self.settings.focus_areas, meta))
         except SlackApiError as exc:
             log.warning("views.open failed", extra={"event": "slack_views_open_failed",
                                                     "status": exc.response.get("error")})
-            await answer.say(self.t("slack.modal_failed"))
+            await answer.say(answer.t("slack.modal_failed"))
 
     # --- lifecycle moves ---------------------------------------------------------------------
 
     async def apply_move(self, answer: Answer, user_id: str, request: Any, *,
                          expected: Status | None, replace: bool) -> None:
-        t = self.t
+        t = answer.t
         try:
             change = await self.db(staff.set_status, self.runtime.db, self.runtime.index,
                                    request, by=f"slack:{user_id}", expected=expected)
@@ -335,10 +429,10 @@ class SlackBot:
                              replace: bool = False) -> None:
         pair = await self.db(triage.show_next, self.runtime.db, after)
         if pair is None:
-            await answer.say(self.t("slack.triage.empty"), replace=replace)
+            await answer.say(answer.t("slack.triage.empty"), replace=replace)
             return
         pending = await self.db(triage.pending_count, self.runtime.db)
-        await answer.send(kit.pair_blocks(pair, self.t, self.zone, pending), replace=replace)
+        await answer.send(kit.pair_blocks(pair, answer.t, self.zone, pending), replace=replace)
 
     async def decide(self, answer: Answer, user_id: str, pair_id: int,
                      decision: triage.Decision, keep: int | None = None) -> None:
@@ -346,24 +440,26 @@ class SlackBot:
             pair = await self.db(staff.decide_pair, self.runtime.db, self.runtime.index,
                                  pair_id, decision, by=f"slack:{user_id}", keep=keep)
         except triage.AlreadyDecided as exc:
-            await answer.send(kit.decided_blocks(exc.pair, self.t, self.zone, already=True),
+            await answer.send(kit.decided_blocks(exc.pair, answer.t, self.zone, already=True),
                               replace=True)
             return
         except triage.PairNotFound:
-            await answer.say(self.t("slack.triage.gone"), replace=True)
+            await answer.say(answer.t("slack.triage.gone"), replace=True)
             return
         except MoveNotAllowed:
-            await answer.say(self.t("slack.triage.cannot_merge"))
+            await answer.say(answer.t("slack.triage.cannot_merge"))
             return
-        await answer.send(kit.decided_blocks(pair, self.t, self.zone), replace=True)
+        await answer.send(kit.decided_blocks(pair, answer.t, self.zone), replace=True)
         await self.show_next_pair(answer)
 
     # --- the dialog engine (buttons of follow-ups) -------------------------------------------
 
     async def engine_choice(self, answer: Answer, payload: str, update_id: str) -> None:
-        """A Slack user pressed a button the engine made: handled once like any channel's."""
+        """A Slack user pressed a button the engine made: handled once like any channel's.
+        The Slack language is the engine's platform hint, as Telegram's language_code is."""
         incoming = Incoming(channel=CHANNEL, user_id=answer.user_id, choice=payload,
-                            update_id=update_id, chat_id=answer.user_id)
+                            update_id=update_id, chat_id=answer.user_id,
+                            language=await self.locales.language(answer.user_id))
         replies = await self.db(self.runtime.engine.handle, incoming)
         for reply in replies:
             await answer.send(kit.reply_blocks(reply), text=kit.esc(reply.text)[:3000] or " ")
@@ -374,8 +470,9 @@ class SlackBot:
     async def publish_home(self, client: AsyncWebClient, user_id: str) -> None:
         stats = await self.db(staff.home_stats, self.runtime.db)
         moderator = await self.moderators.is_moderator(user_id)
+        t = await self.translator_for(user_id)
         await client.views_publish(user_id=user_id, view=kit.home_view(
-            stats, self.t, self.zone, moderator=moderator))
+            stats, t, self.zone, moderator=moderator))
 
 
 class _SameToken(logging.Filter):
@@ -390,8 +487,13 @@ def _user(body: dict[str, Any]) -> str:
     return str((body.get("user") or {}).get("id") or body.get("user_id") or "")
 
 
-def _answer(body: dict[str, Any], client: AsyncWebClient) -> Answer:
-    return Answer(client, _user(body), body.get("response_url"))
+def view_meta(view: dict[str, Any]) -> dict[str, Any]:
+    """A submitted modal's private_metadata (JSON we wrote when opening it); {} if unreadable."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _guarded(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -403,7 +505,7 @@ def _guarded(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None
         except Exception:  # noqa: BLE001 - last line of defence for one request
             log.exception("slack request failed", extra={"event": "slack_error"})
             try:
-                await answer.say(bot.t("slack.error"))
+                await answer.say(answer.t("slack.error"))
             except Exception:  # noqa: BLE001 - nothing more we can do
                 log.warning("could not apologise", extra={"event": "slack_error"})
 
@@ -418,10 +520,11 @@ def _register(bot: SlackBot) -> None:
     @app.command(COMMAND)
     async def on_command(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        ctx = CommandContext(bot, str(command.get("user_id") or ""),
-                             str(command.get("channel_id") or ""), [],
+        user_id = str(command.get("user_id") or "")
+        ctx = CommandContext(bot, user_id, str(command.get("channel_id") or ""), [],
                              str(command.get("trigger_id") or ""),
-                             command.get("response_url"), client)
+                             command.get("response_url"), client,
+                             await bot.translator_for(user_id))
         await _guarded(lambda b, a, c, text: b.run_command(c, text))(
             bot, ctx.answer, ctx, str(command.get("text") or ""))
 
@@ -432,7 +535,7 @@ def _register(bot: SlackBot) -> None:
         number = parse_ref(str(action.get("value") or ""))
         if number is not None:
             await _guarded(lambda b, a: b.show_status(a, format_ref(number)))(
-                bot, _answer(body, client))
+                bot, await bot.answer_for(body, client))
 
     @app.action(re.compile(f"^{kit.REPLY}\\d+$"))
     async def on_reply(ack: Any, body: dict[str, Any], action: dict[str, Any],
@@ -441,7 +544,7 @@ def _register(bot: SlackBot) -> None:
         opens the status view; anything else is the dialog engine's (benefit check, …)."""
         await ack()
         value = str(action.get("value") or "")
-        answer = _answer(body, client)
+        answer = await bot.answer_for(body, client)
         if value.startswith(slack_notices.STATUS_PAYLOAD):
             number = parse_ref(value.removeprefix(slack_notices.STATUS_PAYLOAD))
             if number is not None:
@@ -466,44 +569,47 @@ def _register(bot: SlackBot) -> None:
             return
 
         async def page(b: SlackBot, answer: Answer) -> None:
-            await answer.send(await b.list_page(status, more.get("a"), offset), replace=True)
+            await answer.send(await b.list_page(answer.t, status, more.get("a"), offset),
+                              replace=True)
 
-        await _guarded(page)(bot, _answer(body, client))
+        await _guarded(page)(bot, await bot.answer_for(body, client))
 
     @app.action(re.compile(f"^{kit.MOVE}"))
     async def on_move(ack: Any, body: dict[str, Any], action: dict[str, Any],
                       client: AsyncWebClient) -> None:
         await ack()
-        answer = _answer(body, client)
+        answer = await bot.answer_for(body, client)
         ref, _, rest = str(action.get("value") or "").partition("|")
         target, _, current = rest.partition("|")
         if not await bot.allowed(answer.user_id, "move", answer):
             return
-        meta = json.dumps({"ref": ref, "to": target, "from": current, "url": answer.url})
+        meta = json.dumps({"ref": ref, "to": target, "from": current, "url": answer.url,
+                           "lang": answer.t.language})
         try:
             await client.views_open(trigger_id=body.get("trigger_id", ""),
-                                    view=kit.move_modal(bot.t, ref, current, target, meta))
+                                    view=kit.move_modal(answer.t, ref, current, target, meta))
         except SlackApiError as exc:
             log.warning("views.open failed", extra={"event": "slack_views_open_failed",
                                                     "status": exc.response.get("error")})
-            await answer.say(bot.t("slack.modal_failed"))
+            await answer.say(answer.t("slack.modal_failed"))
 
     @app.view(kit.MOVE_VIEW)
     async def on_move_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
                              client: AsyncWebClient) -> None:
         note = _value(view, "note")
+        meta = view_meta(view)
+        t = bot.modal_translator(meta, _user(body))
         try:
-            meta = json.loads(view.get("private_metadata") or "{}")
             target, current = Status(meta["to"]), Status(meta["from"])
             request = parse_set([meta["ref"], target.value, *([note] if note else [])])
         except BadRequest as exc:
-            await ack(response_action="errors", errors={"note": bot.t(exc.key, **exc.params)})
+            await ack(response_action="errors", errors={"note": t(exc.key, **exc.params)})
             return
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             await ack()
             return
         await ack()
-        answer = Answer(client, _user(body), meta.get("url"))
+        answer = Answer(client, _user(body), t, meta.get("url"))
         if not await bot.allowed(answer.user_id, "move", answer):
             return
         await _guarded(lambda b, a: b.apply_move(a, a.user_id, request, expected=current,
@@ -516,7 +622,7 @@ def _register(bot: SlackBot) -> None:
     async def on_triage(ack: Any, body: dict[str, Any], action: dict[str, Any],
                         client: AsyncWebClient) -> None:
         await ack()
-        answer = _answer(body, client)
+        answer = await bot.answer_for(body, client)
         kind = str(action.get("action_id"))
         pair_text, _, keep_text = str(action.get("value") or "").partition(":")
         if not pair_text.isdigit():
@@ -537,12 +643,13 @@ def _register(bot: SlackBot) -> None:
     @app.action(kit.HOME_NEW)
     async def on_home_new(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await bot.open_new_idea(client, body.get("trigger_id", ""), _answer(body, client))
+        await bot.open_new_idea(client, body.get("trigger_id", ""),
+                                await bot.answer_for(body, client))
 
     @app.action(kit.HOME_TRIAGE)
     async def on_home_triage(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        answer = _answer(body, client)
+        answer = await bot.answer_for(body, client)
         if await bot.allowed(answer.user_id, "triage", answer):
             await _guarded(lambda b, a: b.show_next_pair(a))(bot, answer)
 
@@ -550,6 +657,8 @@ def _register(bot: SlackBot) -> None:
     async def on_new_idea(ack: Any, body: dict[str, Any], view: dict[str, Any],
                           client: AsyncWebClient) -> None:
         values = view.get("state", {}).get("values", {})
+        meta = view_meta(view)
+        t = bot.modal_translator(meta, _user(body))
         follow = values.get("follow_up", {}).get("value", {}).get("selected_options") or []
         new, problems = staff.check_new_idea(
             _user(body), _value(view, "title"), _value(view, "description"),
@@ -557,19 +666,15 @@ def _register(bot: SlackBot) -> None:
             _value(view, "place"), bool(follow), bot.settings.focus_areas)
         if problems:
             await ack(response_action="errors", errors={
-                p.field: bot.t(p.key, **p.params) for p in problems})
+                p.field: t(p.key, **p.params) for p in problems})
             return
         await ack()
         assert new is not None
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
-            meta = {}
-        answer = Answer(client, new.user_id, meta.get("url"))
+        answer = Answer(client, new.user_id, t, meta.get("url"))
 
         async def submit(b: SlackBot, a: Answer) -> None:
             ref = await b.db(staff.submit_idea, b.runtime.db, b.runtime.index, new)
-            await a.say(b.t("slack.new_idea_receipt", ref=ref))
+            await a.say(a.t("slack.new_idea_receipt", ref=ref))
 
         await _guarded(submit)(bot, answer)
 

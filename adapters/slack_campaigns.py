@@ -245,14 +245,6 @@ def _element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
     return (_state_values(view).get(block_id) or {}).get("value") or {}
 
 
-def _meta(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def _errors(problems: Sequence[Problem], t: Translator) -> dict[str, str]:
     return {p.field: t(p.key, **p.params) for p in problems}
 
@@ -268,7 +260,7 @@ async def show_list(bot: core.SlackBot, answer: core.Answer, *, replace: bool = 
                     notice: str | None = None) -> None:
     lines, total = await bot.db(sc.list_campaigns, bot.runtime.db, utcnow())
     moderator = await bot.moderators.is_moderator(answer.user_id)
-    await answer.send(list_blocks(lines, total, bot.t, bot.zone, moderator=moderator,
+    await answer.send(list_blocks(lines, total, answer.t, bot.zone, moderator=moderator,
                                   bot_username=bot.settings.telegram_bot_username,
                                   notice=notice), replace=replace)
 
@@ -280,15 +272,16 @@ async def _open(bot: core.SlackBot, client: AsyncWebClient, trigger_id: str,
     except SlackApiError as exc:
         log.warning("views.open failed", extra={"event": "slack_views_open_failed",
                                                 "status": exc.response.get("error")})
-        await answer.say(bot.t("slack.modal_failed"))
+        await answer.say(answer.t("slack.modal_failed"))
 
 
 async def open_campaign_modal(bot: core.SlackBot, client: AsyncWebClient, trigger_id: str,
                               answer: core.Answer, line: sc.CampaignLine | None) -> None:
-    meta = json.dumps({"id": line.id if line else None, "url": answer.url})
+    meta = json.dumps({"id": line.id if line else None, "url": answer.url,
+                       "lang": answer.t.language})
     today = utcnow().astimezone(bot.zone).date()
     await _open(bot, client, trigger_id, answer, campaign_modal(
-        bot.t, bot.settings.focus_areas, bot.zone, meta, today=today, line=line))
+        answer.t, bot.settings.focus_areas, bot.zone, meta, today=today, line=line))
 
 
 @core.subcommand(SUBCOMMAND)
@@ -300,7 +293,7 @@ async def _competitions(ctx: core.CommandContext) -> None:
             await open_campaign_modal(bot, ctx.client, ctx.trigger_id, ctx.answer, None)
         return
     if word:
-        await ctx.answer.say(bot.t("slack_campaigns.usage"))
+        await ctx.answer.say(ctx.t("slack_campaigns.usage"))
         return
     await show_list(bot, ctx.answer)
 
@@ -312,21 +305,21 @@ for _alias in ("konkurranser", "competition", "competitions"):
 # --- listeners --------------------------------------------------------------------------------
 
 def register(bot: core.SlackBot) -> None:
-    """Add the competition and collaboration listeners to one SlackBot's Bolt app."""
+    """Add the competition and collaboration listeners to one SlackBot's Bolt app. Every answer
+    speaks the person's language: `answer.t`, or the modal's own (`modal_translator`) in an ack."""
     app = bot.bolt
-    t = bot.t
 
     @app.action(EDIT)
     async def on_edit(ack: Any, body: dict[str, Any], action: dict[str, Any],
                       client: AsyncWebClient) -> None:
         await ack()
-        answer = core._answer(body, client)
+        answer = await bot.answer_for(body, client)
         number = _campaign_id(action.get("value"))
         if number is None or not await bot.allowed(answer.user_id, "campaign_edit", answer):
             return
         line = await bot.db(sc.campaign_line, bot.runtime.db, number, utcnow())
         if line is None:
-            await answer.say(t("slack_campaigns.not_found", id=number))
+            await answer.say(answer.t("slack_campaigns.not_found", id=number))
             return
         await open_campaign_modal(bot, client, body.get("trigger_id", ""), answer, line)
 
@@ -334,7 +327,7 @@ def register(bot: core.SlackBot) -> None:
     async def on_close(ack: Any, body: dict[str, Any], action: dict[str, Any],
                        client: AsyncWebClient) -> None:
         await ack()
-        answer = core._answer(body, client)
+        answer = await bot.answer_for(body, client)
         number = _campaign_id(action.get("value"))
         if number is None or not await bot.allowed(answer.user_id, "campaign_close", answer):
             return
@@ -343,10 +336,10 @@ def register(bot: core.SlackBot) -> None:
             try:
                 done = await b.db(sc.close_campaign, b.runtime.db, number, utcnow())
             except campaigns.CampaignError:
-                await a.say(t("slack_campaigns.not_found", id=number))
+                await a.say(a.t("slack_campaigns.not_found", id=number))
                 return
             key = "slack_campaigns.closed" if done else "slack_campaigns.already_closed"
-            await show_list(b, a, replace=True, notice=t(key, id=number))
+            await show_list(b, a, replace=True, notice=a.t(key, id=number))
 
         await core._guarded(close)(bot, answer)
 
@@ -354,7 +347,8 @@ def register(bot: core.SlackBot) -> None:
     async def on_choose(ack: Any, body: dict[str, Any], action: dict[str, Any],
                         client: AsyncWebClient) -> None:
         await ack()
-        answer = core._answer(body, client)
+        answer = await bot.answer_for(body, client)
+        t = answer.t
         number = _campaign_id(action.get("value"))
         if number is None or not await bot.allowed(answer.user_id, "campaign_choose", answer):
             return
@@ -366,7 +360,7 @@ def register(bot: core.SlackBot) -> None:
         if not options:
             await answer.say(t("slack_campaigns.no_ideas", id=number))
             return
-        meta = json.dumps({"id": number, "url": answer.url})
+        meta = json.dumps({"id": number, "url": answer.url, "lang": t.language})
         await _open(bot, client, body.get("trigger_id", ""), answer,
                     choose_modal(t, line, options, meta))
 
@@ -374,18 +368,20 @@ def register(bot: core.SlackBot) -> None:
     async def on_invite(ack: Any, body: dict[str, Any], action: dict[str, Any],
                         client: AsyncWebClient) -> None:
         await ack()
-        answer = core._answer(body, client)
+        answer = await bot.answer_for(body, client)
         number = parse_ref(str(action.get("value") or ""))
         if number is None or not await bot.allowed(answer.user_id, "collab_invite", answer):
             return
-        meta = json.dumps({"ref": format_ref(number), "url": answer.url})
+        meta = json.dumps({"ref": format_ref(number), "url": answer.url,
+                           "lang": answer.t.language})
         await _open(bot, client, body.get("trigger_id", ""), answer,
-                    collab_modal(t, format_ref(number), meta))
+                    collab_modal(answer.t, format_ref(number), meta))
 
     @app.view(CAMPAIGN_VIEW)
     async def on_campaign_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
                                  client: AsyncWebClient) -> None:
-        meta = _meta(view)
+        meta = core.view_meta(view)
+        t = bot.modal_translator(meta, core._user(body))
         number = _campaign_id(meta.get("id"))
         existing = None
         if number is not None:
@@ -405,7 +401,7 @@ def register(bot: core.SlackBot) -> None:
             await ack(response_action="errors", errors=_errors(problems, t))
             return
         await ack()
-        answer = core.Answer(client, core._user(body), meta.get("url"))
+        answer = core.Answer(client, core._user(body), t, meta.get("url"))
         if form is None or not await bot.allowed(answer.user_id, "campaign_save", answer):
             return
         by = f"slack:{answer.user_id}"
@@ -430,7 +426,8 @@ def register(bot: core.SlackBot) -> None:
     @app.view(CHOOSE_VIEW)
     async def on_choose_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
                                client: AsyncWebClient) -> None:
-        meta = _meta(view)
+        meta = core.view_meta(view)
+        t = bot.modal_translator(meta, core._user(body))
         number = _campaign_id(meta.get("id"))
         element = _element(view, "refs")
         if "selected_options" in element:
@@ -455,7 +452,7 @@ def register(bot: core.SlackBot) -> None:
             await ack(response_action="errors", errors={"refs": error})
             return
         await ack()
-        answer = core.Answer(client, core._user(body), meta.get("url"))
+        answer = core.Answer(client, core._user(body), t, meta.get("url"))
         if not await bot.allowed(answer.user_id, "campaign_choose", answer):
             return
 
@@ -474,7 +471,8 @@ def register(bot: core.SlackBot) -> None:
     @app.view(COLLAB_VIEW)
     async def on_collab_submit(ack: Any, body: dict[str, Any], view: dict[str, Any],
                                client: AsyncWebClient) -> None:
-        meta = _meta(view)
+        meta = core.view_meta(view)
+        t = bot.modal_translator(meta, core._user(body))
         number = parse_ref(str(meta.get("ref") or ""))
         text = (core._value(view, "text") or "").strip()
         if number is None:
@@ -485,7 +483,7 @@ def register(bot: core.SlackBot) -> None:
                 "slack_campaigns.length", min=sc.COLLAB_TEXT_MIN, max=collab.TEXT_MAX)})
             return
         await ack()
-        answer = core.Answer(client, core._user(body), meta.get("url"))
+        answer = core.Answer(client, core._user(body), t, meta.get("url"))
         if not await bot.allowed(answer.user_id, "collab_invite", answer):
             return
         ref = format_ref(number)

@@ -69,8 +69,10 @@ class FakeSlackAPI:
     ``AsyncWebClient(base_url=fake.url)`` or as env ``SLACK_API_URL``.
 
     Configuration: ``usergroups`` maps usergroup id -> member ids (usergroups.users.list);
-    ``users`` maps user id -> display name (users.info); ``require_token`` answers
-    ``not_authed`` to calls without a Bearer/``token`` credential, as Slack does.
+    ``users`` maps user id -> display name (users.info); ``locales`` maps user id -> Slack
+    locale such as ``"en-US"`` (users.info with ``include_locale``, see :meth:`set_locale`);
+    ``require_token`` answers ``not_authed`` to calls without a Bearer/``token`` credential,
+    as Slack does.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class FakeSlackAPI:
         *,
         usergroups: Mapping[str, list[str]] | None = None,
         users: Mapping[str, str] | None = None,
+        locales: Mapping[str, str] | None = None,
         team_id: str = TEAM_ID,
         bot_user_id: str = BOT_USER_ID,
         bot_id: str = BOT_ID,
@@ -93,6 +96,8 @@ class FakeSlackAPI:
         self._users: dict[str, JSONDict] = {}
         for uid, display in (users or {}).items():
             self.set_user(uid, display_name=display)
+        for uid, locale in (locales or {}).items():
+            self.set_locale(uid, locale)
 
         self._calls: list[JSONDict] = []
         self._responses: dict[str, list[JSONDict]] = {}
@@ -235,10 +240,15 @@ class FakeSlackAPI:
         name: str | None = None,
         is_bot: bool = False,
         deleted: bool = False,
+        locale: str | None = None,
         **profile: Any,
     ) -> None:
         """Configure users.info for *user_id*. Unconfigured users get a default profile
-        with an empty display_name (common in real workspaces, so fallbacks get exercised)."""
+        with an empty display_name (common in real workspaces, so fallbacks get exercised).
+
+        *locale* (``"nb-NO"``, ``"en-US"``…) is returned as ``user.locale`` only when the call
+        passes ``include_locale``, like Slack; ``None`` (the default, also for unconfigured
+        users) leaves it out, so the adapter's fallback to KOMINN_LOCALE gets exercised."""
         real = real_name if real_name is not None else (display_name or f"User {user_id}")
         prof = {
             "display_name": display_name,
@@ -258,6 +268,19 @@ class FakeSlackAPI:
                 "is_bot": is_bot,
                 "profile": prof,
             }
+            if locale is not None:
+                self._users[user_id]["locale"] = locale
+
+    def set_locale(self, user_id: str, locale: str | None) -> None:
+        """Set (or with ``None`` remove) the Slack locale users.info reports for *user_id*,
+        keeping the rest of the profile (a default one for an unconfigured user)."""
+        with self._lock:
+            if user_id not in self._users:
+                self.set_user(user_id)
+            if locale is None:
+                self._users[user_id].pop("locale", None)
+            else:
+                self._users[user_id]["locale"] = locale
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer every later call of *method* (``"*"`` = all methods) *seconds* late.
@@ -656,7 +679,10 @@ class FakeSlackAPI:
             return {"ok": False, "error": "user_not_found"}
         if user_id not in self._users:
             self.set_user(user_id)  # the Condition's lock is an RLock: re-entry is fine
-        return {"ok": True, "user": self._users[user_id]}
+        user = dict(self._users[user_id])
+        if str(args.get("include_locale", "")).casefold() not in ("1", "true"):
+            user.pop("locale", None)  # Slack sends the locale only when asked for it
+        return {"ok": True, "user": user}
 
     def _conversations_open(self, args: JSONDict) -> JSONDict:
         if args.get("channel"):
