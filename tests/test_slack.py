@@ -1,24 +1,22 @@
 """The Slack app end to end: the real Bolt AsyncApp behind KomInn's Starlette route, driven with
 correctly signed requests (tests/fakes/slack_signing.py) and answering through a local fake
 Slack Web API and fake response_urls (tests/fakes/slack_api.py). Nothing of Bolt is mocked;
-the database is the test's own (SQLite, or PostgreSQL with KOMINN_TEST_DATABASE_URL)."""
+the database is the test's own (SQLite, or PostgreSQL with KOMINN_TEST_DATABASE_URL). The
+bench (fixtures, request and reading helpers) is tests/slack_fixtures.py."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 from sqlmodel import Session, select
-from starlette.applications import Starlette
 
 from adapters import slack as adapter
 from adapters import slack_blocks as kit
@@ -31,6 +29,7 @@ from bot.runtime import Runtime
 from dialogs.types import Choice, Document, Reply
 from storage.db import transaction
 from storage.models import DuplicateCandidate, Idea, Outbox, Person, StatusChange, Support
+from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.slack_signing import (
     app_home_opened_event,
@@ -41,125 +40,24 @@ from tests.fakes.slack_signing import (
     view_submission_body,
 )
 from tests.helpers import ChatPerson
+from tests.slack_fixtures import (
+    EMPLOYEE,
+    GROUP_MOD,
+    HOSTILE,
+    MOD,
+    SECRET,
+    buttons,
+    command,
+    drain,
+    make_idea,
+    new_idea_values,
+    post,
+    press,
+    shown,
+)
 
-SECRET = "kominn-slack-test-secret"
-TOKEN = "xoxb-kominn-test"
-MOD, GROUP_MOD, EMPLOYEE = "UMOD1", "UGRPMOD", "UEMP1"
-GROUP = "SMODS"
-HOSTILE = "<!channel> Hei <@U0BOSS> se <https://evil.example|her> & <!here>"
-
-
-# --- fixtures ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI(usergroups={GROUP: [GROUP_MOD]}) as server:
-        yield server
-
-
-@pytest.fixture
-def rt(runtime: Runtime, fake: FakeSlackAPI) -> Iterator[Runtime]:
-    """The test runtime with Slack configured against the fake."""
-    settings = runtime.settings.model_copy(update={
-        "slack_bot_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake.url,
-        "slack_moderators": [MOD], "slack_moderator_group": GROUP,
-        "slack_ideas_channel": "CIDEAS"})
-    yield dataclasses.replace(runtime, settings=settings)
-    slack_notices.configure(None)
-
-
-@pytest.fixture
-def service(rt: Runtime) -> adapter.SlackService:
-    return adapter.service(App(rt))
-
-
-@pytest.fixture
-async def http(service: adapter.SlackService) -> AsyncIterator[httpx.AsyncClient]:
-    """Bolt in-process over ASGI; background listeners are drained before the loop closes."""
-    asgi = Starlette(routes=service.routes)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
-                                 base_url="http://testserver") as client:
-        yield client
-        await drain()
-
-
-async def drain() -> None:
-    current = asyncio.current_task()
-    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    if pending:
-        await asyncio.wait(pending, timeout=5)
-
-
-async def post(http: httpx.AsyncClient, body: str, **kwargs: Any) -> httpx.Response:
-    return await http.post(adapter.PATH, content=body,
-                           headers=signed_headers(body, SECRET, **kwargs))
-
-
-async def command(http: httpx.AsyncClient, fake: FakeSlackAPI, text: str, user: str = EMPLOYEE,
-                  name: str = "cmd", n: int = 1, trigger: str = "T1") -> list[dict[str, Any]]:
-    """Run `/kominn text`; the empty ack comes first, the answers arrive at the response_url."""
-    before = len(fake.responses(name))
-    response = await post(http, slash_command_body(text=text, user_id=user, trigger_id=trigger,
-                                                   response_url=fake.response_url(name)))
-    assert response.status_code == 200 and response.text == ""
-    answers = await fake.await_responses(name, n=before + n)
-    return answers[before:]
-
-
-async def press(http: httpx.AsyncClient, fake: FakeSlackAPI, button: dict[str, Any],
-                user: str = MOD, name: str = "btn", n: int = 1) -> list[dict[str, Any]]:
-    before = len(fake.responses(name))
-    body = block_action_body(button["action_id"], button["value"], user_id=user,
-                             response_url=fake.response_url(name))
-    response = await post(http, body)
-    assert response.status_code == 200
-    answers = await fake.await_responses(name, n=before + n)
-    return answers[before:]
-
-
-def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Buttons of a message (or view) by their label."""
-    found: dict[str, dict[str, Any]] = {}
-    for block in message.get("blocks", []):
-        for element in block.get("elements", []) + [block.get("accessory") or {}]:
-            if element.get("type") == "button":
-                found.setdefault(element["text"]["text"], element)
-    return found
-
-
-def texts(obj: Any) -> list[str]:
-    """Every mrkdwn text in a message or view (what Slack would parse for mentions/links),
-    plus the message's top-level notification text."""
-    found: list[str] = []
-    if isinstance(obj, dict):
-        if obj.get("type") == "mrkdwn":
-            found.append(obj["text"])
-        for key, value in obj.items():
-            if key == "text" and isinstance(value, str) and obj.get("type") != "plain_text":
-                found.append(value)
-            else:
-                found += texts(value)
-    elif isinstance(obj, list):
-        for item in obj:
-            found += texts(item)
-    return found
-
-
-def shown(message: dict[str, Any]) -> str:
-    return "\n".join(texts(message))
-
-
-def make_idea(rt: Runtime, title: str, description: str = "", *, area: str = "Folkehelse",
-              status: str = "new", channel: str = "telegram") -> str:
-    description = description or f"{title} – en grundig beskrivelse av idéen."
-    with transaction(rt.db) as session:
-        idea = idea_service.create_idea(session, idea_service.NewIdea(
-            title=title, description=description, channel=channel, focus_area=area), by="test")
-        if status != "new":
-            idea.status = status
-            session.add(idea)
-    rt.index.update(idea)
-    return idea_service.ref_of(idea)
+fake, rt, service, http, slack_settings = (bench.fake, bench.rt, bench.service, bench.http,
+                                           bench.slack_settings)
 
 
 def make_pair(rt: Runtime, score: float = 81.0) -> tuple[str, str, int]:
@@ -353,18 +251,6 @@ async def test_report_renders_the_report_figures(
 
 
 # --- ny: the submission modal -----------------------------------------------------------------
-
-def new_idea_values(title: str, description: str, area: str = "3", place: str = "",
-                    follow: bool = True) -> dict[str, Any]:
-    option = {"text": {"type": "plain_text", "text": "x"}, "value": "yes"}
-    return {
-        "title": {"value": title}, "description": {"value": description},
-        "area": {"value": {"type": "static_select", "selected_option": {"value": area}}},
-        "place": {"value": place},
-        "follow_up": {"value": {"type": "checkboxes",
-                                "selected_options": [option] if follow else []}},
-    }
-
 
 async def test_ny_opens_a_modal_and_the_submission_creates_an_idea(
         http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:

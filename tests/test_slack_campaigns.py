@@ -1,97 +1,60 @@
 """Idea competitions and invitations to collaborate in the Slack app, end to end: the real Bolt
 app behind KomInn's route, signed requests, the fake Slack Web API and response_urls
-(tests/fakes/), the test's own database (SQLite, or PostgreSQL with KOMINN_TEST_DATABASE_URL)."""
+(tests/fakes/), the test's own database (SQLite, or PostgreSQL with KOMINN_TEST_DATABASE_URL).
+The bench (fixtures, request and reading helpers) is tests/slack_fixtures.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session, col, select
-from starlette.applications import Starlette
 
-from adapters import slack as adapter
 from adapters import slack_blocks as kit
 from adapters import slack_campaigns as ui
-from bot import campaigns, collab, slack_notices
+from bot import campaigns, collab
 from bot import ideas as idea_service
 from bot import staff_campaigns as sc
-from bot.app import App
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import Campaign, CollabInvite, Idea, Outbox, Person, utcnow
+from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.slack_signing import block_action_body, view_submission_body
 from tests.helpers import ChatPerson
-from tests.test_slack import (
+from tests.slack_fixtures import (
     EMPLOYEE,
-    GROUP,
     GROUP_MOD,
     HOSTILE,
     MOD,
-    SECRET,
-    TOKEN,
+    QUESTION,
     buttons,
+    campaign_values,
     command,
     drain,
+    make_campaign,
     post,
     press,
     shown,
+    today,
 )
 
+fake, rt, service, http = bench.fake, bench.rt, bench.service, bench.http
+
 BOT = "kominn_test_bot"
-QUESTION = "Hvordan kan flere barn sykle trygt til skolen?"
-
-
-# --- fixtures (as in tests/test_slack.py, plus a Telegram bot name for the deep link) ---------
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI(usergroups={GROUP: [GROUP_MOD]}) as server:
-        yield server
 
 
 @pytest.fixture
-def rt(runtime: Runtime, fake: FakeSlackAPI) -> Iterator[Runtime]:
-    settings = runtime.settings.model_copy(update={
-        "slack_bot_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake.url,
-        "slack_moderators": [MOD], "slack_moderator_group": GROUP,
-        "slack_ideas_channel": "CIDEAS", "telegram_bot_username": BOT})
-    yield dataclasses.replace(runtime, settings=settings)
-    slack_notices.configure(None)
-
-
-@pytest.fixture
-async def http(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    service = adapter.service(App(rt))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(
-            routes=service.routes)), base_url="http://testserver") as client:
-        yield client
-        await drain()
+def slack_settings() -> dict[str, Any]:
+    """A Telegram bot name, for the competitions' deep links."""
+    return {"telegram_bot_username": BOT}
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-def today(rt: Runtime) -> date:
-    return utcnow().astimezone(rt.settings.zone).date()
-
-
-def make_campaign(rt: Runtime, title: str = "Sykkelbyen Asker", *, opens_in: timedelta =
-                  timedelta(0), closes_in: timedelta = timedelta(days=10),
-                  question: str = QUESTION) -> int:
-    now = utcnow()
-    with transaction(rt.db) as session:
-        campaign = campaigns.create(session, title=title, question=question,
-                                    opens_at=now + opens_in, closes_at=now + closes_in,
-                                    focus_area="Areal og transport", by="test")
-        return campaign.id or 0
-
 
 def citizen(rt: Runtime, number: int, name: str | None = None) -> int:
     """A Telegram citizen who agreed to follow-ups; their person id."""
@@ -128,20 +91,6 @@ def outbox(rt: Runtime, kind: str) -> list[Outbox]:
     with Session(rt.db) as session:
         return list(session.exec(select(Outbox).where(Outbox.kind == kind)
                                  .order_by(col(Outbox.id))))
-
-
-def campaign_values(title: str, question: str, *, area: str | None = "0",
-                    opens: date | None = None, closes: date | None = None,
-                    text: str = "") -> dict[str, Any]:
-    return {
-        "title": {"value": title}, "question": {"value": question}, "text": {"value": text},
-        "area": {"value": {"type": "static_select", "selected_option":
-                           {"value": area} if area is not None else None}},
-        "opens": {"value": {"type": "datepicker",
-                            "selected_date": opens.isoformat() if opens else None}},
-        "closes": {"value": {"type": "datepicker",
-                             "selected_date": closes.isoformat() if closes else None}},
-    }
 
 
 async def submit(http: httpx.AsyncClient, callback: str, values: dict[str, Any], meta: str,

@@ -1,14 +1,13 @@
 """Each person is answered in their own Slack language, end to end: the real Bolt app behind
 KomInn's route, signed requests, the fake Slack Web API whose users.info reports a locale per
-user (tests/fakes/), the test's own database. Shared channels keep KOMINN_LOCALE."""
+user (tests/fakes/), the test's own database; the bench is tests/slack_fixtures.py. Shared
+channels keep KOMINN_LOCALE."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from starlette.applications import Starlette
 from adapters import slack as adapter
 from adapters import slack_blocks as kit
 from adapters import slack_campaigns as ui
-from bot import slack_notices
 from bot.app import App
 from bot.dispatcher import dispatch
 from bot.runtime import Runtime
 from dialogs.types import Choice, Reply
 from storage.models import Person
+from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.slack_signing import (
     app_home_opened_event,
@@ -35,23 +34,24 @@ from tests.fakes.slack_signing import (
     slash_command_body,
     view_submission_body,
 )
-from tests.test_slack import (
+from tests.slack_fixtures import (
     EMPLOYEE,
-    GROUP,
-    GROUP_MOD,
     MOD,
-    SECRET,
-    TOKEN,
+    QUESTION,
     buttons,
+    campaign_values,
     command,
-    drain,
+    make_campaign,
     make_idea,
     new_idea_values,
     post,
     press,
     shown,
+    today,
 )
-from tests.test_slack_campaigns import QUESTION, campaign_values, make_campaign, today
+
+fake, rt, service, http, slack_settings = (bench.fake, bench.rt, bench.service, bench.http,
+                                           bench.slack_settings)
 
 EN, GB, NB, NO, NN, DE = "UEN1", "UGB1", "UNB1", "UNO1", "UNN1", "UDE1"
 LOCALES = {EN: "en-US", GB: "en-GB", NB: "nb-NO", NO: "no-NO", NN: "nn-NO", DE: "de-DE"}
@@ -67,39 +67,11 @@ STATUS = {"nb": ("*Status:* Nytt (siden", "*Støttespillere:* 0"),
 
 # --- fixtures ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def slack_settings() -> dict[str, Any]:
-    """Extra settings for one test (parametrize it, e.g. to change KOMINN_LOCALE)."""
-    return {}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlackAPI]:
-    with FakeSlackAPI(usergroups={GROUP: [GROUP_MOD]}, locales=LOCALES) as server:
-        yield server
-
-
-@pytest.fixture
-def rt(runtime: Runtime, fake: FakeSlackAPI, slack_settings: dict[str, Any]) -> Iterator[Runtime]:
-    settings = runtime.settings.model_copy(update={
-        "slack_bot_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake.url,
-        "slack_moderators": [MOD], "slack_moderator_group": GROUP,
-        "slack_ideas_channel": "CIDEAS", **slack_settings})
-    yield dataclasses.replace(runtime, settings=settings)
-    slack_notices.configure(None)
-
-
-@pytest.fixture
-def service(rt: Runtime) -> adapter.SlackService:
-    return adapter.service(App(rt))
-
-
-@pytest.fixture
-async def http(service: adapter.SlackService) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(
-            routes=service.routes)), base_url="http://testserver") as client:
-        yield client
-        await drain()
+@pytest.fixture(autouse=True)
+def slack_locales(fake: FakeSlackAPI) -> None:
+    """The users above, each with their Slack locale (users.info, include_locale)."""
+    for user, locale in LOCALES.items():
+        fake.set_locale(user, locale)
 
 
 def speaks(message: dict[str, Any], language: str) -> bool:

@@ -22,9 +22,12 @@ from adapters import slack as adapter
 from bot import slack_notices
 from bot.app import App
 from bot.runtime import Runtime
+from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.slack_signing import slash_command_body
-from tests.test_slack import fake, shown  # noqa: F401  (the fake Web API fixture)
+from tests.slack_fixtures import shown
+
+fake = bench.fake  # the fake Web API fixture
 
 APP_TOKEN = "xapp-1-kominn-test"
 
@@ -38,7 +41,7 @@ class SocketSide:
 
 
 @pytest.fixture
-async def socket_side(fake: FakeSlackAPI) -> AsyncIterator[SocketSide]:  # noqa: F811
+async def socket_side(fake: FakeSlackAPI) -> AsyncIterator[SocketSide]:
     sockets: asyncio.Queue[web.WebSocketResponse] = asyncio.Queue()
     received: asyncio.Queue[Any] = asyncio.Queue()
     opened_with: list[str] = []
@@ -80,7 +83,7 @@ async def socket_side(fake: FakeSlackAPI) -> AsyncIterator[SocketSide]:  # noqa:
 
 
 async def test_socket_mode_connects_handles_an_envelope_and_closes(
-        runtime: Runtime, fake: FakeSlackAPI, socket_side: SocketSide) -> None:  # noqa: F811
+        runtime: Runtime, fake: FakeSlackAPI, socket_side: SocketSide) -> None:
     settings = runtime.settings.model_copy(update={
         "slack_bot_token": "xoxb-kominn-test", "slack_signing_secret": None,
         "slack_app_token": APP_TOKEN, "slack_api_url": socket_side.url})
