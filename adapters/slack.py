@@ -9,9 +9,12 @@ is called (process_before_response is off), the database work then runs in a wor
 and the answer travels through `respond()` (the response_url), `chat.postMessage`, or a view.
 The adapter stays thin: decisions live in bot.staff, bot.triage and bot.moderation.
 
-Each person is answered in their own Slack language (users.info's `locale`, cached; see
-`Locales`), looked up after the ack; what goes to shared channels (SLACK_IDEAS_CHANNEL, the
-outbox's notices) stays in KOMINN_LOCALE, the language of its many readers.
+Each person is answered in the language they chose with `/kominn språk` (stored on their
+Person row; see `Choices`), else, only with SLACK_USE_USER_LOCALE, in their Slack language
+(users.info's `locale`; see `Locales`), else in KOMINN_LOCALE: Slack's own interface has no
+Norwegian, so most employees of a Norwegian municipality have an English Slack locale. It is
+looked up after the ack; what goes to shared channels (SLACK_IDEAS_CHANNEL, the outbox's
+notices) stays in KOMINN_LOCALE, the language of its many readers.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from bot.moderation import BadRequest, Moderators, StatusChanged, log_refused, p
 from bot.runtime import Runtime
 from dialogs.lifecycle import MoveNotAllowed, Status, parse_status
 from dialogs.refs import format_ref, parse_ref
+from dialogs.text import shorten
 from dialogs.types import Incoming, Reply
 
 log = logging.getLogger("kominn.slack")
@@ -131,6 +135,57 @@ class Locales:
         return slack_language((response.get("user") or {}).get("locale")), self.ttl
 
 
+CHOICE_TTL = 60.0  # how soon other workers see a `/kominn språk` made on one of them
+CHOICE_CACHE_SIZE = 5000
+
+# Why a person is answered in their language (`/kominn språk` without an argument says it).
+CHOSEN, FROM_SLACK, DEFAULT = "chosen", "slack", "default"
+
+
+class Choices:
+    """Each person's explicit language (`/kominn språk`, stored on their Person row), cached
+    per user with a TTL and a size bound, so a click does not cost a database query.
+
+    `remember()` updates this worker's cache at once; other workers (several `kominn run`
+    processes) keep their cached answer, so they see a new choice within `ttl` seconds.
+    Never raises: a failed lookup means "no choice" for that one answer (and is not cached)."""
+
+    def __init__(self, load: Callable[[str], Awaitable[str | None]], *, ttl: float = CHOICE_TTL,
+                 size: int = CHOICE_CACHE_SIZE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.load, self.ttl, self.size, self.clock = load, ttl, size, clock
+        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+
+    def cached(self, user_id: str) -> str | None:
+        """The choice if known without a query: for what must be said before the ack."""
+        hit = self._cache.get(user_id)
+        return hit[1] if hit is not None and hit[0] > self.clock() else None
+
+    async def language(self, user_id: str) -> str | None:
+        """nb, nn, en, or None (no choice made)."""
+        if not user_id:
+            return None
+        hit = self._cache.get(user_id)
+        if hit is not None and hit[0] > self.clock():
+            self._cache.move_to_end(user_id)
+            return hit[1]
+        try:
+            stored = await self.load(user_id)
+        except Exception as exc:  # noqa: BLE001 - a language is never worth a failed answer
+            log.warning("language choice not read", extra={"event": "slack_choice_failed",
+                                                           "status": type(exc).__name__})
+            return None
+        language = stored if stored in LANGUAGES else None
+        self.remember(user_id, language)
+        return language
+
+    def remember(self, user_id: str, language: str | None) -> None:
+        self._cache[user_id] = (self.clock() + self.ttl, language)
+        self._cache.move_to_end(user_id)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+
 # --- answering --------------------------------------------------------------------------------
 
 @dataclass
@@ -199,7 +254,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {}
 # Later features add listeners of their own to every SlackBot's Bolt app: fn(bot).
 LISTENERS: list[Callable[[SlackBot], None]] = []
 ALIASES = {"søk": "search", "sok": "search", "liste": "list", "new": "ny", "hjelp": "help",
-           "rapport": "report", "sett": "set"}
+           "rapport": "report", "sett": "set", "sprak": "språk", "language": "språk",
+           "lang": "språk"}
 
 
 def subcommand(name: str, *, moderator_only: bool = False) -> Callable[[Handler], Handler]:
@@ -283,6 +339,27 @@ async def _report(ctx: CommandContext) -> None:
     await ctx.answer.send(kit.report_blocks(figures, ctx.t))
 
 
+@subcommand("språk")
+async def _language(ctx: CommandContext) -> None:
+    """`/kominn språk nb|nn|en` stores the person's choice; without one, says the current."""
+    bot = ctx.bot
+    if not ctx.args:
+        language, why = await bot.language_for(ctx.user_id)
+        await ctx.answer.say(ctx.t(f"slack.language.current_{why}",
+                                   language=ctx.t(f"slack.language.name.{language}"))
+                             + "\n" + ctx.t("slack.language.usage"))
+        return
+    wanted = ctx.args[0].casefold() if len(ctx.args) == 1 else None
+    if wanted not in LANGUAGES:
+        await ctx.answer.say(ctx.t("slack.language.unknown",
+                                   value=kit.esc(shorten(ctx.rest, 30))))
+        return
+    await bot.choose_language(ctx.user_id, wanted)
+    t = translator(wanted)
+    await Answer(ctx.client, ctx.user_id, t, ctx.response_url).say(
+        t("slack.language.chosen", language=t(f"slack.language.name.{wanted}")))
+
+
 # --- the app ----------------------------------------------------------------------------------
 
 class SlackBot:
@@ -297,6 +374,7 @@ class SlackBot:
         self.zone = self.settings.zone
         self.client = client
         self.locales = Locales(client)
+        self.choices = Choices(lambda user_id: self.db(staff.slack_language, runtime.db, user_id))
         bolt_log = logging.getLogger("slack_bolt.kominn")
         if not any(isinstance(f, _SameToken) for f in bolt_log.filters):
             bolt_log.addFilter(_SameToken())
@@ -315,10 +393,27 @@ class SlackBot:
         response = await self.client.usergroups_users_list(usergroup=group)
         return list(response.get("users") or [])
 
+    async def language_for(self, user_id: str) -> tuple[str, str]:
+        """The person's language and why (CHOSEN, FROM_SLACK, DEFAULT): their `/kominn språk`
+        choice, else (only with SLACK_USE_USER_LOCALE) their Slack locale, else KOMINN_LOCALE.
+        At most a query a minute and a Web API call an hour per person: call after ack."""
+        chosen = await self.choices.language(user_id)
+        if chosen:
+            return chosen, CHOSEN
+        if self.settings.slack_use_user_locale:
+            from_slack = await self.locales.language(user_id)
+            if from_slack:
+                return from_slack, FROM_SLACK
+        return self.settings.locale, DEFAULT
+
     async def translator_for(self, user_id: str) -> Translator:
-        """The person's own language (a Web API call at most once an hour): call after ack."""
-        language = await self.locales.language(user_id)
-        return translator(language) if language else self.t
+        """The person's own language (`language_for`): call after ack."""
+        return translator((await self.language_for(user_id))[0])
+
+    async def choose_language(self, user_id: str, language: str) -> None:
+        """Store a person's explicit choice; this worker's cache knows it at once."""
+        await self.db(staff.choose_slack_language, self.runtime.db, user_id, language)
+        self.choices.remember(user_id, language)
 
     async def answer(self, client: AsyncWebClient, user_id: str, url: str | None) -> Answer:
         """Where and in which language to answer one person: call after ack."""
@@ -333,6 +428,8 @@ class SlackBot:
         in the ack itself (validation errors), where no Web API call may delay the answer."""
         language = meta.get("lang")
         if language not in LANGUAGES:
+            language = self.choices.cached(user_id)
+        if language is None and self.settings.slack_use_user_locale:
             language = self.locales.cached(user_id)
         return translator(language) if language else self.t
 
@@ -456,10 +553,13 @@ class SlackBot:
 
     async def engine_choice(self, answer: Answer, payload: str, update_id: str) -> None:
         """A Slack user pressed a button the engine made: handled once like any channel's.
-        The Slack language is the engine's platform hint, as Telegram's language_code is."""
+        The person's language is the engine's platform hint, as Telegram's language_code is:
+        their choice or Slack locale, never KOMINN_LOCALE (the engine would store it as theirs).
+        """
+        language, why = await self.language_for(answer.user_id)
         incoming = Incoming(channel=CHANNEL, user_id=answer.user_id, choice=payload,
                             update_id=update_id, chat_id=answer.user_id,
-                            language=await self.locales.language(answer.user_id))
+                            language=None if why == DEFAULT else language)
         replies = await self.db(self.runtime.engine.handle, incoming)
         for reply in replies:
             await answer.send(kit.reply_blocks(reply), text=kit.esc(reply.text)[:3000] or " ")

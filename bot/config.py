@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SLACK_MODERATOR_GROUP")
     )
     slack_ideas_channel: str | None = Field(None, validation_alias=_env("SLACK_IDEAS_CHANNEL"))
+    # Answer people without a `/kominn språk` choice in their Slack language (users.info, scope
+    # users:read). Off: KOMINN_LOCALE, since Slack itself is not offered in Norwegian.
+    slack_use_user_locale: bool = Field(
+        False, validation_alias=_env("SLACK_USE_USER_LOCALE")
+    )
     # Where moderator nudges and the weekly digest go (default: SLACK_IDEAS_CHANNEL).
     moderator_channel: str | None = Field(
         None, validation_alias=_env("KOMINN_MODERATOR_CHANNEL")

@@ -294,10 +294,7 @@ def check_new_idea(user_id: str, title: str | None, description: str | None,
 def submit_idea(db: DbEngine, index: SimilarIndex | None, new: StaffIdea) -> str:
     """An employee's idea (channel "slack"), queued for triage like any other; returns KI-n."""
     with transaction(db) as session:
-        person = session.exec(select(Person).where(
-            Person.channel == "slack", Person.channel_user_id == new.user_id)).first()
-        if person is None:
-            person = Person(channel="slack", channel_user_id=new.user_id)
+        person = _slack_person(session, new.user_id)
         person.chat_id = new.user_id
         person.follow_up_consent = new.follow_up
         if new.display_name:
@@ -314,6 +311,37 @@ def submit_idea(db: DbEngine, index: SimilarIndex | None, new: StaffIdea) -> str
     ref = format_ref(idea.id or 0)
     log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref, "channel": "slack"})
     return ref
+
+
+def _slack_person(session: Session, user_id: str) -> Person:
+    """The Slack user's Person row; a new one (not yet added) if they have none."""
+    person = session.exec(select(Person).where(
+        Person.channel == "slack", Person.channel_user_id == user_id)).first()
+    return person or Person(channel="slack", channel_user_id=user_id)
+
+
+def slack_language(db: DbEngine, user_id: str) -> str | None:
+    """The language stored for a Slack user (`/kominn språk`), or None."""
+    with Session(db) as session:
+        return session.exec(select(Person.language).where(
+            Person.channel == "slack", Person.channel_user_id == user_id)).first()
+
+
+def choose_slack_language(db: DbEngine, user_id: str, language: str) -> None:
+    """Store a Slack user's language on their Person row (created if missing), so their
+    answers and the notices sent to them later speak it."""
+    try:
+        _store_language(db, user_id, language)
+    except IntegrityError:  # the row was created concurrently (another click): it exists now
+        _store_language(db, user_id, language)
+
+
+def _store_language(db: DbEngine, user_id: str, language: str) -> None:
+    with transaction(db) as session:
+        person = _slack_person(session, user_id)
+        person.language = language
+        person.chat_id = person.chat_id or user_id
+        session.add(person)
 
 
 def set_status(db: DbEngine, index: SimilarIndex | None, request: SetRequest, *, by: str,

@@ -1,6 +1,9 @@
-"""Each person is answered in their own Slack language, end to end: the real Bolt app behind
+"""Each person is answered in their own language, end to end: the real Bolt app behind
 KomInn's route, signed requests, the fake Slack Web API whose users.info reports a locale per
-user (tests/fakes/), the test's own database; the bench is tests/slack_fixtures.py. Shared
+user (tests/fakes/), the test's own database; the bench is tests/slack_fixtures.py.
+
+Precedence: the person's `/kominn språk` choice, then (only with SLACK_USE_USER_LOCALE, on for
+this module unless a test says otherwise) their Slack locale, then KOMINN_LOCALE. Shared
 channels keep KOMINN_LOCALE."""
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ from tests.slack_fixtures import (
     today,
 )
 
-fake, rt, service, http, slack_settings = (bench.fake, bench.rt, bench.service, bench.http,
-                                           bench.slack_settings)
+fake, rt, service, http = bench.fake, bench.rt, bench.service, bench.http
+
+ON: dict[str, Any] = {"slack_use_user_locale": True}
+OFF: dict[str, Any] = {}  # the default: KOMINN_LOCALE unless the person chose
 
 EN, GB, NB, NO, NN, DE = "UEN1", "UGB1", "UNB1", "UNO1", "UNN1", "UDE1"
 LOCALES = {EN: "en-US", GB: "en-GB", NB: "nb-NO", NO: "no-NO", NN: "nn-NO", DE: "de-DE"}
@@ -66,6 +71,12 @@ STATUS = {"nb": ("*Status:* Nytt (siden", "*Støttespillere:* 0"),
 
 
 # --- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def slack_settings() -> dict[str, Any]:
+    """SLACK_USE_USER_LOCALE on: most tests here are about the Slack locale; OFF overrides."""
+    return dict(ON)
+
 
 @pytest.fixture(autouse=True)
 def slack_locales(fake: FakeSlackAPI) -> None:
@@ -111,7 +122,7 @@ async def test_english_and_bokmal_users_side_by_side(
     assert all(str(c["args"]["include_locale"]).lower() in ("1", "true") for c in calls)
 
 
-@pytest.mark.parametrize("slack_settings", [{}, {"locale": "nn"}])
+@pytest.mark.parametrize("slack_settings", [ON, {**ON, "locale": "nn"}])
 @pytest.mark.parametrize("cause", ["unknown locale", "no locale", "error", "timeout"])
 async def test_an_unknown_or_unreadable_locale_falls_back_to_kominn_locale(
         http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, service: adapter.SlackService,
@@ -253,6 +264,188 @@ async def test_a_follow_up_button_tells_the_dialog_engine_the_slack_language(
     assert fake.call_count("users.info") == 1
 
 
+# --- SLACK_USE_USER_LOCALE off (the default) and the person's own choice ----------------------
+
+LANGUAGE_LINE = {"nb": "• `språk [nb|nn|en]` – språket KomInn svarer deg på",
+                 "nn": "• `språk [nb|nn|en]` – språket KomInn svarar deg på",
+                 "en": "• `språk [nb|nn|en]` – the language KomInn answers you in"}
+CHOSEN = {"nb": "Greit – fra nå av svarer KomInn deg på bokmål.",
+          "nn": "Greitt – frå no av svarar KomInn deg på nynorsk.",
+          "en": "Done – from now on KomInn answers you in English."}
+USAGE_NB = ("Slik bytter du: `/kominn språk nb` (bokmål), `/kominn språk nn` (nynorsk) eller "
+            "`/kominn språk en` (engelsk).")
+
+
+def said(message: dict[str, Any]) -> str:
+    """The text of a one-section answer (`shown` would repeat it: blocks and fallback)."""
+    (block,) = message["blocks"]
+    assert block["text"]["text"] == message["text"]
+    return str(message["text"])
+
+
+def stored_language(rt: Runtime, user: str) -> str | None:
+    with Session(rt.db) as session:
+        person = session.exec(select(Person).where(Person.channel == "slack",
+                                                   Person.channel_user_id == user)).first()
+        return person.language if person else None
+
+
+@pytest.mark.parametrize("slack_settings", [OFF])
+async def test_by_default_an_english_slack_user_gets_kominn_locale_without_users_info(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    assert rt.settings.slack_use_user_locale is False
+    make_idea(rt, "Flere benker ved Semsvannet")
+    (help_answer,) = await command(http, fake, "help", user=EN)
+    assert speaks(help_answer, "nb")
+    (status,) = await command(http, fake, "status KI-1", user=GB)
+    assert speaks(status, "nb")
+    await post(http, event_body(app_home_opened_event(EN), event_id="EvOff"))
+    await fake.await_calls("views.publish")
+    home = fake.home_view(EN)
+    assert home is not None and "Ny idé" in buttons(home)
+    await command(http, fake, "ny", user=EN, n=0, trigger="TOFF")
+    (opened,) = await fake.await_calls("views.open")
+    assert opened["args"]["view"]["submit"]["text"] == "Send inn"
+    assert fake.call_count("users.info") == 0
+
+
+@pytest.mark.parametrize("slack_settings", [OFF])
+async def test_a_chosen_language_answers_that_person_and_nobody_else(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    make_idea(rt, "Flere benker ved Semsvannet")
+    (chosen,) = await command(http, fake, "språk en", user=EN)
+    assert said(chosen) == CHOSEN["en"]
+    assert stored_language(rt, EN) == "en"
+    (help_answer,) = await command(http, fake, "help", user=EN)
+    assert speaks(help_answer, "en")
+    (status,) = await command(http, fake, "status KI-1", user=EN)
+    assert speaks(status, "en")
+    for other in (GB, NB, EMPLOYEE):  # an English Slack or none: still KOMINN_LOCALE
+        (theirs,) = await command(http, fake, "status KI-1", user=other)
+        assert speaks(theirs, "nb"), other
+        assert stored_language(rt, other) is None
+    assert fake.call_count("users.info") == 0
+
+
+@pytest.mark.parametrize("slack_settings", [OFF])
+async def test_the_choice_is_stored_and_survives_a_new_adapter(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    (chosen,) = await command(http, fake, "språk nn", user=EMPLOYEE)
+    assert said(chosen) == CHOSEN["nn"]
+    with Session(rt.db) as session:
+        person = session.exec(select(Person).where(Person.channel_user_id == EMPLOYEE)).one()
+        assert (person.channel, person.language, person.chat_id) == ("slack", "nn", EMPLOYEE)
+    restarted = adapter.service(App(rt))
+    assert restarted.bot.choices.cached(EMPLOYEE) is None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(
+            app=Starlette(routes=restarted.routes)), base_url="http://testserver") as fresh:
+        (help_answer,) = await command(fresh, fake, "help", user=EMPLOYEE, name="fresh")
+        await bench.drain()
+    assert speaks(help_answer, "nn")
+    assert restarted.bot.choices.cached(EMPLOYEE) == "nn"
+
+
+@pytest.mark.parametrize("word", ["språk", "sprak", "language", "lang", "Språk"])
+async def test_a_chosen_language_beats_the_slack_locale(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, word: str) -> None:
+    assert rt.settings.slack_use_user_locale is True
+    make_idea(rt, "Flere benker ved Semsvannet")
+    (before,) = await command(http, fake, "help", user=NN)
+    assert speaks(before, "nn")
+    (chosen,) = await command(http, fake, f"{word} en", user=NN)
+    assert said(chosen) == CHOSEN["en"]
+    (help_answer,) = await command(http, fake, "help", user=NN)
+    (status,) = await command(http, fake, "status KI-1", user=NN)
+    assert speaks(help_answer, "en") and speaks(status, "en")
+    (back,) = await command(http, fake, f"{word} NB", user=NN)
+    assert said(back) == CHOSEN["nb"]
+    (status,) = await command(http, fake, "status KI-1", user=NN)
+    assert speaks(status, "nb") and stored_language(rt, NN) == "nb"
+    assert fake.call_count("users.info") == 1
+
+
+@pytest.mark.parametrize(("slack_settings", "user", "choice", "expected"), [
+    (OFF, EN, None, "KomInn svarer deg på bokmål, kommunens språk."),
+    ({**OFF, "locale": "nn"}, NB, None, "KomInn svarar deg på nynorsk, språket til kommunen."),
+    (ON, EN, None, "KomInn answers you in English, the language of your Slack."),
+    (ON, DE, None, "KomInn svarer deg på bokmål, kommunens språk."),
+    (ON, EN, "nn", "KomInn svarar deg på nynorsk, som du har valt."),
+    (OFF, NB, "en", "KomInn answers you in English, as you chose.")])
+async def test_without_a_value_it_says_the_current_language_and_how_to_change_it(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, user: str,
+        choice: str | None, expected: str) -> None:
+    if choice:
+        await command(http, fake, f"språk {choice}", user=user)
+    (answer,) = await command(http, fake, "språk", user=user)
+    first, usage = said(answer).split("\n")
+    assert first == expected
+    assert "`/kominn språk nb`" in usage and "`/kominn språk en`" in usage
+    assert (usage == USAGE_NB) == expected.startswith("KomInn svarer")
+    assert stored_language(rt, user) == choice
+
+
+@pytest.mark.parametrize(("text", "shown_value"), [
+    ("språk tysk", "tysk"), ("språk de", "de"), ("språk nb nn", "nb nn"),
+    ("språk <!channel>", "&lt;!channel&gt;")])
+async def test_an_unknown_language_is_refused_politely_with_the_options(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, text: str,
+        shown_value: str) -> None:
+    (refused,) = await command(http, fake, text, user=EMPLOYEE)
+    assert said(refused) == (f"Beklager, KomInn kan ikke «{shown_value}». Velg `nb` (bokmål), "
+                              "`nn` (nynorsk) eller `en` (engelsk), f.eks. `/kominn språk en`.")
+    assert stored_language(rt, EMPLOYEE) is None
+    (refused_en,) = await command(http, fake, text, user=EN)
+    assert said(refused_en).startswith(f"Sorry, KomInn does not speak “{shown_value}”. Choose "
+                                        "`nb` (Bokmål), `nn` (Nynorsk) or `en` (English)")
+
+
+@pytest.mark.parametrize("language", ["nb", "nn", "en"])
+async def test_help_lists_the_language_command(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, language: str) -> None:
+    await command(http, fake, f"språk {language}", user=MOD)
+    for text in ("help", "zeppelin"):  # `help`, and the help an unknown command gets
+        (answer,) = await command(http, fake, text, user=MOD)
+        assert LANGUAGE_LINE[language] in shown(answer)
+        assert all(LANGUAGE_LINE[other] not in shown(answer) for other in LANGUAGE_LINE
+                   if other != language)
+
+
+@pytest.mark.parametrize("slack_settings", [OFF])
+async def test_a_modal_ack_speaks_the_cached_choice_and_the_modal_keeps_it(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime,
+        service: adapter.SlackService) -> None:
+    await command(http, fake, "språk en", user=NB)
+    assert service.bot.modal_translator({}, NB).language == "en"
+    assert service.bot.modal_translator({}, EN).language == "nb"
+    await command(http, fake, "ny", user=NB, n=0, trigger="TNEW")
+    (opened,) = await fake.await_calls("views.open")
+    modal = opened["args"]["view"]
+    assert modal["title"]["text"] == "New idea"
+    short = await post(http, view_submission_body(kit.NEW_IDEA_VIEW, new_idea_values(
+        "Kort", "Også kort"), user_id=NB, private_metadata=modal["private_metadata"]))
+    assert "at least 5 characters" in short.json()["errors"]["title"]
+    assert fake.call_count("users.info") == 0
+
+
+@pytest.mark.parametrize("slack_settings", [OFF])
+async def test_a_follow_up_button_gives_the_engine_the_choice_or_no_language_hint(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    """Without a choice (setting off) the engine answers in KOMINN_LOCALE and stores nothing,
+    so a later `/kominn språk` or SLACK_USE_USER_LOCALE still decides; with one, it speaks it."""
+    sender = adapter.SlackSender(fake.async_client())
+    for user in (EN, NB):
+        await sender.send(user, [Reply("Hva vil du se?", (Choice("Mine idéer", "g:mine"),))])
+    await command(http, fake, "språk en", user=NB)
+    (dm,) = fake.messages(f"D{EN}")
+    (answer,) = await press(http, fake, buttons(dm)["Mine idéer"], user=EN)
+    assert "You have no ideas yet." not in shown(answer)
+    assert stored_language(rt, EN) is None
+    (dm,) = fake.messages(f"D{NB}")
+    (answer,) = await press(http, fake, buttons(dm)["Mine idéer"], user=NB, name="nb")
+    assert "You have no ideas yet." in shown(answer)
+    assert fake.call_count("users.info") == 0
+
+
 # --- shared channels stay in KOMINN_LOCALE ----------------------------------------------------
 
 async def test_a_new_idea_from_an_english_user_is_posted_to_the_channel_in_kominn_locale(
@@ -323,6 +516,36 @@ async def test_a_slow_users_info_gives_up_at_the_timeout(fake: FakeSlackAPI) -> 
     assert await locales.language(EN) is None
     assert time.monotonic() - started < 0.5
     await asyncio.sleep(0.6)  # let the fake finish its late answer before it stops
+
+
+async def test_choices_are_cached_briefly_bounded_and_updated_at_once() -> None:
+    """Another worker's `/kominn språk` is seen here once the cached answer expires."""
+    clock, stored, loads = Clock(), {EN: "en"}, []
+
+    async def load(user_id: str) -> str | None:
+        loads.append(user_id)
+        if user_id == "UBROKEN":
+            raise RuntimeError("database unavailable")
+        return stored.get(user_id)
+
+    choices = adapter.Choices(load, ttl=60, size=2, clock=clock)
+    assert await choices.language(EN) == "en" and await choices.language(NB) is None
+    assert await choices.language(EN) == "en" and loads == [EN, NB]
+    stored[NB] = "nn"  # chosen on another worker
+    assert await choices.language(NB) is None and choices.cached(EN) == "en"
+    clock.now += 61
+    assert choices.cached(EN) is None
+    assert await choices.language(NB) == "nn" and loads == [EN, NB, NB]
+
+    choices.remember(EN, "nb")  # chosen on this worker: known at once, no query
+    assert await choices.language(EN) == "nb" and len(loads) == 3
+    assert await choices.language(DE) is None  # a third person: the oldest entry (NB) goes
+    assert choices.cached(NB) is None and choices.cached(EN) == "nb"
+    stored[GB] = "de"  # not a language KomInn speaks
+    assert await choices.language(GB) is None
+    assert await choices.language("UBROKEN") is None and await choices.language("UBROKEN") is None
+    assert loads.count("UBROKEN") == 2  # a failure is not cached
+    assert await choices.language("") is None and "" not in loads
 
 
 @pytest.mark.parametrize(("locale", "language"), [
