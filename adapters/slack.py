@@ -13,8 +13,9 @@ Each person is answered in the language they chose with `/kominn språk` (stored
 Person row; see `Choices`), else, only with SLACK_USE_USER_LOCALE, in their Slack language
 (users.info's `locale`; see `Locales`), else in KOMINN_LOCALE: Slack's own interface has no
 Norwegian, so most employees of a Norwegian municipality have an English Slack locale. It is
-looked up after the ack; what goes to shared channels (SLACK_IDEAS_CHANNEL, the outbox's
-notices) stays in KOMINN_LOCALE, the language of its many readers.
+looked up after the ack. What goes to shared channels (SLACK_IDEAS_CHANNEL, the moderators'
+channel) stays in KOMINN_LOCALE, the language of its many readers; a follow-up notice to one
+person follows their stored choice (the dispatcher renders it in `Person.language`).
 """
 
 from __future__ import annotations
