@@ -228,10 +228,16 @@ def _pair_neighbours(a: Iterable[str], b: Iterable[str]) -> Neighbours:
 
 @dataclass(frozen=True)
 class _Vector:
-    """A text as TF-IDF weights per stem, with the IDF each stem was weighted with."""
+    """A text as TF-IDF weights per stem, with the IDF each stem was weighted with (and the
+    squared norm, computed once: a query meets up to CANDIDATE_POOL candidates)."""
 
     weights: Weights
     idf: Weights
+    norm2: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.norm2 < 0:
+            object.__setattr__(self, "norm2", sum(w * w for w in self.weights.values()))
 
 
 def _cosine(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
@@ -242,7 +248,7 @@ def _cosine(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
     compound word says no more than the word it stands for. So the result stays in 0–1.
     """
     wa, wb = a.weights, b.weights
-    norm = math.sqrt(sum(w * w for w in wa.values()) * sum(w * w for w in wb.values()))
+    norm = math.sqrt(a.norm2 * b.norm2)
     if norm == 0.0:
         return 0.0
     dot = sum(w * wb[t] for t, w in wa.items() if t in wb) + _related_dot(a, b, neighbours)
@@ -327,6 +333,8 @@ class DuplicateFinder:
         self._norms = array("d")  # approximate norms for candidate ranking (inf: empty slot)
         self._free: list[int] = []
         self._chars = CharGramIndex()
+        self._idf_n = -1  # number of ideas the IDF memo is for
+        self._idf_memo: dict[int, float] = {}
         self._norms_size = 0  # number of ideas when the norms were last refreshed
 
     # ------------------------------------------------------------------ public API
@@ -375,9 +383,15 @@ class DuplicateFinder:
     # ------------------------------------------------------------------ weights
 
     def _idf(self, df: int) -> float:
-        """Smoothed IDF raised to IDF_POWER; a word no idea has gets the highest weight."""
+        """Smoothed IDF raised to IDF_POWER; a word no idea has gets the highest weight.
+        Remembered per document frequency until the number of ideas changes."""
         n = len(self._slot_of)
-        return (math.log((n + 1) / (df + 1)) + 1.0) ** IDF_POWER
+        if n != self._idf_n:
+            self._idf_n, self._idf_memo = n, {}
+        idf = self._idf_memo.get(df)
+        if idf is None:
+            idf = self._idf_memo[df] = (math.log((n + 1) / (df + 1)) + 1.0) ** IDF_POWER
+        return idf
 
     def _df_of(self, word: str) -> int:
         wid = self._word_id.get(word)
