@@ -88,6 +88,29 @@ def slack_language(locale: str | None) -> str | None:
     return normalize_language(base) if base in ("nb", "no", "nn", "en") else None
 
 
+class _LanguageCache:
+    """Per-user languages with an expiry and a size bound (least recently used goes first),
+    shared by `Locales` and `Choices`."""
+
+    def __init__(self, size: int, clock: Callable[[], float]) -> None:
+        self.size, self.clock = size, clock
+        self._entries: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+
+    def get(self, user_id: str) -> tuple[bool, str | None]:
+        """(known and not expired, the language)."""
+        hit = self._entries.get(user_id)
+        if hit is None or hit[0] <= self.clock():
+            return False, None
+        self._entries.move_to_end(user_id)
+        return True, hit[1]
+
+    def put(self, user_id: str, language: str | None, ttl: float) -> None:
+        self._entries[user_id] = (self.clock() + ttl, language)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class Locales:
     """Each person's language from Slack's `users.info` (`include_locale`), cached per user
     with a TTL and a size bound, so a busy moderator does not cost a Web API call per click.
@@ -98,28 +121,22 @@ class Locales:
                  timeout: float = LOCALE_TIMEOUT,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
-        self.ttl, self.failed_ttl, self.size, self.timeout = ttl, failed_ttl, size, timeout
-        self.clock = clock
-        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self.ttl, self.failed_ttl, self.timeout = ttl, failed_ttl, timeout
+        self._cache = _LanguageCache(size, clock)
 
     def cached(self, user_id: str) -> str | None:
         """The language if already known: for what must be said before the ack."""
-        hit = self._cache.get(user_id)
-        return hit[1] if hit is not None and hit[0] > self.clock() else None
+        return self._cache.get(user_id)[1]
 
     async def language(self, user_id: str) -> str | None:
         """nb, nn, en, or None (unknown locale, users.info failed, no user)."""
         if not user_id:
             return None
-        hit = self._cache.get(user_id)
-        if hit is not None and hit[0] > self.clock():
-            self._cache.move_to_end(user_id)
-            return hit[1]
+        known, language = self._cache.get(user_id)
+        if known:
+            return language
         language, ttl = await self._ask(user_id)
-        self._cache[user_id] = (self.clock() + ttl, language)
-        self._cache.move_to_end(user_id)
-        while len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+        self._cache.put(user_id, language, ttl)
         return language
 
     async def _ask(self, user_id: str) -> tuple[str | None, float]:
@@ -154,22 +171,20 @@ class Choices:
     def __init__(self, load: Callable[[str], Awaitable[str | None]], *, ttl: float = CHOICE_TTL,
                  size: int = CHOICE_CACHE_SIZE,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.load, self.ttl, self.size, self.clock = load, ttl, size, clock
-        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self.load, self.ttl = load, ttl
+        self._cache = _LanguageCache(size, clock)
 
     def cached(self, user_id: str) -> str | None:
         """The choice if known without a query: for what must be said before the ack."""
-        hit = self._cache.get(user_id)
-        return hit[1] if hit is not None and hit[0] > self.clock() else None
+        return self._cache.get(user_id)[1]
 
     async def language(self, user_id: str) -> str | None:
         """nb, nn, en, or None (no choice made)."""
         if not user_id:
             return None
-        hit = self._cache.get(user_id)
-        if hit is not None and hit[0] > self.clock():
-            self._cache.move_to_end(user_id)
-            return hit[1]
+        known, language = self._cache.get(user_id)
+        if known:
+            return language
         try:
             stored = await self.load(user_id)
         except Exception as exc:  # noqa: BLE001 - a language is never worth a failed answer
@@ -181,10 +196,7 @@ class Choices:
         return language
 
     def remember(self, user_id: str, language: str | None) -> None:
-        self._cache[user_id] = (self.clock() + self.ttl, language)
-        self._cache.move_to_end(user_id)
-        while len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+        self._cache.put(user_id, language, self.ttl)
 
 
 # --- answering --------------------------------------------------------------------------------
