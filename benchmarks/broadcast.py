@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,31 +44,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, text  # noqa: E402
+from sqlalchemy import func, insert  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
+from benchmarks.common import fresh_schema, kominn_env, start_kominn_run, stop  # noqa: E402
 from bot import campaigns  # noqa: E402
 from bot.app import App, build  # noqa: E402
 from bot.config import Settings, load_settings  # noqa: E402
 from bot.runtime import open_runtime  # noqa: E402
-from storage.db import make_engine, transaction  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
+from storage.db import transaction  # noqa: E402
 from storage.models import Outbox, Person, utcnow  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramAPI  # noqa: E402
 
 CEILING = 30  # Telegram: about 30 messages per second for a bot, overall
 FIRST_CHAT = 10_000_000
 DONE_STATES = ("sent", "failed", "cancelled")
-
-
-def reset(url: str) -> None:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    engine.dispose()
 
 
 def seed_people(db: Any, n: int) -> list[str]:
@@ -131,14 +119,10 @@ async def broadcast_inline(app: App, n: int, timeout: float) -> dict[str, float]
 
 
 def bot_env(settings: Settings) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TELEGRAM_", "SLACK_", "KOMINN_"))}
-    env.update({"PYTHONPATH": str(ROOT), "DATABASE_URL": settings.database_url,
-                "TELEGRAM_BOT_TOKEN": settings.telegram_bot_token or "",
-                "TELEGRAM_API_BASE_URL": settings.telegram_api_base_url,
-                "KOMINN_HTTP_PORT": "0", "KOMINN_QUIET_HOURS": "off",
-                "KOMINN_LOG_LEVEL": "WARNING"})
-    return env
+    return kominn_env(DATABASE_URL=settings.database_url,
+                      TELEGRAM_BOT_TOKEN=settings.telegram_bot_token or "",
+                      TELEGRAM_API_BASE_URL=settings.telegram_api_base_url,
+                      KOMINN_HTTP_PORT="0", KOMINN_QUIET_HOURS="off", KOMINN_LOG_LEVEL="WARNING")
 
 
 async def broadcast_process(settings: Settings, db: Any, n: int, timeout: float,
@@ -147,18 +131,12 @@ async def broadcast_process(settings: Settings, db: Any, n: int, timeout: float,
     log_path = workdir / "kominn-run.log"
     started = time.time()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()",
-                                 "run"], cwd=workdir, env=bot_env(settings), stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = start_kominn_run(bot_env(settings), workdir, log)
         try:
             queued_at = await wait_until_done(db, n, started, timeout,
                                               lambda: proc.poll() is None)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     if proc.returncode not in (0, -signal.SIGTERM):
         print(f"kominn run exited with {proc.returncode}; its log: {log_path}")
     return {"started": started, "queued_at": queued_at}
@@ -212,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp())
     url = args.db or f"sqlite:///{workdir}/broadcast.db"
-    reset(url)
+    fresh_schema(url)
     logging.basicConfig(level=logging.WARNING)
     with FakeTelegramAPI() as fake:
         fake.enforce_limits(global_per_second=CEILING, per_chat_per_second=1)

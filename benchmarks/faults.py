@@ -28,10 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
 
+from benchmarks.common import fresh_schema  # noqa: E402
 from storage.db import make_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramAPI  # noqa: E402
 from tests.test_faults import Figures, in_window, kill_during_burst  # noqa: E402
 
@@ -39,13 +38,7 @@ from tests.test_faults import Figures, in_window, kill_during_burst  # noqa: E40
 def fresh_database(url: str | None, workdir: Path) -> str:
     if url is None:
         url = f"sqlite:///{workdir / 'kominn.db'}"
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    engine.dispose()
+    fresh_schema(url)
     return url
 
 

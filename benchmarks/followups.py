@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
+from benchmarks.common import fresh_schema  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.dispatcher import Policy, dispatch  # noqa: E402
 from bot.followups import create_due  # noqa: E402
 from bot.outbox import enqueue  # noqa: E402
 from storage.db import make_engine, transaction  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
 from storage.models import Idea, Outbox, Person, StatusChange  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
@@ -52,16 +52,6 @@ class NullSender:
 
     async def send(self, address: str, replies: Any) -> None:
         self.addresses.append(address)
-
-
-def reset(url: str) -> None:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    engine.dispose()
 
 
 def seed_ideas(db: Any, n: int) -> None:
@@ -108,7 +98,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     url = args.db or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    reset(url)
+    fresh_schema(url)
     settings = load_settings(_env_file=None, database_url=url, quiet_hours="off")
     db = make_engine(url)
     print(f"database: {db.dialect.name}")

@@ -34,9 +34,7 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import kominn_env, start_kominn_run, stop  # noqa: E402
 from bot.i18n import translator  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramAPI  # noqa: E402
 
@@ -195,15 +194,10 @@ class Citizen:
 # --- the bot -----------------------------------------------------------------------------------
 
 def bot_env(fake: FakeTelegramAPI, database_url: str, rate: float) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TELEGRAM_", "SLACK_", "KOMINN_"))}
-    env.update({
-        "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url,
-        "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-        "TELEGRAM_MAX_MESSAGES_PER_SECOND": str(rate), "KOMINN_HTTP_PORT": "0",
-        "KOMINN_QUIET_HOURS": "off",
-    })
-    return env
+    return kominn_env(DATABASE_URL=database_url, TELEGRAM_BOT_TOKEN=fake.token,
+                      TELEGRAM_API_BASE_URL=fake.base_url,
+                      TELEGRAM_MAX_MESSAGES_PER_SECOND=str(rate), KOMINN_HTTP_PORT="0",
+                      KOMINN_QUIET_HOURS="off")
 
 
 async def run_inline(args: argparse.Namespace, fake: FakeTelegramAPI, database_url: str,
@@ -229,20 +223,14 @@ async def run_inline(args: argparse.Namespace, fake: FakeTelegramAPI, database_u
 async def run_process(args: argparse.Namespace, fake: FakeTelegramAPI, database_url: str,
                       workdir: Path, load: Callable[[], Any]) -> Any:
     log = (workdir / "bot.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "run"],
-                            cwd=workdir, env=bot_env(fake, database_url, args.rate),
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = start_kominn_run(bot_env(fake, database_url, args.rate), workdir, log)
     try:
         await fake.await_condition(lambda: fake.call_count("deleteWebhook") or proc.poll(), 60)
         if proc.poll() is not None:
             raise SystemExit(f"kominn run exited:\n{(workdir / 'bot.log').read_text()}")
         return await load()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 # --- report ------------------------------------------------------------------------------------
