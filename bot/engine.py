@@ -231,13 +231,13 @@ class Engine:
         person not known yet is created."""
         key = {"channel": incoming.channel, "user_id": incoming.user_id}
         person = found[0] if found is not None else None
-        stored = StoredState(*found[1:7]) if found is not None and found[1] else None
+        stored = StoredState(*found[2:7]) if found is not None and found[1] else None
         if person is None:
             person = Person(channel=incoming.channel, channel_user_id=incoming.user_id,
                             created_at=now)
             session.add(person)
             row = session.execute(_STATE_ALONE, key).first()
-            stored = StoredState(*row) if row is not None else None
+            stored = StoredState(*row[1:]) if row is not None else None
         if person.language is None and incoming.language:
             # Remember the platform's language, so scheduled notices speak it too.
             person.language = normalize_language(incoming.language)
@@ -335,7 +335,6 @@ class StoredState:
     """A person's dialog_state row as the hot path reads it (plain columns, no ORM object:
     it is written back with one prebuilt UPDATE)."""
 
-    exists: bool
     flow: str | None
     step: str | None
     data: str | None
@@ -363,6 +362,7 @@ _MARK_DELIVERED = sa_update(_UPDATES).where(
     _UPDATES.c.update_id.in_(bindparam("ids", expanding=True)),
     _UPDATES.c.delivered_at.is_(None)).values(delivered_at=bindparam("now"), replies=None)
 _STATE = DialogState.__table__  # type: ignore[attr-defined]
+# The first column says whether the person has a state row at all (the join may find none).
 _STATE_COLUMNS = (_STATE.c.channel.is_not(None), _STATE.c.flow, _STATE.c.step, _STATE.c.data,
                   _STATE.c.token, _STATE.c.started_at)
 # One query per update (the hot path): the person, their dialog state, whether this update
