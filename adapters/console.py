@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from bot.engine import Engine
+from bot.conversation.engine import Engine
 from dialogs.types import Choice, Incoming, Reply
 
 CHANNEL = "terminal"
@@ -32,7 +32,7 @@ class ConsoleChat:
     def show_notices(self) -> None:
         """Follow-ups queued for this person while they were away (the terminal has no push:
         they are shown when the chat opens, then marked sent)."""
-        from bot.dispatcher import take_pending
+        from bot.followups.dispatcher import take_pending
 
         self.render(take_pending(self.engine.db, self.engine.settings, CHANNEL, self.user))
 

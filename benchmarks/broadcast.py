@@ -48,9 +48,9 @@ from sqlalchemy import func, insert  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
 from benchmarks.common import fresh_schema, kominn_env, start_kominn_run, stop  # noqa: E402
-from bot import campaigns  # noqa: E402
 from bot.app import App, build  # noqa: E402
 from bot.config import Settings, load_settings  # noqa: E402
+from bot.features import campaigns  # noqa: E402
 from bot.runtime import open_runtime  # noqa: E402
 from storage.db import transaction  # noqa: E402
 from storage.models import Outbox, Person, utcnow  # noqa: E402

@@ -38,7 +38,7 @@ def kominn_env(**settings: str) -> dict[str, str]:
 
 
 def start_kominn_run(env: dict[str, str], workdir: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "run"],
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"],
                             cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -35,7 +35,7 @@ from rapidfuzz import fuzz, process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.dedup import DuplicateFinder  # noqa: E402
+from bot.dedup.detector import DuplicateFinder  # noqa: E402
 
 
 def _words(text: str) -> list[str]:

@@ -198,7 +198,7 @@ async def run_inline(args: argparse.Namespace, fake: FakeTelegramAPI, database_u
                      load: Callable[[], Any]) -> Any:
     for key, value in bot_env(fake, database_url, args.rate).items():
         os.environ[key] = value
-    from adapters.telegram import TelegramService
+    from adapters.telegram.service import TelegramService
     from bot.config import load_settings
     from bot.logs import configure
     from bot.runtime import open_runtime

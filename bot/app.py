@@ -56,14 +56,14 @@ def build(runtime: Runtime) -> App:
     app = App(runtime)
     settings = runtime.settings
     if settings.telegram_enabled:
-        from adapters import telegram
+        from adapters.telegram.service import service as telegram_service
 
-        app.add(telegram.service(app))
+        app.add(telegram_service(app))
     if settings.slack_enabled:
-        from adapters import slack
+        from adapters.slack.service import service as slack_service
 
-        app.add(slack.service(app))
-    from bot import scheduler
+        app.add(slack_service(app))
+    from bot.followups import scheduler
 
     app.add(scheduler.service(app))
     return app
@@ -95,7 +95,7 @@ def starlette_app(app: App) -> Starlette:
                 except Exception:  # noqa: BLE001 - stop the others regardless
                     log.exception("service failed to stop", extra={"service": service.name})
 
-    from bot import open311
+    from bot.reports import open311
 
     routes: list[BaseRoute] = [Route("/healthz", healthz)]
     routes.extend(open311.routes(app.runtime))

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine as DbEngine
 
 from bot.config import Settings
-from bot.dedup import DuplicateFinder
-from bot.engine import Engine
-from bot.similar import SimilarIndex
+from bot.conversation.engine import Engine
+from bot.dedup.detector import DuplicateFinder
+from bot.dedup.index import SimilarIndex
 from storage.db import make_engine
 from storage.migrate import ensure_schema
 

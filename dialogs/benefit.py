@@ -1,7 +1,7 @@
 """The benefit check conversation: 30 days after an idea was realised its author is asked
 "did it help?" (Ja / Delvis / Nei), then may add a comment.
 
-The question arrives as a scheduled notice (bot/followups.py renders it) whose buttons are
+The question arrives as a scheduled notice (bot/followups/rules.py renders it) whose buttons are
 global payloads `g:benefit:<idea number>:<yes|partly|no>`, so they stay valid however long the
 person waits. The answer is stored at once (a `Custom("benefit.answer")` effect the bot
 applies); the comment step is optional and never blocks another conversation in progress.

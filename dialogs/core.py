@@ -71,7 +71,7 @@ class CampaignView:
 
 
 class Ports(Protocol):
-    """What a step may ask. Implemented in `bot/ports.py` over the database."""
+    """What a step may ask. Implemented in `bot/conversation/ports.py` over the database."""
 
     def idea(self, number: int) -> IdeaView | None: ...
 

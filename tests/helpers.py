@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from bot.engine import Engine
+from bot.conversation.engine import Engine
 from dialogs.types import Incoming, Location, Reply
 
 _update_ids = itertools.count(1)

@@ -28,10 +28,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from adapters import slack as adapter
-from bot import campaigns, slack_notices
-from bot import ideas as idea_service
+from adapters.slack import service as adapter
 from bot.app import App
+from bot.features import campaigns, ideas_channel
+from bot.ideas import book
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import utcnow
@@ -68,7 +68,7 @@ def rt(runtime: Runtime, fake: FakeSlackAPI, slack_settings: dict[str, Any]) -> 
         "slack_moderators": [MOD], "slack_moderator_group": GROUP,
         "slack_ideas_channel": "CIDEAS", **slack_settings})
     yield dataclasses.replace(runtime, settings=settings)
-    slack_notices.configure(None)
+    ideas_channel.configure(None)
 
 
 @pytest.fixture
@@ -163,13 +163,13 @@ def make_idea(rt: Runtime, title: str, description: str = "", *, area: str = "Fo
               status: str = "new", channel: str = "telegram") -> str:
     description = description or f"{title} – en grundig beskrivelse av idéen."
     with transaction(rt.db) as session:
-        idea = idea_service.create_idea(session, idea_service.NewIdea(
+        idea = book.create_idea(session, book.NewIdea(
             title=title, description=description, channel=channel, focus_area=area), by="test")
         if status != "new":
             idea.status = status
             session.add(idea)
     rt.index.update(idea)
-    return idea_service.ref_of(idea)
+    return book.ref_of(idea)
 
 
 def new_idea_values(title: str, description: str, area: str = "3", place: str = "",

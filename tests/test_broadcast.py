@@ -24,15 +24,15 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from adapters import telegram
-from bot import campaigns
+from adapters.telegram import service as telegram
 from bot.app import App
 from bot.config import Settings, load_settings
-from bot.dispatcher import dispatch
-from bot.followups import create_due
-from bot.outbox import enqueue
+from bot.features import campaigns
+from bot.followups.dispatcher import dispatch
+from bot.followups.notices import enqueue
+from bot.followups.rules import create_due
+from bot.followups.scheduler import SchedulerService
 from bot.runtime import Runtime, open_runtime
-from bot.scheduler import SchedulerService
 from dialogs.payload import global_choice
 from dialogs.types import Reply
 from storage.db import transaction

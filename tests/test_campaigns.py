@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from bot import campaigns, followups
-from bot import ideas as idea_service
+from bot.features import campaigns
+from bot.followups import rules
+from bot.ideas import book
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
@@ -36,7 +37,7 @@ def outbox(runtime: Runtime, kind: str) -> list[Outbox]:
 
 
 def run_rules(runtime: Runtime, when) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    return followups.create_due(runtime.db, runtime.settings, when)
+    return rules.create_due(runtime.db, runtime.settings, when)
 
 
 def test_list_join_and_bound_submission(runtime: Runtime, kari: ChatPerson) -> None:
@@ -137,7 +138,7 @@ def test_close_summary_and_outcome(runtime: Runtime, kari: ChatPerson, ola: Chat
 def test_current_shows_competitions_and_useful_ideas(runtime: Runtime, kari: ChatPerson) -> None:
     ref = kari.submit()
     with transaction(runtime.db) as session:
-        idea_service.set_status(session, idea_service.get_idea(session, ref), Status.USEFUL,
+        book.set_status(session, book.get_idea(session, ref), Status.USEFUL,
                                 by="test", note="Parkvesenet ser på plassering i vår.")
     make_campaign(runtime)
     kari.say("/aktuelt")

@@ -7,7 +7,7 @@ from array import array
 import numpy as np
 import pytest
 
-from bot.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
+from bot.dedup.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
 
 
 def test_trigrams_span_word_boundaries() -> None:

@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from bot import collab
-from bot import ideas as idea_service
+from bot.features import collaboration
+from bot.ideas import book
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
@@ -29,11 +29,11 @@ def test_invite_answers_and_moderator_list(runtime: Runtime, kari: ChatPerson,
         person.press(consent)
         person.press(f"Støtt {ref}")
     with transaction(runtime.db) as session:
-        idea = idea_service.get_idea(session, ref)
-        with pytest.raises(collab.CollabError):
-            collab.invite(session, idea, "Verksted 3. mars kl. 18", by="slack:UMOD")
-        idea_service.set_status(session, idea, Status.USEFUL, by="test")
-        invite, asked = collab.invite(session, idea, "Verksted 3. mars kl. 18 på rådhuset",
+        idea = book.get_idea(session, ref)
+        with pytest.raises(collaboration.CollabError):
+            collaboration.invite(session, idea, "Verksted 3. mars kl. 18", by="slack:UMOD")
+        book.set_status(session, idea, Status.USEFUL, by="test")
+        invite, asked = collaboration.invite(session, idea, "Verksted 3. mars kl. 18 på rådhuset",
                                       by="slack:UMOD")
     assert asked == 2  # the author and the supporter who said yes to follow-ups, not per
     with Session(runtime.db) as session:
@@ -46,5 +46,5 @@ def test_invite_answers_and_moderator_list(runtime: Runtime, kari: ChatPerson,
     ola.press_payload(f"g:collab:{invite.id}:yes")  # changed their mind
     ola.press_payload("g:collab:999:yes")  # an unknown invitation stores nothing
     with Session(runtime.db) as session:
-        listed = collab.answers(session, 1)
+        listed = collaboration.answers(session, 1)
     assert [(a["name"], a["answer"]) for a in listed] == [("kari", "yes"), ("ola", "yes")]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.dedup import (
+from bot.dedup.detector import (
     DEDUP_ENV,
     DEFAULT_DEDUP_THRESHOLD,
     DEFAULT_TRIAGE_THRESHOLD,
@@ -17,7 +17,7 @@ from bot.dedup import (
     DuplicateFinder,
     Match,
 )
-from bot.normalize import STOP_WORDS, clean, stem, tokenize, words
+from bot.dedup.normalize import STOP_WORDS, clean, stem, tokenize, words
 
 IDEAS = {
     "KI-1": (

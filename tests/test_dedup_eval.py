@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.dedup import DEDUP_ENV, DEFAULT_DEDUP_THRESHOLD, TRIAGE_ENV
-from bot.dedup_eval import Pair, evaluate, format_table, load_pairs, main, metrics
+from bot.dedup.detector import DEDUP_ENV, DEFAULT_DEDUP_THRESHOLD, TRIAGE_ENV
+from bot.dedup.evaluate import Pair, evaluate, format_table, load_pairs, main, metrics
 
 GITBUGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gitbugs_pairs.csv"
-ACHIEVED_F1 = 0.754  # at DEFAULT_DEDUP_THRESHOLD, recorded in bot/dedup.py's docstring
+ACHIEVED_F1 = 0.754  # at DEFAULT_DEDUP_THRESHOLD, recorded in bot/dedup/detector.py's docstring
 
 REQUIRED_KEYS = {"pairs", "threshold", "precision", "recall", "f1", "best_threshold", "best_f1"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, func, select
 
-from bot import ideas as idea_service
-from bot.engine import CUSTOM_EFFECTS, Engine
+from bot.conversation.engine import CUSTOM_EFFECTS, Engine
+from bot.ideas import book
 from bot.runtime import Runtime, open_runtime
 from dialogs.core import Custom, Outcome, State
 from dialogs.lifecycle import Status
@@ -209,7 +209,7 @@ def test_dialog_state_times_follow_the_flow(runtime: Runtime) -> None:
     kari.say("/ny")
     started = _state_row(runtime, "kari").started_at
     assert started is not None and _state_row(runtime, "kari").flow == "submit"
-    with Session(runtime.db) as s:  # what the reminder rule does (bot/followups.py)
+    with Session(runtime.db) as s:  # what the reminder rule does (bot/followups/rules.py)
         row = s.get(DialogState, ("terminal", "kari"))
         assert row is not None
         row.reminded_at = started
@@ -231,10 +231,10 @@ def test_status_shows_the_note_of_the_latest_move_only(kari: ChatPerson, runtime
     ref = kari.submit()
     for target, note in ((Status.USEFUL, "Vi ser på dette i budsjettet"), (Status.REALISED, None)):
         with transaction(runtime.db) as session:
-            idea = idea_service.get_idea(session, ref)
-            idea_service.set_status(session, idea, target, by="test", note=note)
+            idea = book.get_idea(session, ref)
+            book.set_status(session, idea, target, by="test", note=note)
     kari.say(f"/status {ref}")
     assert "Nyttiggjort" in kari.text and "budsjettet" not in kari.text
     with Session(runtime.db) as session:
-        history = idea_service.history(session, 1)
+        history = book.history(session, 1)
     assert [h.note for h in history] == [None, "Vi ser på dette i budsjettet", None]

@@ -101,7 +101,7 @@ class BotProcess:
         polls_before = self.fake.call_count("deleteWebhook")
         out = (self.workdir / f"run{self.runs}.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "run"],
+            [sys.executable, "-m", "bot.cli", "run"],
             cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         if wait:
             self.fake.wait_for(lambda: self.fake.call_count("deleteWebhook") > polls_before

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import Session, func, select
 
-from bot import ideas as idea_service
-from bot.dispatcher import dispatch
-from bot.engine import Engine
+from bot.conversation.engine import Engine
+from bot.followups.dispatcher import dispatch
 from bot.i18n import translator
-from bot.ideas import Status
+from bot.ideas import book
+from bot.ideas.book import Status
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import DialogState, Idea, Outbox, ProcessedUpdate
@@ -105,8 +105,8 @@ async def test_markup_and_invisible_characters_reach_nobody(
         await citizen.press("Send inn", expect="registrert som")
         await citizen.say("/status KI-1", expect="KI-1")
         with transaction(runtime.db) as session:
-            idea = idea_service.get_idea(session, 1)
-            idea_service.set_status(session, idea, Status.USEFUL, by="test", note="<b>Ja</b> &")
+            idea = book.get_idea(session, 1)
+            book.set_status(session, idea, Status.USEFUL, by="test", note="<b>Ja</b> &")
         result = await dispatch(runtime.db, runtime.settings, {"telegram": service.sender})
         assert result.sent == 1
     with Session(runtime.db) as session:

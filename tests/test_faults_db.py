@@ -4,8 +4,8 @@ through the real python-telegram-bot stack (TelegramService polling the fake Bot
 The outage depends on the database under test:
 * SQLite: another connection holds the write lock (`BEGIN EXCLUSIVE`) for 3 s. `kominn run`
   waits up to 30 s for a lock (busy timeout) before the engine even sees an error; here the
-  bot's busy timeout is cut to 0.1 s so the engine's own retries (bot/engine.py) are what
-  carries the updates through.
+  bot's busy timeout is cut to 0.1 s so the engine's own retries (bot/conversation/engine.py) are
+  what carries the updates through.
 * PostgreSQL: the test database refuses connections for 3 s and every session on it is
   terminated (`ALTER DATABASE … ALLOW_CONNECTIONS false` + `pg_terminate_backend`), which is
   what clients see of a restart, without touching other databases on the cluster (other test
@@ -33,10 +33,10 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from bot import ideas as idea_service
-from bot.dispatcher import dispatch
+from bot.followups.dispatcher import dispatch
 from bot.i18n import translator
-from bot.ideas import Status
+from bot.ideas import book
+from bot.ideas.book import Status
 from bot.runtime import Runtime
 from storage.db import make_engine, transaction
 from storage.models import Outbox
@@ -192,8 +192,8 @@ async def test_notice_sent_during_an_outage_is_recorded_once_it_is_over(
         author.start()
         await asyncio.to_thread(author.run_until, lambda: author.finished == 1, 30)
         with transaction(runtime.db) as session:
-            idea = idea_service.get_idea(session, 1)
-            idea_service.set_status(session, idea, Status.USEFUL, by="test", note="Vi ser på det")
+            idea = book.get_idea(session, 1)
+            book.set_status(session, idea, Status.USEFUL, by="test", note="Vi ser på det")
         fake.delay("sendMessage", 1.0, n=1)  # the notice is on its way when the outage starts
         sending = asyncio.create_task(dispatch(runtime.db, runtime.settings,
                                                {"telegram": service.sender}))

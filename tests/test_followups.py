@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot import ideas as idea_service
 from bot.channels import DeliveryError, Sender
-from bot.dispatcher import DispatchResult, dispatch
-from bot.engine import Engine
-from bot.followups import create_due, digest_moment
+from bot.conversation.engine import Engine
+from bot.followups.dispatcher import DispatchResult, dispatch
+from bot.followups.rules import create_due, digest_moment
+from bot.ideas import book
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from dialogs.types import Reply
@@ -71,7 +71,7 @@ def add_person(rt: Runtime, name: str, *, consent: bool | None = True,
 def add_idea(rt: Runtime, author: int | None, *, at: datetime = T0,
              title: str = IDEA["title"]) -> int:
     with transaction(rt.db) as s:
-        idea = idea_service.create_idea(s, idea_service.NewIdea(
+        idea = book.create_idea(s, book.NewIdea(
             title=title, description=IDEA["description"], channel="terminal",
             author_id=author, created_at=at), by="test")
         return idea.id or 0
@@ -80,18 +80,18 @@ def add_idea(rt: Runtime, author: int | None, *, at: datetime = T0,
 def move(rt: Runtime, number: int, status: Status, at: datetime, note: str | None = None
          ) -> None:
     with transaction(rt.db) as s:
-        idea_service.set_status(s, idea_service.get_idea(s, number), status, by="test",
+        book.set_status(s, book.get_idea(s, number), status, by="test",
                                 note=note, at=at)
 
 
 def support(rt: Runtime, number: int, person_id: int) -> None:
     with transaction(rt.db) as s:
-        idea_service.add_support(s, idea_service.get_idea(s, number), person_id)
+        book.add_support(s, book.get_idea(s, number), person_id)
 
 
 def deliver(rt: Runtime, senders: Mapping[str, Sender] | Sender, now: datetime,
             **policy: Any) -> DispatchResult:
-    from bot.dispatcher import Policy
+    from bot.followups.dispatcher import Policy
 
     if not isinstance(senders, Mapping):
         senders = {senders.channel: senders}
@@ -147,7 +147,7 @@ def test_merge_tells_followers_which_idea_they_now_follow(runtime: Runtime) -> N
     dup = add_idea(runtime, ola, title="Flere benker ved vannet")
     support(runtime, dup, per)
     with transaction(runtime.db) as s:
-        idea_service.merge(s, idea_service.get_idea(s, dup), idea_service.get_idea(s, kept),
+        book.merge(s, book.get_idea(s, dup), book.get_idea(s, kept),
                            by="test", at=T0)
     sender = RecordingSender()
     deliver(runtime, sender, T0)

@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from bot.channels import DeliveryError
 from bot.config import Settings
-from bot.outbox import enqueue
+from bot.followups.notices import enqueue
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction

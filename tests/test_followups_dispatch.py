@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 
 from adapters import console
 from bot.channels import DeliveryError
-from bot.dispatcher import Policy, claim, dispatch, quiet_until
-from bot.outbox import enqueue
+from bot.followups.dispatcher import Policy, claim, dispatch, quiet_until
+from bot.followups.notices import enqueue
 from bot.runtime import Runtime, open_runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction

@@ -25,8 +25,8 @@ from tests.test_cli import KOMINN
 CITIZEN = 4242
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("adapters.telegram") is None,
-    reason="needs the Telegram adapter (adapters/telegram.py with service(app))")
+    importlib.util.find_spec("adapters.telegram.service") is None,
+    reason="needs the Telegram adapter (adapters/telegram/service.py with service(app))")
 
 
 def environment(settings: Settings, fake: FakeTelegramAPI) -> dict[str, str]:

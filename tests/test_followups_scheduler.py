@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 
 from bot.app import App, build
+from bot.followups.scheduler import SchedulerService, run_due
 from bot.runtime import Runtime
-from bot.scheduler import SchedulerService, run_due
 from dialogs.lifecycle import Status
 from storage.models import utcnow
 from tests.test_followups import RecordingSender, add_idea, add_person, move, rows

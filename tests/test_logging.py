@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine import Engine
+from bot.conversation.engine import Engine
 from bot.logs import JsonFormatter
 from bot.runtime import Runtime
 from dialogs.types import Incoming, Reply

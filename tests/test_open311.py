@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bot import ideas as idea_service
 from bot.app import App, starlette_app
-from bot.open311 import service_code
+from bot.ideas import book
+from bot.reports.open311 import service_code
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
@@ -30,7 +30,7 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         s.flush()
 
         def idea(title: str, area: str | None, day: int, **extra):  # type: ignore[no-untyped-def]
-            return idea_service.create_idea(s, idea_service.NewIdea(
+            return book.create_idea(s, book.NewIdea(
                 title=title, description=f"{title}: en beskrivelse som er lang nok.",
                 channel="telegram", focus_area=area, author_id=kari.id,
                 created_at=datetime(2024, 3, day, 12, tzinfo=UTC), **extra), by="test")
@@ -41,12 +41,12 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         idea("Nytt bibliotek", None, 20)
         fourth = idea("Flere benker", "Natur, kultur, miljø og samfunnssikkerhet", 25)
         at = datetime(2024, 4, 1, 8, tzinfo=UTC)
-        idea_service.set_status(s, first, Status.USEFUL, by="cli", at=at)
-        idea_service.set_status(s, first, Status.REALISED, by="cli", note="Satt opp fire benker",
+        book.set_status(s, first, Status.USEFUL, by="cli", at=at)
+        book.set_status(s, first, Status.REALISED, by="cli", note="Satt opp fire benker",
                                 at=at)
-        idea_service.set_status(s, second, Status.USEFUL, by="cli", note="Vi ser på traseen",
+        book.set_status(s, second, Status.USEFUL, by="cli", note="Vi ser på traseen",
                                 at=at)
-        idea_service.merge(s, fourth, first, by="cli", at=at)
+        book.merge(s, fourth, first, by="cli", at=at)
     transport = httpx.ASGITransport(app=starlette_app(App(runtime)))
     async with httpx.AsyncClient(transport=transport, base_url="http://kominn.test") as http:
         yield http

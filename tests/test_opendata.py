@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, func, select
 
-from bot import ideas as idea_service
-from bot import opendata
 from bot.i18n import translator
-from bot.records import idea_record
+from bot.ideas import book
+from bot.ideas.records import idea_record
+from bot.reports import opendata
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
@@ -93,7 +93,7 @@ def test_good_file_is_stored_with_dates_channels_and_areas(runtime: Runtime) -> 
     assert result.ok and result.refs == ["KI-1", "KI-2", "KI-3"]
     with Session(runtime.db) as s:
         ideas = {i.id: i for i in s.exec(select(Idea))}
-        history = idea_service.history(s, 1)
+        history = book.history(s, 1)
     assert ideas[1].focus_area == "Folkehelse"  # the configured spelling
     assert ideas[1].created_at == datetime(2024, 3, 4, 23, 0, tzinfo=UTC)  # local midnight
     assert ideas[2].created_at == datetime(2024, 3, 7, 13, 30, tzinfo=UTC)
@@ -139,7 +139,7 @@ def test_a_failure_while_storing_rolls_back_everything_and_the_index(
         if len(created) == 3:
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(idea_service, "ON_CREATED", [*idea_service.ON_CREATED, fail_on_third])
+    monkeypatch.setattr(book, "ON_CREATED", [*book.ON_CREATED, fail_on_third])
     with pytest.raises(RuntimeError):
         do_import(runtime, GOOD)
     assert created == [1, 2, 3]
@@ -174,16 +174,16 @@ def make_ideas(runtime: Runtime) -> None:
                         display_name="Kari Nordmann")
         s.add(person)
         s.flush()
-        first = idea_service.create_idea(s, idea_service.NewIdea(
+        first = book.create_idea(s, book.NewIdea(
             title="Benker ved Semsvannet", description="Flere benker, så eldre kan hvile seg.",
             channel="telegram", focus_area="Folkehelse", place="Semsvannet",
             latitude=59.85, longitude=10.45, author_id=person.id), by="telegram:citizen")
-        second = idea_service.create_idea(s, idea_service.NewIdea(
+        second = book.create_idea(s, book.NewIdea(
             title="Benk, takk", description="En benk ved Semsvannet, gjerne med \"utsikt\".",
             channel="terminal"), by="test")
-        idea_service.add_support(s, first, _other(s))
-        idea_service.set_status(s, first, Status.USEFUL, by="cli", note="Vi ser på")
-        idea_service.merge(s, second, first, by="cli")
+        book.add_support(s, first, _other(s))
+        book.set_status(s, first, Status.USEFUL, by="cli", note="Vi ser på")
+        book.merge(s, second, first, by="cli")
 
 
 def _other(session: Session) -> int:
@@ -230,11 +230,11 @@ def test_export_streams_in_batches(runtime: Runtime, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(opendata, "BATCH", 2)
     with transaction(runtime.db) as s:
         for n in range(5):
-            idea = idea_service.create_idea(s, idea_service.NewIdea(
+            idea = book.create_idea(s, book.NewIdea(
                 title=f"Idé nummer {n}", description="En beskrivelse som er lang nok.",
                 channel="import"), by="test")
             if n == 3:
-                idea_service.add_support(s, idea, _other(s))
+                book.add_support(s, idea, _other(s))
     out = io.StringIO()
     with Session(runtime.db) as s:
         assert opendata.export(s, out, "json") == 5

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot import ideas as idea_service
-from bot.report import compute, window
+from bot.ideas import book
+from bot.reports.realisation import compute, window
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import BenefitAnswer, Campaign, DuplicateCandidate, Person
@@ -54,31 +54,31 @@ def build(db: Engine) -> None:
 
         def idea(when: datetime, area: str | None, channel: str, author: str | None,
                  campaign_id: int | None = None):  # type: ignore[no-untyped-def]
-            return idea_service.create_idea(s, idea_service.NewIdea(
+            return book.create_idea(s, book.NewIdea(
                 title=f"Idé fra {when:%Y-%m-%d}", description="En beskrivelse som er lang nok.",
                 channel=channel, focus_area=area, author_id=people.get(author or ""),
                 campaign_id=campaign_id, created_at=when), by="test")
 
         def move(i, status: Status, when: datetime, note: str | None = None):  # type: ignore[no-untyped-def]
-            idea_service.set_status(s, i, status, by="test", note=note, at=when)
+            book.set_status(s, i, status, by="test", note=note, at=when)
 
         ki1 = idea(oslo(2024, 1, 10, 9), "Folkehelse", "telegram", "kari")
         move(ki1, Status.USEFUL, oslo(2024, 1, 15, 9))
         move(ki1, Status.REALISED, oslo(2024, 3, 15, 9))
-        idea_service.add_support(s, ki1, people["ola"])
+        book.add_support(s, ki1, people["ola"])
         ki2 = idea(oslo(2024, 2, 1, 0, 30), "Areal og transport", "terminal", "eva")
         ki3 = idea(oslo(2024, 2, 5, 12), "Areal og transport", "telegram", "ola")
-        idea_service.merge(s, ki3, ki2, by="test", at=oslo(2024, 2, 6, 12))
+        book.merge(s, ki3, ki2, by="test", at=oslo(2024, 2, 6, 12))
         move(ki2, Status.USEFUL, oslo(2024, 2, 11, 0, 30))
         move(ki2, Status.DECLINED, oslo(2024, 3, 1, 12), note="Ikke i denne planperioden")
         ki4 = idea(oslo(2024, 4, 2, 12), None, "import", None)
-        idea_service.add_support(s, ki4, people["per"])
+        book.add_support(s, ki4, people["per"])
         ki5 = idea(oslo(2024, 4, 20, 23, 30), "Folkehelse", "telegram", "per", campaign.id)
         move(ki5, Status.USEFUL, oslo(2024, 4, 22, 23, 30))
         move(ki5, Status.REALISED, oslo(2024, 5, 2, 23, 30))
         ki6 = idea(oslo(2024, 4, 25, 12), "Folkehelse", "telegram", "kari", campaign.id)
-        idea_service.add_support(s, ki6, people["ola"])
-        idea_service.add_support(s, ki6, people["per"])
+        book.add_support(s, ki6, people["ola"])
+        book.add_support(s, ki6, people["per"])
         ki7 = idea(oslo(2023, 12, 20, 12), "Vekst og utvikling", "telegram", "ola")
         move(ki7, Status.USEFUL, oslo(2023, 12, 21, 12))
         move(ki7, Status.REALISED, oslo(2024, 1, 20, 12))
@@ -91,7 +91,7 @@ def build(db: Engine) -> None:
             s.add(DuplicateCandidate(idea_a_id=a, idea_b_id=b, state=state, score=50,
                                      created_at=NOW - timedelta(days=age)))
         for name in ("eva", "per"):
-            idea_service.erase_person(s, s.get(Person, people[name]))
+            book.erase_person(s, s.get(Person, people[name]))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from PIL import Image
 from rich.console import Console
 from sqlalchemy import Engine
 
-from bot import chart, report_render
+from bot.reports import chart, render
 from tests.test_cli import kominn
 from tests.test_report import db, figures  # noqa: F401  (the hand-built database fixture)
 
@@ -22,7 +22,7 @@ WINDOW = {"start": date(2024, 1, 1), "end": date(2024, 4, 30)}
 
 def rendered(report: dict, language: str) -> str:  # type: ignore[type-arg]
     console = Console(record=True, width=140, color_system=None)
-    report_render.print_table(report, language, console)
+    render.print_table(report, language, console)
     return console.export_text()
 
 
@@ -42,7 +42,7 @@ def test_table_reads_in_bokmal_and_english(db: Engine) -> None:  # noqa: F811
 
 
 def test_json_shape(db: Engine) -> None:  # noqa: F811
-    data = json.loads(report_render.to_json(figures(db, **WINDOW)))
+    data = json.loads(render.to_json(figures(db, **WINDOW)))
     for key in ("realisation_rate", "funnel", "by_area", "by_channel", "by_month",
                 "benefit_check", "median_days", "supported_share", "triage", "campaigns"):
         assert key in data, key
@@ -54,8 +54,8 @@ def test_json_shape(db: Engine) -> None:  # noqa: F811
 
 
 def test_csv_shape(db: Engine) -> None:  # noqa: F811
-    rows = list(csv.DictReader(io.StringIO(report_render.to_csv(figures(db, **WINDOW)))))
-    assert tuple(rows[0]) == report_render.CSV_COLUMNS
+    rows = list(csv.DictReader(io.StringIO(render.to_csv(figures(db, **WINDOW)))))
+    assert tuple(rows[0]) == render.CSV_COLUMNS
     by_key = {(r["section"], r["name"]): r for r in rows}
     total = by_key[("total", "all")]
     assert (total["submitted"], total["merged"], total["realisation_rate"]) == ("6", "1", "0.4")
@@ -111,7 +111,7 @@ def test_cli_report_json_csv_table_and_chart(  # type: ignore[no-untyped-def]
                                                                        "Nei": 1})
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     csv_out = kominn(settings, "report", "--format", "csv")
-    assert csv_out.stdout.startswith(",".join(report_render.CSV_COLUMNS))
+    assert csv_out.stdout.startswith(",".join(render.CSV_COLUMNS))
     table = kominn(settings, "report", env={"KOMINN_LOCALE": "en", "COLUMNS": "120"})
     assert "Realisation rate: 50%" in table.stdout, table.stdout
     bad = kominn(settings, "report", "--from", "1. mai")

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 from sqlmodel import Session, func, select
 
-from bot.dispatcher import CANCELLED, FAILED, PENDING, SENT
-from bot.outbox import enqueue
-from bot.retention import Pruned, prune
+from bot.followups.dispatcher import CANCELLED, FAILED, PENDING, SENT
+from bot.followups.notices import enqueue
+from bot.followups.retention import Pruned, prune
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import DialogState, Idea, Outbox, ProcessedUpdate, utcnow

@@ -18,14 +18,15 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from adapters import slack as adapter
-from adapters import slack_blocks as kit
-from bot import ideas as idea_service
-from bot import slack_notices, staff
+from adapters.slack import blocks as kit
+from adapters.slack import service as adapter
 from bot.app import App, starlette_app
 from bot.channels import DeliveryError
-from bot.outbox import render
+from bot.features import ideas_channel
+from bot.followups.notices import render
+from bot.ideas import book
 from bot.runtime import Runtime
+from bot.staff import desk
 from dialogs.types import Choice, Document, Reply
 from storage.db import transaction
 from storage.models import DuplicateCandidate, Idea, Outbox, Person, StatusChange, Support
@@ -64,14 +65,14 @@ def make_pair(rt: Runtime, score: float = 81.0) -> tuple[str, str, int]:
     older = make_idea(rt, "Flere benker ved Semsvannet", "Flere benker rundt vannet, takk.")
     newer = make_idea(rt, "Benker rundt Semsvannet", "Vi trenger benker rundt Semsvannet.")
     with transaction(rt.db) as session:
-        idea_service.queue_candidate(session, 1 if older == "KI-1" else 2, 2, score)
+        book.queue_candidate(session, 1 if older == "KI-1" else 2, 2, score)
         pair = session.exec(select(DuplicateCandidate)).one()
         return older, newer, pair.id or 0
 
 
 def idea(rt: Runtime, ref: str) -> Idea:
     with Session(rt.db) as session:
-        found = idea_service.get_idea(session, ref)
+        found = book.get_idea(session, ref)
         session.expunge(found)
         return found
 
@@ -150,12 +151,12 @@ async def test_status_shows_detail_history_supporters_and_duplicates(
         person = session.exec(select(Person).where(Person.channel_user_id == "ola")).first()
         person_id = person.id if person else None
     with transaction(rt.db) as session:
-        idea_service.add_support(session, idea_service.get_idea(session, ref), person_id or 0)
-        idea_service.set_status(session, idea_service.get_idea(session, ref),
-                                idea_service.Status.USEFUL, by=f"slack:{MOD}", note="Vi ser på det")
+        book.add_support(session, book.get_idea(session, ref), person_id or 0)
+        book.set_status(session, book.get_idea(session, ref),
+                                book.Status.USEFUL, by=f"slack:{MOD}", note="Vi ser på det")
     other = make_idea(rt, "Benker langs turstien ved Semsvannet")
     with transaction(rt.db) as session:
-        idea_service.queue_candidate(session, 1, 2, 77.0)
+        book.queue_candidate(session, 1, 2, 77.0)
 
     (view,) = await command(http, fake, f"status {ref.lower()}")
     text = shown(view)
@@ -242,7 +243,7 @@ async def test_report_renders_the_report_figures(
                "by_month": {"2026-01": {"submitted": 9, "merged": 1, "realised": 1,
                                         "rate": 0.125}},
                "benefit_check": {"Ja": 3, "Delvis": 1, "Nei": 0}}
-    monkeypatch.setattr(staff, "report", lambda db, settings: figures)
+    monkeypatch.setattr(desk, "report", lambda db, settings: figures)
     (fixed,) = await command(http, fake, "rapport")
     text = shown(fixed)
     assert "12,5 %" in text and "1 av 8 idéer" in text and "Nytt: *5*" in text
@@ -345,7 +346,7 @@ async def test_triage_keep_the_other_and_not_duplicate(
 
     third = make_idea(rt, "Gatelys i sentrum")
     with transaction(rt.db) as session:
-        idea_service.queue_candidate(session, 2, 3, 55.0)
+        book.queue_candidate(session, 2, 3, 55.0)
     (pair,) = await command(http, fake, "triage", user=MOD)
     decided, _ = await press(http, fake, buttons(pair)["Ikke duplikat"], n=2)
     assert f"*{newer}* og *{third}* er ikke duplikater – avgjort av <@{MOD}>" in shown(decided)
@@ -361,7 +362,7 @@ async def test_hopp_over_shows_the_next_pair_and_leaves_it_pending(
     make_idea(rt, "Gatelys i sentrum")
     make_idea(rt, "Lys i sentrum om kvelden")
     with transaction(rt.db) as session:
-        idea_service.queue_candidate(session, 3, 4, 60.0)
+        book.queue_candidate(session, 3, 4, 60.0)
     (first,) = await command(http, fake, "triage", user=MOD)
     assert "KI-1" in shown(first) and "2 i køen" in shown(first)
     (second,) = await press(http, fake, buttons(first)["Hopp over"])
@@ -407,7 +408,7 @@ async def test_merge_the_lifecycle_forbids_changes_nothing(
     make_idea(rt, "Flere benker ved Semsvannet", status="realised")
     make_idea(rt, "Benker rundt Semsvannet")
     with transaction(rt.db) as session:
-        idea_service.queue_candidate(session, 1, 2, 70.0)
+        book.queue_candidate(session, 1, 2, 70.0)
     (pair,) = await command(http, fake, "triage", user=MOD)
     (refused,) = await press(http, fake, buttons(pair)["Behold KI-2 i stedet"])
     assert "kan ikke slås sammen" in shown(refused)
@@ -525,9 +526,9 @@ async def test_hostile_citizen_text_pings_and_links_nobody(
                       description=f"Beskrivelse: {HOSTILE}", place="<@U0BOSS> plassen")
     make_idea(rt, "Benker ved vannet <!here>", f"Samme idé {HOSTILE}")
     with transaction(rt.db) as session:
-        idea_service.queue_candidate(session, 1, 2, 90.0)
-        idea_service.set_status(session, idea_service.get_idea(session, "KI-2"),
-                                idea_service.Status.USEFUL, by="cli", note=HOSTILE)
+        book.queue_candidate(session, 1, 2, 90.0)
+        book.set_status(session, book.get_idea(session, "KI-2"),
+                                book.Status.USEFUL, by="cli", note=HOSTILE)
     messages = []
     messages += await command(http, fake, f"status {ref}", user=MOD)
     messages += await command(http, fake, "status KI-2", user=MOD)
@@ -560,7 +561,7 @@ def _nb() -> Any:
 def _outbox(rt: Runtime, number: int) -> Outbox:
     with Session(rt.db) as session:
         row = session.exec(select(Outbox).where(Outbox.dedupe_key ==
-                                                f"{slack_notices.KIND}:{number}")).one()
+                                                f"{ideas_channel.KIND}:{number}")).one()
         session.expunge(row)
         return row
 
@@ -633,7 +634,7 @@ async def test_ack_does_not_wait_for_a_slow_database(
         monkeypatch: pytest.MonkeyPatch) -> None:
     make_pair(rt)
     gate, finished = threading.Event(), threading.Event()
-    original_detail, original_decide = staff.status_detail, staff.decide_pair
+    original_detail, original_decide = desk.status_detail, desk.decide_pair
 
     def slow(original: Any) -> Any:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -644,7 +645,7 @@ async def test_ack_does_not_wait_for_a_slow_database(
                 finished.set()
         return run
 
-    monkeypatch.setattr(staff, "status_detail", slow(original_detail))
+    monkeypatch.setattr(desk, "status_detail", slow(original_detail))
     response = await post(http, slash_command_body(text="status KI-1",
                                                    response_url=fake.response_url("slow")))
     assert response.status_code == 200 and response.text == ""
@@ -655,7 +656,7 @@ async def test_ack_does_not_wait_for_a_slow_database(
 
     gate.clear()
     finished.clear()
-    monkeypatch.setattr(staff, "decide_pair", slow(original_decide))
+    monkeypatch.setattr(desk, "decide_pair", slow(original_decide))
     (pair,) = await command(http, fake, "triage", user=MOD)
     button = buttons(pair)["Ikke duplikat"]
     response = await post(http, block_action_body(button["action_id"], button["value"],
@@ -676,7 +677,7 @@ async def test_new_ideas_are_queued_for_the_ideas_channel_and_sent_once(
     assert (row.kind, row.channel, row.address, row.person_id) == \
         ("slack_new_idea", "slack", "CIDEAS", None)
     with transaction(rt.db) as session:  # queued once per idea whatever happens again
-        for listener in idea_service.ON_CREATED:
+        for listener in book.ON_CREATED:
             listener(session, session.get(Idea, 1))
     with Session(rt.db) as session:
         assert len(session.exec(select(Outbox).where(Outbox.kind == "slack_new_idea")).all()) == 1
@@ -693,7 +694,7 @@ async def test_new_ideas_are_queued_for_the_ideas_channel_and_sent_once(
     (view,) = await press(http, fake, show, user=EMPLOYEE)
     assert view["blocks"][0]["text"]["text"].startswith(f"{ref} Benker")
 
-    slack_notices.configure(None)  # a process that does not serve Slack queues nothing
+    ideas_channel.configure(None)  # a process that does not serve Slack queues nothing
     kari.submit(title="Gatelys i Asker sentrum", description="Det er for mørkt om kvelden "
                 "i hele sentrum av Asker.")
     with Session(rt.db) as session:
@@ -762,7 +763,7 @@ async def test_engine_buttons_in_follow_ups_reach_the_dialog_engine(
         http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
     """Follow-ups to an employee (e.g. the benefit check) carry the engine's buttons; a press
     in Slack is handled by the same dialog engine as on any other channel."""
-    ref = staff.submit_idea(rt.db, rt.index, staff.StaffIdea(
+    ref = desk.submit_idea(rt.db, rt.index, desk.StaffIdea(
         EMPLOYEE, "Flere benker ved Semsvannet", "Det trengs flere benker langs turstien.",
         "Folkehelse", None, True))
     sender = adapter.SlackSender(fake.async_client())
@@ -781,7 +782,7 @@ async def test_a_pair_settled_by_another_merge_says_so(
         make_idea(rt, title)
     with transaction(rt.db) as session:
         for a, b in ((1, 2), (1, 3), (2, 3)):
-            idea_service.queue_candidate(session, a, b, 70.0)
+            book.queue_candidate(session, a, b, 70.0)
         ids = {(c.idea_a_id, c.idea_b_id): c.id for c in session.exec(select(DuplicateCandidate))}
     await press(http, fake, {"action_id": kit.TRIAGE_MERGE, "value": f"{ids[(1, 3)]}:1"}, n=2)
     (stale,) = await press(http, fake, {"action_id": kit.TRIAGE_DISTINCT,

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
-from adapters import slack_blocks as kit
-from adapters import slack_campaigns as ui
-from bot import campaigns, collab
-from bot import ideas as idea_service
-from bot import staff_campaigns as sc
+from adapters.slack import blocks as kit
+from adapters.slack import campaigns as ui
+from bot.features import campaigns, collaboration
+from bot.ideas import book
 from bot.runtime import Runtime
+from bot.staff import campaigns as sc
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import Campaign, CollabInvite, Idea, Outbox, Person, utcnow
@@ -69,14 +69,14 @@ def citizen(rt: Runtime, number: int, name: str | None = None) -> int:
 def answer_idea(rt: Runtime, campaign_id: int, title: str, author: int | None,
                 status: str = "new") -> str:
     with transaction(rt.db) as session:
-        created = idea_service.create_idea(session, idea_service.NewIdea(
+        created = book.create_idea(session, book.NewIdea(
             title=title, description=f"{title} – slik at flere barn sykler.", channel="telegram",
             focus_area="Areal og transport", author_id=author, campaign_id=campaign_id),
             by="test")
         if status != "new":
             created.status = status
             session.add(created)
-        return idea_service.ref_of(created)
+        return book.ref_of(created)
 
 
 def stored(rt: Runtime, campaign_id: int) -> Campaign:
@@ -132,9 +132,9 @@ async def test_anyone_lists_competitions_moderators_get_the_buttons(
     first = answer_idea(rt, running, "Sykkelparkering ved skolene", kari, status="realised")
     answer_idea(rt, running, "Sykkelbuss om morgenen", citizen(rt, 1002))
     with transaction(rt.db) as session:
-        idea_service.add_support(session, idea_service.get_idea(session, first),
+        book.add_support(session, book.get_idea(session, first),
                                  citizen(rt, 1003))
-        idea_service.get_idea(session, first).chosen = True
+        book.get_idea(session, first).chosen = True
 
     (employee,) = await command(http, fake, "konkurranse")
     text = shown(employee)
@@ -442,7 +442,7 @@ def useful_idea(rt: Runtime, kari: ChatPerson, ola: ChatPerson, per: ChatPerson)
         person.press(consent)
         person.press(f"Støtt {ref}")
     with transaction(rt.db) as session:
-        idea_service.set_status(session, idea_service.get_idea(session, ref), Status.USEFUL,
+        book.set_status(session, book.get_idea(session, ref), Status.USEFUL,
                                 by="test")
     return ref
 
@@ -519,12 +519,12 @@ async def test_status_shows_who_said_yes_to_moderators_only(
         for person in session.exec(select(Person)):
             if person.channel_user_id == "4711":
                 person.display_name, person.follow_up_consent = "Per Hansen", True
-                idea_service.add_support(session, idea_service.get_idea(session, ref),
+                book.add_support(session, book.get_idea(session, ref),
                                          person.id or 0)
             if person.channel_user_id == "kari":
                 person.display_name = f"Kari {HOSTILE}"
             session.add(person)
-        invite, asked = collab.invite(session, idea_service.get_idea(session, ref),
+        invite, asked = collaboration.invite(session, book.get_idea(session, ref),
                                       "Verksted 3. mars kl. 18", by=f"slack:{MOD}")
     assert asked == 3
     kari.press_payload(f"g:collab:{invite.id}:yes")
@@ -551,7 +551,7 @@ async def test_competition_texts_are_escaped_and_shown_on_its_ideas(
     number = make_campaign(rt, f"Sommer {HOSTILE}", question=f"Hva nå? {HOSTILE}")
     ref = answer_idea(rt, number, "Sykkelparkering ved skolene", citizen(rt, 1001))
     with transaction(rt.db) as session:
-        idea_service.get_idea(session, ref).chosen = True
+        book.get_idea(session, ref).chosen = True
     messages = await command(http, fake, "konkurranse", user=MOD)
     messages += await command(http, fake, f"status {ref}")
     modal = await open_modal(http, fake, {"action_id": ui.CHOOSE, "value": str(number)},

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from adapters import slack_blocks as kit
-from bot import ideas as idea_service
-from bot import staff, triage
+from adapters.slack import blocks as kit
 from bot.i18n import translator
-from bot.moderation import BadRequest, Moderators, StatusChanged, parse_set, targets
+from bot.ideas import book, triage
+from bot.ideas.moderation import BadRequest, Moderators, StatusChanged, parse_set, targets
 from bot.runtime import Runtime
+from bot.staff import desk
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import DuplicateCandidate, StatusChange
@@ -22,7 +22,7 @@ from storage.models import DuplicateCandidate, StatusChange
 
 def make(rt: Runtime, title: str, status: str = "new") -> int:
     with transaction(rt.db) as session:
-        idea = idea_service.create_idea(session, idea_service.NewIdea(
+        idea = book.create_idea(session, book.NewIdea(
             title=title, description=f"{title}: en beskrivelse som er lang nok.",
             channel="telegram", focus_area="Folkehelse"), by="test")
         idea.status = status
@@ -54,12 +54,12 @@ def run_together(n: int, work: Any) -> list[Any]:
 def test_concurrent_decisions_only_one_wins(runtime: Runtime) -> None:
     a, b = make(runtime, "Flere benker ved Semsvannet"), make(runtime, "Benker ved Semsvannet")
     with transaction(runtime.db) as session:
-        idea_service.queue_candidate(session, a, b, 80.0)
+        book.queue_candidate(session, a, b, 80.0)
         pair_id = session.exec(select(DuplicateCandidate)).one().id or 0
 
     def decide(i: int) -> triage.Pair:
         decision: triage.Decision = triage.MERGED if i % 2 else triage.NOT_DUPLICATE
-        return staff.decide_pair(runtime.db, runtime.index, pair_id, decision, by=f"slack:U{i}")
+        return desk.decide_pair(runtime.db, runtime.index, pair_id, decision, by=f"slack:U{i}")
 
     results = run_together(4, decide)
     won = [r for r in results if isinstance(r, triage.Pair)]
@@ -77,7 +77,7 @@ def test_concurrent_decisions_only_one_wins(runtime: Runtime) -> None:
 def test_concurrent_status_moves_only_one_applies(runtime: Runtime) -> None:
     make(runtime, "Flere benker ved Semsvannet")
     moves = [parse_set(["KI-1", "nyttig"]), parse_set(["KI-1", "avslått", "Nei", "takk"])]
-    results = run_together(2, lambda i: staff.set_status(
+    results = run_together(2, lambda i: desk.set_status(
         runtime.db, runtime.index, moves[i], by=f"slack:U{i}", expected=Status.NEW))
     assert sum(isinstance(r, StatusChange) for r in results) == 1, results
     assert sum(isinstance(r, StatusChanged) for r in results) == 1
@@ -88,23 +88,23 @@ def test_concurrent_status_moves_only_one_applies(runtime: Runtime) -> None:
 def test_next_pair_fifo_and_skip_wraps(runtime: Runtime) -> None:
     ids = [make(runtime, f"Idé {n} om parken") for n in range(4)]
     with transaction(runtime.db) as session:
-        idea_service.queue_candidate(session, ids[0], ids[1], 50.0)
-        idea_service.queue_candidate(session, ids[2], ids[3], 90.0)
+        book.queue_candidate(session, ids[0], ids[1], 50.0)
+        book.queue_candidate(session, ids[2], ids[3], 90.0)
         first, second = (c.id for c in session.exec(select(DuplicateCandidate)
                                                      .order_by(DuplicateCandidate.id)))
     assert (triage.show_next(runtime.db) or pytest.fail()).id == first
     assert (triage.show_next(runtime.db, after=first) or pytest.fail()).id == second
     assert (triage.show_next(runtime.db, after=second) or pytest.fail()).id == first
-    staff.decide_pair(runtime.db, None, first or 0, triage.NOT_DUPLICATE, by="slack:U1")
+    desk.decide_pair(runtime.db, None, first or 0, triage.NOT_DUPLICATE, by="slack:U1")
     assert triage.show_next(runtime.db, after=second) is None  # nothing else is waiting
     assert triage.pending_count(runtime.db) == 1
 
 
 def test_parse_set() -> None:
     assert parse_set(["ki-3", "Nyttig", "Vi", "ser", "på", "det"]) == \
-        staff.SetRequest("KI-3", Status.USEFUL, "Vi ser på det")
+        desk.SetRequest("KI-3", Status.USEFUL, "Vi ser på det")
     assert parse_set(["KI-3", "sammenslått", "KI-1"]) == \
-        staff.SetRequest("KI-3", Status.MERGED, None, "KI-1")
+        desk.SetRequest("KI-3", Status.MERGED, None, "KI-1")
     for args, key in ((["KI-3"], "slack.set_usage"), (["x", "nytt"], "slack.bad_ref"),
                       (["KI-3", "kanskje"], "slack.bad_status"),
                       (["KI-3", "merged"], "slack.merge_needs_target"),
@@ -160,12 +160,12 @@ def test_escape_and_section_limits() -> None:
 
 def test_check_new_idea_rules() -> None:
     areas = ["Folkehelse", "Annet"]
-    new, problems = staff.check_new_idea("U1", "  Flere   benker ", "Det trengs benker langs "
+    new, problems = desk.check_new_idea("U1", "  Flere   benker ", "Det trengs benker langs "
                                          "turstien.\n\n\n\nTakk!", "1", "", True, areas)
     assert problems == [] and new is not None
     assert (new.title, new.focus_area, new.place) == ("Flere benker", "Annet", None)
     assert new.description == "Det trengs benker langs turstien.\n\nTakk!"
-    _, problems = staff.check_new_idea("U1", "x" * 121, "y" * 3001, None, "z" * 201, False,
+    _, problems = desk.check_new_idea("U1", "x" * 121, "y" * 3001, None, "z" * 201, False,
                                        areas)
     assert [(p.field, p.key) for p in problems] == [
         ("title", "submit.title_too_long"), ("description", "submit.description_too_long"),
@@ -174,11 +174,11 @@ def test_check_new_idea_rules() -> None:
 
 def test_status_view_is_extensible(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     make(runtime, "Flere benker ved Semsvannet")
-    monkeypatch.setattr(staff, "STATUS_EXTRAS", [lambda session, idea: {"answers": 3}])
-    detail = staff.status_detail(runtime.db, "KI-1")
+    monkeypatch.setattr(desk, "STATUS_EXTRAS", [lambda session, idea: {"answers": 3}])
+    detail = desk.status_detail(runtime.db, "KI-1")
     assert detail is not None and detail.extras == {"answers": 3}
 
-    def answers(d: staff.IdeaDetail, t: Any, zone: Any) -> list[dict[str, Any]]:
+    def answers(d: desk.IdeaDetail, t: Any, zone: Any) -> list[dict[str, Any]]:
         return kit.sections(f"Svar: {d.extras['answers']}")
 
     monkeypatch.setattr(kit, "STATUS_SECTIONS", [*kit.STATUS_SECTIONS, answers])

@@ -20,11 +20,11 @@ import pytest
 from sqlmodel import Session, select
 from starlette.applications import Starlette
 
-from adapters import slack as adapter
-from adapters import slack_blocks as kit
-from adapters import slack_campaigns as ui
+from adapters.slack import blocks as kit
+from adapters.slack import campaigns as ui
+from adapters.slack import service as adapter
 from bot.app import App
-from bot.dispatcher import dispatch
+from bot.followups.dispatcher import dispatch
 from bot.runtime import Runtime
 from dialogs.types import Choice, Reply
 from storage.models import Person

@@ -18,9 +18,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters import slack as adapter
-from bot import slack_notices
+from adapters.slack import service as adapter
 from bot.app import App
+from bot.features import ideas_channel
 from bot.runtime import Runtime
 from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
@@ -105,5 +105,5 @@ async def test_socket_mode_connects_handles_an_envelope_and_closes(
         assert "status KI-n" in shown(answer)
     finally:
         await service.stop()
-        slack_notices.configure(None)
+        ideas_channel.configure(None)
     assert service.socket_handler is None

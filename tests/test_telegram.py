@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from adapters import telegram
-from adapters.telegram import TelegramService, chunks, keyboard
+from adapters.telegram import service as telegram
+from adapters.telegram.service import TelegramService, chunks, keyboard
 from bot.app import App
 from bot.channels import DeliveryError
-from bot.engine import Engine
+from bot.conversation.engine import Engine
 from bot.runtime import Runtime
 from dialogs.types import Choice, Document, Incoming, Reply
 from storage.models import Idea, Person, ProcessedUpdate

@@ -51,7 +51,7 @@ class Bot:
     def start(self) -> None:
         self.runs += 1
         log = (self.workdir / f"run{self.runs}.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()",
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli",
                                       "run"], cwd=self.workdir,
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -1,4 +1,4 @@
-"""`kominn jobs run-due` on Telegram (adapters/telegram_sender.py) renders a notice exactly as
+"""`kominn jobs run-due` on Telegram (adapters/telegram/sender.py) renders a notice exactly as
 `kominn run` does: the real console script and the real PTB Bot against the fake Bot API,
 compared message by message with what `TelegramService.send_reply` sends for the same reply."""
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from adapters.telegram import MAX_TEXT, chunks
-from adapters.telegram_sender import open_sender
+from adapters.telegram.sender import open_sender
+from adapters.telegram.service import MAX_TEXT, chunks
 from bot.channels import DeliveryError
 from bot.config import Settings
+from bot.followups.notices import render
 from bot.i18n import translator
-from bot.outbox import render
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from dialogs.types import Choice, Document, Reply

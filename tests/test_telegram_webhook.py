@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 from sqlmodel import Session, select
 
-from adapters.telegram import TelegramService
+from adapters.telegram.service import TelegramService
 from bot.app import App, starlette_app
 from bot.config import ConfigError
-from bot.engine import Engine
+from bot.conversation.engine import Engine
 from bot.runtime import Runtime
 from dialogs.types import Incoming
 from storage.models import ProcessedUpdate, utcnow

@@ -1,0 +1,1 @@
+"""The Slack app for employees and moderators (slack-bolt)."""

@@ -1,0 +1,130 @@
+"""`kominn campaigns …`: idea competitions for operators."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session
+
+from bot.cli.common import check_format, database, fail, print_json, settings
+
+campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """ISO date or time; without a zone it is the municipality's local time."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: not an ISO date/time: {value!r}")
+        raise
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings().zone)
+    return moment.astimezone(UTC)
+
+
+def bot_username() -> str | None:
+    """For the deep link: TELEGRAM_BOT_USERNAME, or asked from Telegram when a token is set."""
+    cfg = settings()
+    if cfg.telegram_bot_username or not cfg.telegram_bot_token:
+        return cfg.telegram_bot_username
+    import asyncio
+
+    from telegram import Bot
+
+    async def ask() -> str | None:
+        async with Bot(cfg.telegram_bot_token or "", base_url=cfg.telegram_api_base_url) as bot:
+            return bot.username
+
+    try:
+        return asyncio.run(ask())
+    except Exception:  # noqa: BLE001 - the link is a convenience; the id is what matters
+        return None
+
+
+@campaigns_app.command("create")
+def create(
+    title: Annotated[str, typer.Option(help="the competition's title")],
+    question: Annotated[str, typer.Option(help="the question citizens answer")],
+    closes: Annotated[str, typer.Option(help="ISO time it closes")],
+    opens: Annotated[str | None, typer.Option(help="ISO time it opens (default now)")] = None,
+    area: Annotated[str | None, typer.Option(help="focus area")] = None,
+    text: Annotated[str | None, typer.Option(help="a short text")] = None,
+) -> None:
+    """Create an idea competition; prints its id and Telegram deep link."""
+    from bot.features import campaigns
+    from storage.db import transaction
+
+    closes_at = parse_time(closes, "--closes")
+    opens_at = parse_time(opens, "--opens") if opens else None
+    if area and area not in settings().focus_areas:
+        fail(f"--area must be one of: {'; '.join(settings().focus_areas)}")
+    try:
+        with transaction(database()) as session:
+            campaign = campaigns.create(session, title=title, question=question,
+                                        closes_at=closes_at, opens_at=opens_at,
+                                        focus_area=area, text=text, by="cli")
+            number = campaign.id or 0
+    except campaigns.CampaignError as exc:
+        fail(f"refused: {exc}", 1)
+    typer.echo(f"campaign {number}")
+    typer.echo(campaigns.deep_link(bot_username(), number))
+
+
+@campaigns_app.command("list")
+def list_(fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table") -> None:
+    """All competitions, newest first, with their figures."""
+    from bot.features import campaigns
+    from storage.models import utcnow
+
+    check_format(fmt)
+    now = utcnow()
+    with Session(database()) as session:
+        rows = [campaigns.summary(session, c, now) for c in campaigns.list_all(session)]
+    if fmt == "json":
+        print_json(rows)
+        return
+    table = Table("Id", "Title", "State", "Opens", "Closes", "Ideas", "Supporters", "Realised",
+                  "Chosen")
+    for r in rows:
+        table.add_row(str(r["id"]), r["title"], r["state"], r["opens_at"][:16],
+                      r["closes_at"][:16], str(r["ideas"]), str(r["supporters"]),
+                      str(r["realised"]), ", ".join(r["chosen"]))
+    Console().print(table)
+
+
+@campaigns_app.command("close")
+def close(campaign_id: int) -> None:
+    """Close a competition now: submissions stop, moderators get the summary."""
+    from bot.features import campaigns
+    from storage.db import transaction
+    from storage.models import utcnow
+
+    try:
+        with transaction(database()) as session:
+            campaigns.close(session, campaigns.get(session, campaign_id), utcnow())
+    except campaigns.CampaignError as exc:
+        fail(f"refused: {exc}", 1)
+    typer.echo(f"campaign {campaign_id} closed")
+
+
+@campaigns_app.command("choose")
+def choose(campaign_id: int, refs: list[str]) -> None:
+    """Mark the chosen ideas; every participant is told the outcome."""
+    from bot.features import campaigns
+    from bot.ideas.book import IdeaNotFound
+    from storage.db import transaction
+    from storage.models import utcnow
+
+    try:
+        with transaction(database()) as session:
+            chosen = campaigns.choose(session, campaigns.get(session, campaign_id), refs,
+                                      utcnow())
+            names = ", ".join(f"KI-{i.id}" for i in chosen)
+    except (campaigns.CampaignError, IdeaNotFound) as exc:
+        fail(f"refused: {exc}", 1)
+    typer.echo(f"campaign {campaign_id}: chosen {names}")

@@ -1,0 +1,1 @@
+"""The conversation engine: one pure dialog step per update, state and effects saved together."""

@@ -1,6 +1,0 @@
-"""Feature modules that extend the core (listeners on idea changes, dialog commands, custom
-effects) register themselves on import; importing this module wires them all."""
-import bot.campaigns  # noqa: E402,F401  (idea competitions: commands, rules, renderers)
-import bot.collab  # noqa: E402,F401  (invitations to collaborate)
-import bot.followups  # noqa: E402,F401  (follow-up rules, renderers, benefit check)
-import bot.slack_notices  # noqa: E402,F401  (new ideas posted to SLACK_IDEAS_CHANNEL)

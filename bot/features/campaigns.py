@@ -1,0 +1,234 @@
+"""Idea competitions (idékonkurranser): the municipality asks a question, citizens answer.
+
+Rules that run with the follow-up scans (bot/followups/rules.py), each idempotent through the outbox
+dedupe key: when a competition opens, one invitation to everyone who asked for invitations;
+three days before it closes, one reminder to those who started an answer but did not send it;
+when it closes, a summary to the moderators' Slack channel. When moderators choose ideas, every
+participant is told the outcome. Quiet hours and Telegram's rate ceiling are the dispatcher's
+and the Telegram sender's business, as for every notice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from bot.config import Settings
+from bot.followups import rules
+from bot.followups.notices import enqueue, enqueue_for_person, renderer
+from bot.i18n import Translator
+from bot.ideas import book
+from dialogs import campaigns as campaign_dialogs  # noqa: F401  (registers the commands)
+from dialogs.payload import global_choice
+from dialogs.refs import format_ref
+from dialogs.types import Reply
+from storage.models import Campaign, DialogState, Idea, Outbox, Person, Support, utcnow
+
+REMINDER_BEFORE = timedelta(days=3)
+TITLE_MAX, QUESTION_MAX, TEXT_MAX = 200, 1000, 2000
+
+
+class CampaignError(ValueError):
+    pass
+
+
+def create(session: Session, *, title: str, question: str, closes_at: datetime,
+           opens_at: datetime | None = None, focus_area: str | None = None,
+           text: str | None = None, by: str) -> Campaign:
+    opens_at = opens_at or utcnow()
+    title, question = title.strip(), question.strip()
+    if not 3 <= len(title) <= TITLE_MAX:
+        raise CampaignError(f"the title needs 3–{TITLE_MAX} characters")
+    if not 5 <= len(question) <= QUESTION_MAX:
+        raise CampaignError(f"the question needs 5–{QUESTION_MAX} characters")
+    if text and len(text) > TEXT_MAX:
+        raise CampaignError(f"the text can have at most {TEXT_MAX} characters")
+    if closes_at <= opens_at:
+        raise CampaignError("the competition must close after it opens")
+    campaign = Campaign(title=title, question=question, text=(text or "").strip() or None,
+                        focus_area=focus_area, opens_at=opens_at, closes_at=closes_at,
+                        created_by=by)
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def get(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignError(f"no idea competition {campaign_id}")
+    return campaign
+
+
+def state_of(campaign: Campaign, now: datetime) -> str:
+    if campaign.closed_at is not None or now >= campaign.closes_at:
+        return "closed"
+    return "open" if now >= campaign.opens_at else "upcoming"
+
+
+def summary(session: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:
+    """The figures of one competition (also used by the report)."""
+    ideas = session.exec(select(Idea).where(Idea.campaign_id == campaign.id)).all()
+    ids = [i.id for i in ideas]
+    supporters = session.exec(select(func.count()).select_from(Support).where(
+        col(Support.idea_id).in_(ids))).one() if ids else 0
+    return {
+        "id": campaign.id, "title": campaign.title, "question": campaign.question,
+        "focus_area": campaign.focus_area, "opens_at": campaign.opens_at.isoformat(),
+        "closes_at": campaign.closes_at.isoformat(), "state": state_of(campaign, now),
+        "ideas": len(ideas), "supporters": supporters,
+        "realised": sum(1 for i in ideas if i.status == "realised"),
+        "chosen": [format_ref(i.id or 0) for i in ideas if i.chosen],
+    }
+
+
+def list_all(session: Session) -> list[Campaign]:
+    return list(session.exec(select(Campaign).order_by(col(Campaign.opens_at).desc())))
+
+
+def close(session: Session, campaign: Campaign, now: datetime) -> None:
+    """Close early (or at its time): submissions stop; moderators get the summary."""
+    if campaign.closed_at is None:
+        campaign.closed_at = min(now, campaign.closes_at)
+        session.add(campaign)
+        session.flush()
+
+
+def choose(session: Session, campaign: Campaign, refs: list[str], now: datetime) -> list[Idea]:
+    """Mark the chosen ideas; every participant is told the outcome (once)."""
+    chosen = []
+    for ref in refs:
+        idea = book.get_idea(session, ref)
+        if idea.campaign_id != campaign.id:
+            raise CampaignError(f"{ref.upper()} is not an answer to competition {campaign.id}")
+        idea.chosen = True
+        session.add(idea)
+        chosen.append(idea)
+    close(session, campaign, now)
+    campaign.outcome_at = now
+    session.add(campaign)
+    session.flush()
+    chosen_refs = [format_ref(i.id or 0) for i in chosen]
+    for idea in session.exec(select(Idea).where(Idea.campaign_id == campaign.id)):
+        author = session.get(Person, idea.author_id) if idea.author_id else None
+        if author is None:
+            continue
+        enqueue_for_person(session, author, kind="campaign_outcome",
+                           dedupe_key=f"campaign_outcome:{campaign.id}:{idea.id}",
+                           payload={"title": campaign.title, "ref": format_ref(idea.id or 0),
+                                    "chosen": idea.chosen, "chosen_refs": chosen_refs})
+    return chosen
+
+
+def deep_link(bot_username: str | None, campaign_id: int) -> str:
+    return f"https://t.me/{bot_username or '<bot>'}?start=k{campaign_id}"
+
+
+# --- rules (run with the follow-up scans) ------------------------------------------------------
+
+def rule_campaign_invitations(session: Session, settings: Settings, now: datetime) -> int:
+    """One invitation per person who asked for them, for each open competition."""
+    queued = 0
+    for campaign in _open(session, now):
+        prefix = f"campaign_invite:{campaign.id}:"
+        done = set(session.exec(select(Outbox.dedupe_key).where(
+            col(Outbox.dedupe_key).startswith(prefix))).all())
+        people = session.exec(select(Person).where(
+            Person.invite_consent == True,  # noqa: E712
+            col(Person.erased_at).is_(None), col(Person.chat_id).is_not(None))).all()
+        for person in people:
+            key = f"{prefix}{person.id}"
+            if key in done:
+                continue
+            enqueue_for_person(session, person, kind="campaign_invite", dedupe_key=key,
+                               payload=_campaign_payload(campaign, settings), due_at=now)
+            queued += 1
+    return queued
+
+
+def rule_campaign_reminders(session: Session, settings: Settings, now: datetime) -> int:
+    """Three days before closing: those who started an answer but did not send it."""
+    queued = 0
+    for campaign in _open(session, now):
+        if now < campaign.closes_at - REMINDER_BEFORE:
+            continue
+        rows = session.exec(select(DialogState).where(DialogState.flow == "submit")).all()
+        for row in rows:
+            if json.loads(row.data or "{}").get("campaign_id") != campaign.id or not row.person_id:
+                continue
+            person = session.get(Person, row.person_id)
+            if person is None or person.follow_up_consent is False:
+                continue
+            if enqueue_for_person(session, person, kind="campaign_reminder",
+                                  dedupe_key=f"campaign_reminder:{campaign.id}:{person.id}",
+                                  payload=_campaign_payload(campaign, settings),
+                                  due_at=now):
+                queued += 1
+    return queued
+
+
+def rule_campaign_close(session: Session, settings: Settings, now: datetime) -> int:
+    """At closing time: mark closed, and tell the moderators how it went."""
+    done = 0
+    due = session.exec(select(Campaign).where(or_(
+        col(Campaign.closes_at) <= now, col(Campaign.closed_at).is_not(None)))).all()
+    for campaign in due:
+        close(session, campaign, now)
+        channel = rules.moderator_channel(settings)
+        if channel and enqueue(session, kind="campaign_summary",
+                               dedupe_key=f"campaign_summary:{campaign.id}", channel="slack",
+                               address=channel, payload=summary(session, campaign, now),
+                               due_at=now):
+            done += 1
+    return done
+
+
+def _open(session: Session, now: datetime) -> list[Campaign]:
+    return list(session.exec(select(Campaign).where(
+        col(Campaign.closed_at).is_(None), col(Campaign.opens_at) <= now,
+        col(Campaign.closes_at) > now)))
+
+
+def _campaign_payload(campaign: Campaign, settings: Settings) -> dict[str, Any]:
+    closes = campaign.closes_at.astimezone(settings.zone).strftime("%d.%m.%Y %H:%M")
+    return {"id": campaign.id, "title": campaign.title, "question": campaign.question,
+            "text": campaign.text, "closes": closes}
+
+
+# --- how the notices read ----------------------------------------------------------------------
+
+@renderer("campaign_invite")
+def render_invite(p: dict[str, Any], t: Translator) -> list[Reply]:
+    text = t("campaigns.invite", title=p["title"], question=p["question"],
+             closes=p["closes"])
+    if p.get("text"):
+        text += "\n\n" + p["text"]
+    return [Reply(text, (global_choice(t("campaigns.button_take_part"), f"camp:{p['id']}"),
+                         global_choice(t("campaigns.button_stop_invites"), "set:invite:off")))]
+
+
+@renderer("campaign_reminder")
+def render_reminder(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("campaigns.reminder", title=p["title"], closes=p["closes"]),
+                  (global_choice(t("rules.button_continue"), "resume"),))]
+
+
+@renderer("campaign_outcome")
+def render_outcome(p: dict[str, Any], t: Translator) -> list[Reply]:
+    key = "campaigns.outcome_chosen" if p["chosen"] else "campaigns.outcome_not_chosen"
+    chosen = ", ".join(p["chosen_refs"]) or "–"
+    return [Reply(t(key, title=p["title"], ref=p["ref"], chosen=chosen))]
+
+
+@renderer("campaign_summary")
+def render_summary(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("campaigns.summary", title=p["title"], ideas=p["ideas"],
+                    supporters=p["supporters"], realised=p["realised"]))]
+
+
+rules.RULES = (*rules.RULES, rule_campaign_invitations, rule_campaign_reminders,
+                   rule_campaign_close)

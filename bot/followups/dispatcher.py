@@ -1,0 +1,428 @@
+"""The outbox dispatcher: delivers due outbox rows through the channel senders, at least once,
+never twice on purpose.
+
+A row moves `pending → sending → sent`; a failed attempt goes back to `pending` with an
+exponential backoff, and after `max_attempts` (or a permanent error) it is parked as `failed`,
+where `kominn jobs list` shows it. `cancelled` rows were meant for a person who is gone.
+
+Claiming is what makes several workers safe: a claim sets `state='sending'` and pushes `due_at`
+forward by a lease, in one short transaction. On PostgreSQL the candidate rows are locked with
+`SELECT … FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint batches without waiting;
+on SQLite (one writer at a time) each row is taken by a conditional UPDATE that only succeeds
+while the row is still due. A worker that dies mid-send leaves its rows `sending`; when the
+lease runs out they are due again and another worker takes them (at-least-once; the dedupe key
+stops the same notice from ever being queued twice).
+
+Order: notices about a person's own idea (status news, merges, benefit checks, reminders) go
+before mass mailings (competition invitations and reminders, collaboration invitations,
+digests), then by due time — a broadcast of 10,000 invitations at Telegram's 30 messages/s
+takes minutes, and a citizen's "KI-12 is now Nyttig" must not wait behind it.
+
+Quiet hours: a notice to a person (citizen channels) that falls due inside the night window is
+postponed to the window's end. Staff channels (Slack) are not delayed, and answers inside a
+conversation never pass through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import case, delete, update
+from sqlmodel import Session, col, select
+
+from bot.channels import DeliveryError, Sender
+from bot.config import Settings
+from bot.conversation.engine import retry_transient
+from bot.followups.notices import RENDERERS
+from bot.i18n import translator
+from dialogs.types import Reply
+from storage.db import is_sqlite, transaction
+from storage.models import Outbox, Person, utcnow
+
+log = logging.getLogger("kominn.dispatcher")
+
+PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+STATES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
+# Channels where the recipients are staff, not citizens: no quiet hours (Slack has its own
+# do-not-disturb, and the moderators' channel is not a person).
+STAFF_CHANNELS = frozenset({"slack"})
+# Kinds sent to many people at once: claimed after every other due notice (see above).
+MASS_KINDS = frozenset({"campaign_invite", "campaign_reminder", "campaign_outcome",
+                        "collab_invite", "weekly_digest"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard to try: batch size per claim, attempts before parking, backoff, lease."""
+
+    batch: int = 50
+    max_attempts: int = 5
+    base_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)
+    # Batches per run: enough for a whole broadcast, since between runs the scheduler waits
+    # up to its interval, idle time a sender paced at 30/s cannot make up.
+    max_batches: int = 400
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        """30 s, 1 min, 2 min, … capped; a server's Retry-After wins when it is longer."""
+        delay = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        if retry_after is not None:
+            delay = max(delay, timedelta(seconds=retry_after))
+        return delay
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker owns until its lease ends (a detached copy of what sending needs)."""
+
+    id: int
+    kind: str
+    channel: str
+    address: str | None
+    payload: str
+    attempts: int
+    language: str
+
+
+@dataclass
+class DispatchResult:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    postponed: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sent": self.sent, "retried": self.retried, "failed": self.failed,
+                "cancelled": self.cancelled, "postponed": self.postponed,
+                "sent_by_kind": dict(sorted(self.kinds.items()))}
+
+
+# --- quiet hours ------------------------------------------------------------------------------
+
+def quiet_until(now: datetime, window: tuple[int, int] | None, zone: tzinfo) -> datetime | None:
+    """The end of the quiet window (UTC) when `now` falls inside it, else None.
+
+    `window` is (start hour, end hour) in local time; (21, 8) spans midnight. Equal hours mean
+    no window at all."""
+    if window is None or window[0] == window[1]:
+        return None
+    start, end = window
+    local = now.astimezone(zone)
+    hour = local.hour
+    inside = start <= hour < end if start < end else (hour >= start or hour < end)
+    if not inside:
+        return None
+    day = local.date()
+    if start > end and hour >= start:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(end), tzinfo=zone).astimezone(now.tzinfo)
+
+
+def _postpone_quiet(session: Session, channels: list[str], now: datetime,
+                    until: datetime) -> int:
+    """Citizen rows due now wait for the morning (also those whose lease ran out)."""
+    citizen = [c for c in channels if c not in STAFF_CHANNELS]
+    if not citizen:
+        return 0
+    due = select(Outbox.id).where(
+        col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
+        col(Outbox.channel).in_(citizen), col(Outbox.person_id).is_not(None))
+    if not is_sqlite(session.get_bind()):
+        due = due.with_for_update(skip_locked=True)  # never wait on (or deadlock with) a peer
+    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+        col(Outbox.id).in_(due.scalar_subquery()),
+    ).values(state=PENDING, due_at=until).execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
+# --- claiming ---------------------------------------------------------------------------------
+
+def claim(db: DbEngine, settings: Settings, channels: Iterable[str], now: datetime,
+          policy: Policy = Policy(), result: DispatchResult | None = None) -> list[Claimed]:
+    """Take up to `policy.batch` due rows of these channels for this worker."""
+    channels = sorted(set(channels))
+    if not channels:
+        return []
+    result = result if result is not None else DispatchResult()
+    lease_until = now + policy.lease
+    with transaction(db) as session:
+        until = quiet_until(now, settings.quiet_window, settings.zone)
+        if until is not None:
+            result.postponed += _postpone_quiet(session, channels, now, until)
+        due = (select(Outbox)
+               .where(col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
+                      col(Outbox.channel).in_(channels))
+               .order_by(_MASS_LAST, col(Outbox.due_at), col(Outbox.id)).limit(policy.batch))
+        if is_sqlite(db):
+            rows = _take_some(session, due, now, lease_until)
+        else:
+            rows = list(session.exec(due.with_for_update(skip_locked=True)).all())
+            for row in rows:
+                row.state, row.due_at, row.attempts = SENDING, lease_until, row.attempts + 1
+                session.add(row)
+            session.flush()
+        return _prepared(session, rows, settings, result)
+
+
+_MASS_LAST = case((col(Outbox.kind).in_(sorted(MASS_KINDS)), 1), else_=0)
+
+
+def _take_some(session: Session, due: Any, now: datetime, lease_until: datetime,
+               tries: int = 3) -> list[Outbox]:
+    """SQLite: take what is still due among the candidates; if another worker took them all
+    first, look again (now inside our write transaction, so the second look is current)."""
+    for _ in range(tries):
+        candidates = session.exec(due).all()
+        taken = [row for row in candidates if _take(session, row, now, lease_until)]
+        if taken or not candidates:
+            return taken
+    return []
+
+
+def _take(session: Session, row: Outbox, now: datetime, lease_until: datetime) -> bool:
+    """SQLite claim: succeeds only if the row is still due (nobody claimed it meanwhile)."""
+    taken = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+        col(Outbox.id) == row.id, col(Outbox.state).in_((PENDING, SENDING)),
+        col(Outbox.due_at) <= now,
+    ).values(state=SENDING, due_at=lease_until, attempts=col(Outbox.attempts) + 1)
+        .execution_options(synchronize_session=False))
+    if taken.rowcount != 1:
+        return False
+    session.expunge(row)  # a detached copy now: the UPDATE above is the only write
+    row.state, row.due_at, row.attempts = SENDING, lease_until, row.attempts + 1
+    return True
+
+
+def _prepared(session: Session, rows: list[Outbox], settings: Settings,
+              result: DispatchResult) -> list[Claimed]:
+    """Copies to send, in each recipient's current language; rows for a person who has been
+    erased (or no longer exists) are cancelled instead."""
+    claimed = []
+    for row in rows:
+        language = settings.locale
+        if row.person_id is not None:
+            person = session.get(Person, row.person_id)
+            if person is None or person.erased_at is not None:
+                _set_state(session, row.id, CANCELLED, error="recipient erased")
+                result.cancelled += 1
+                continue
+            language = person.language or settings.locale
+        claimed.append(Claimed(id=row.id or 0, kind=row.kind, channel=row.channel,
+                               address=row.address, payload=row.payload,
+                               attempts=row.attempts, language=language))
+    return claimed
+
+
+def _set_state_alone(db: DbEngine, row_id: int | None, state: str, **values: Any) -> None:
+    with transaction(db) as session:
+        _set_state(session, row_id, state, **values)
+
+
+def _set_state(session: Session, row_id: int | None, state: str, *, error: str | None = None,
+               sent_at: datetime | None = None, due_at: datetime | None = None) -> None:
+    values: dict[str, object] = {"state": state, "last_error": error}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    if due_at is not None:
+        values["due_at"] = due_at
+    session.exec(update(Outbox).where(col(Outbox.id) == row_id)  # type: ignore[call-overload]
+                 .values(**values).execution_options(synchronize_session=False))
+
+
+# --- delivering -------------------------------------------------------------------------------
+
+def render_claimed(item: Claimed) -> list[Reply]:
+    return RENDERERS[item.kind](json.loads(item.payload or "{}"), translator(item.language))
+
+
+async def dispatch(db: DbEngine, settings: Settings, senders: Mapping[str, Sender],
+                   now: datetime | None = None, policy: Policy = Policy()) -> DispatchResult:
+    """Deliver everything due at `now` (default: the real clock) that a sender exists for.
+
+    Database work runs in a thread so the event loop (which also serves the chat adapters)
+    never waits on the database. Sends overlap up to what each sender takes (see `Lanes`),
+    and the next batch is claimed while the last sends of this one are still out, so a
+    broadcast keeps the sender's rate limiter busy instead of waiting on the database."""
+    result = DispatchResult()
+    lanes = Lanes(senders)
+    try:
+        for _ in range(policy.max_batches):
+            moment = now or utcnow()
+            batch = await asyncio.to_thread(claim, db, settings, list(senders), moment, policy,
+                                            result)
+            for item in batch:
+                await lanes.start(item, _deliver(db, senders[item.channel], item, now, policy,
+                                                 result))
+            if not batch:
+                break
+    except Exception:
+        await lanes.finish(raising=False)  # what is out may have arrived: record it
+        raise
+    except BaseException:
+        await lanes.cancel()
+        raise
+    await lanes.finish()
+    return result
+
+
+class Lanes:
+    """Concurrent sends, bounded per channel by the sender's `concurrency` attribute (default
+    1: one at a time, for a sender without a rate limiter of its own, which must not be
+    flooded). Notices to the same address still go one after the other, in claim order."""
+
+    def __init__(self, senders: Mapping[str, Sender]) -> None:
+        self._slots = {channel: asyncio.Semaphore(max(1, int(getattr(s, "concurrency", 1))))
+                       for channel, s in senders.items()}
+        self._tails: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, item: Claimed, work: Coroutine[Any, Any, None]) -> None:
+        """Wait for a free slot of the item's channel, then send in the background."""
+        slots = self._slots[item.channel]
+        try:
+            await slots.acquire()
+        except BaseException:
+            work.close()
+            raise
+        key = (item.channel, item.address)
+        task = asyncio.create_task(self._run(self._tails.get(key), work, slots))
+        self._tails[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    @staticmethod
+    async def _run(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None],
+                   slots: asyncio.Semaphore) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own business
+            await work
+        finally:
+            slots.release()
+
+    def _forget(self, key: tuple[str, str | None], task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    async def finish(self, *, raising: bool = True) -> None:
+        """Wait for every send; a failure (the database went away) is raised here."""
+        outcomes = await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for outcome in outcomes:
+            if raising and isinstance(outcome, BaseException):
+                raise outcome
+
+    async def cancel(self) -> None:
+        """Stopping: sends not finished are abandoned; their rows stay claimed until the lease
+        runs out, then they are due again (at-least-once)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _deliver(db: DbEngine, sender: Sender, item: Claimed, now: datetime | None,
+                   policy: Policy, result: DispatchResult) -> None:
+    """Send one claimed row and record the outcome (counted here, on the event loop: several
+    rows finish at once, so the worker threads must not count)."""
+    try:
+        replies = render_claimed(item)
+    except Exception as exc:  # noqa: BLE001 - a row that cannot render is parked, not retried
+        await _failed(db, item, f"render: {type(exc).__name__}", now, True, None, policy, result)
+        return
+    try:
+        if not item.address:
+            raise DeliveryError("no address", permanent=True)
+        await sender.send(item.address, replies)
+    except DeliveryError as exc:
+        await _failed(db, item, str(exc), now, exc.permanent, exc.retry_after, policy, result)
+    except Exception as exc:  # noqa: BLE001 - unknown trouble: retry with backoff
+        await _failed(db, item, f"{type(exc).__name__}: {exc}", now, False, None, policy,
+                      result)
+    else:
+        await asyncio.to_thread(_finish_sent, db, item, now or utcnow())
+        result.sent += 1
+        result.kinds[item.kind] = result.kinds.get(item.kind, 0) + 1
+
+
+async def _failed(db: DbEngine, item: Claimed, error: str, now: datetime | None,
+                  permanent: bool, retry_after: float | None, policy: Policy,
+                  result: DispatchResult) -> None:
+    parked = await asyncio.to_thread(_finish_failed, db, item, error, now or utcnow(),
+                                     permanent, retry_after, policy)
+    if parked:
+        result.failed += 1
+    else:
+        result.retried += 1
+
+
+def _finish_sent(db: DbEngine, item: Claimed, now: datetime) -> None:
+    # Retried while the database is briefly away: a lost "sent" leaves the row `sending`, and
+    # when its lease runs out another round sends the notice a second time.
+    retry_transient(lambda: _set_state_alone(db, item.id, SENT, sent_at=now), item.channel)
+    log.info("notice sent", extra={"event": "outbox_sent", "kind": item.kind,
+                                   "channel": item.channel, "attempt": item.attempts})
+
+
+def _finish_failed(db: DbEngine, item: Claimed, error: str, now: datetime, permanent: bool,
+                   retry_after: float | None, policy: Policy) -> bool:
+    """Back to `pending` with a backoff, or parked as `failed` (True) when hope is gone."""
+    error = error[:500]
+    with transaction(db) as session:
+        if permanent or item.attempts >= policy.max_attempts:
+            _set_state(session, item.id, FAILED, error=error)
+            log.error("notice parked as failed", extra={
+                "event": "outbox_failed", "kind": item.kind, "channel": item.channel,
+                "attempt": item.attempts})
+            return True
+        _set_state(session, item.id, PENDING, error=error,
+                   due_at=now + policy.backoff(item.attempts, retry_after))
+        log.warning("notice delivery failed, will retry", extra={
+            "event": "outbox_retry", "kind": item.kind, "channel": item.channel,
+            "attempt": item.attempts})
+        return False
+
+
+# --- pull delivery (the terminal) -------------------------------------------------------------
+
+def take_pending(db: DbEngine, settings: Settings, channel: str, address: str,
+                 now: datetime | None = None) -> list[Reply]:
+    """Due notices for one address on a channel without push (the terminal chat shows them
+    when the person comes back), marked sent as they are handed out. Quiet hours do not apply:
+    the person is there."""
+    now = now or utcnow()
+    replies: list[Reply] = []
+    with transaction(db) as session:
+        rows = session.exec(select(Outbox).where(
+            Outbox.channel == channel, Outbox.address == address,
+            col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
+        ).order_by(col(Outbox.due_at), col(Outbox.id))).all()
+        for row in rows:
+            if not _take(session, row, now, now):
+                continue
+            for item in _prepared(session, [row], settings, DispatchResult()):
+                try:
+                    replies.extend(render_claimed(item))
+                except Exception as exc:  # noqa: BLE001 - park it, show the rest
+                    _set_state(session, row.id, FAILED, error=f"render: {type(exc).__name__}")
+                    continue
+                _set_state(session, row.id, SENT, sent_at=now)
+    return replies
+
+
+def forget_person(session: Session, person_id: int | None) -> int:
+    """Erasure: every outbox row addressed to the person goes (address, payload, dedupe key
+    are personal data); nothing can be sent to an erased person anyway."""
+    result = session.exec(delete(Outbox).where(  # type: ignore[call-overload]
+        col(Outbox.person_id) == person_id))
+    return result.rowcount or 0

@@ -1,0 +1,141 @@
+"""The clock of `kominn run`: APScheduler 3.11 (`AsyncIOScheduler`) in the server's event loop.
+
+Jobs hold no state; the database is the truth. Every ~2 s the dispatcher delivers due outbox
+rows through the running channel senders (so a status change reaches the citizen within
+seconds), every minute the follow-up rules queue what has fallen due, and every hour old
+conversation leftovers are pruned. A restart, a missed run or a second worker on the same
+PostgreSQL loses and repeats nothing: the rules are idempotent and rows are claimed.
+
+`run_due()` is the same work once, at a chosen moment, for `kominn jobs run-due`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.routing import BaseRoute
+
+from bot.channels import Sender
+from bot.followups.dispatcher import Policy, dispatch
+from bot.followups.retention import Pruned, prune
+from bot.followups.rules import create_due
+from bot.runtime import Runtime
+from storage.db import transaction
+from storage.models import utcnow
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger("kominn.scheduler")
+
+DISPATCH_SECONDS = 2.0
+SCAN_SECONDS = 60.0
+RETENTION_SECONDS = 3600.0
+STOP_GRACE_SECONDS = 10.0
+
+
+async def run_due(runtime: Runtime, senders: Mapping[str, Sender],
+                  now: datetime | None = None, policy: Policy = Policy()) -> dict[str, Any]:
+    """Queue everything due at `now`, deliver what the senders can take, and report counts."""
+    now = now or utcnow()
+    created = await asyncio.to_thread(create_due, runtime.db, runtime.settings, now)
+    result = await dispatch(runtime.db, runtime.settings, senders, now, policy)
+    return {"now": now.isoformat(), "created": created, **result.as_dict()}
+
+
+def prune_leftovers(runtime: Runtime, now: datetime) -> Pruned:
+    """Storage limitation: dialog state, update ids and finished notices' content older than
+    KOMINN_RETENTION_DAYS."""
+    with transaction(runtime.db) as session:
+        return prune(session, now, runtime.settings.retention_days)
+
+
+class SchedulerService:
+    """A `kominn run` service: starts the scheduler in the running loop, stops it gracefully
+    (a delivery in progress is allowed to finish before the loop goes away)."""
+
+    name = "scheduler"
+
+    def __init__(self, app: App, *, dispatch_seconds: float = DISPATCH_SECONDS,
+                 scan_seconds: float = SCAN_SECONDS,
+                 retention_seconds: float = RETENTION_SECONDS) -> None:
+        self.app = app
+        self.routes: list[BaseRoute] = []
+        self.intervals = {"dispatch": dispatch_seconds, "scan": scan_seconds,
+                          "retention": retention_seconds}
+        self.scheduler: AsyncIOScheduler | None = None
+        self._busy: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        settings = self.app.runtime.settings
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(),
+                                     timezone=settings.zone)
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {
+            "dispatch": self.dispatch_once, "scan": self.scan_once,
+            "retention": self.prune_once}
+        for name, job in jobs.items():
+            self._busy[name] = asyncio.Lock()
+            # Overlapping runs return at once (see _exclusive); allowing a few instances keeps
+            # APScheduler from warning about "maximum number of running instances" on a slow
+            # network, and coalescing folds missed runs into one.
+            scheduler.add_job(job, "interval", seconds=self.intervals[name], id=name,
+                              name=f"kominn {name}", next_run_time=datetime.now(settings.zone),
+                              coalesce=True, max_instances=3, misfire_grace_time=None)
+        scheduler.start()
+        self.scheduler = scheduler
+        log.info("scheduler started", extra={"event": "scheduler_started",
+                                             "count": len(jobs)})
+
+    async def stop(self) -> None:
+        if self.scheduler is None:
+            return
+        self.scheduler.pause()
+        try:
+            await asyncio.wait_for(self._idle(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("scheduler stopped with a job still running",
+                        extra={"event": "scheduler_stop_timeout"})
+        self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+
+    async def _idle(self) -> None:
+        for lock in self._busy.values():
+            async with lock:
+                pass
+
+    async def _exclusive(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+        """One run of a job at a time in this process; errors are logged, never raised into
+        the scheduler (the next run simply tries again)."""
+        lock = self._busy[name]
+        if lock.locked():
+            return
+        async with lock:
+            try:
+                await work()
+            except Exception:  # noqa: BLE001 - a job must survive any one failure
+                log.exception("scheduled job failed", extra={"event": "job_failed",
+                                                             "service": name})
+
+    async def dispatch_once(self) -> None:
+        runtime = self.app.runtime
+        await self._exclusive("dispatch", lambda: dispatch(
+            runtime.db, runtime.settings, self.app.senders))
+
+    async def scan_once(self) -> None:
+        runtime = self.app.runtime
+        await self._exclusive("scan", lambda: asyncio.to_thread(
+            create_due, runtime.db, runtime.settings, utcnow()))
+
+    async def prune_once(self) -> None:
+        await self._exclusive("retention", lambda: asyncio.to_thread(
+            prune_leftovers, self.app.runtime, utcnow()))
+
+
+def service(app: App) -> SchedulerService:
+    """What `bot.app.build()` adds to `kominn run`."""
+    return SchedulerService(app)

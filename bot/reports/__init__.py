@@ -1,0 +1,1 @@
+"""What the municipality reads: the realisation report, its chart, open data, Open311."""

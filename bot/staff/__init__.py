@@ -1,0 +1,1 @@
+"""What employees and moderators look up and do from their work chat (Slack today)."""

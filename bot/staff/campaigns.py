@@ -1,0 +1,337 @@
+"""Idea competitions and invitations to collaborate as moderators run them from their work chat
+(Slack today): the form rules, the list, edit/close/choose, the collaboration invitation, and
+what an idea's status view adds (its competition; who said yes to collaborating).
+
+The decisions live here so the Slack adapter stays a thin translation of clicks into calls;
+`bot.features.campaigns` and `bot.features.collaboration` own the rules of competitions and
+invitations themselves.
+Every function taking a database engine is one unit of work and blocking (adapters call it
+from a worker thread after acknowledging the request).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, tzinfo
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.features import campaigns, collaboration
+from bot.ideas import book
+from bot.staff import desk
+from bot.staff.desk import Problem
+from dialogs.refs import format_ref
+from dialogs.text import clean
+from storage.db import transaction
+from storage.models import Campaign, CollabInvite, Idea, Outbox
+
+log = logging.getLogger("kominn.staff")
+
+TITLE_MIN, QUESTION_MIN, COLLAB_TEXT_MIN = 3, 5, 3
+CLOSES_AT = time(23, 59)  # a competition closes at the end of its last day, local time
+LISTED = 15  # competitions shown in one list message (two blocks each; Slack allows 50)
+CHOICES = 100  # ideas offered in the "mark chosen" multi-select (Slack's option limit)
+_REFS = re.compile(r"\bki\s*-?\s*(\d{1,9})\b", re.IGNORECASE)
+
+
+# --- the create/edit form ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CampaignForm:
+    """A validated create/edit form; `opens_at` is None when editing (it cannot change)."""
+
+    title: str
+    question: str
+    text: str | None
+    focus_area: str | None
+    closes_at: datetime
+    opens_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What the form rules need to know of the competition being edited."""
+
+    opens_at: datetime
+    closes_at: datetime
+    closed: bool
+
+
+def local_day(day: date, at: time, zone: tzinfo) -> datetime:
+    """A local day and time in the municipality's zone, as aware UTC (how it is stored)."""
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def check_form(title: str | None, question: str | None, text: str | None, area: str | None,
+               opens: str | None, closes: str | None, *, areas: Sequence[str], zone: tzinfo,
+               now: datetime, existing: Existing | None = None
+               ) -> tuple[CampaignForm | None, list[Problem]]:
+    """The rules of `bot.features.campaigns.create`, field by field so the modal can say which
+    is wrong: 3–200 characters of title, 5–1000 of question, at most 2000 of text, a configured
+    focus area (or none), opens today or later (default today), closes on or after that day and not
+    in the past. Editing keeps the opening; a closed competition keeps its closing day."""
+    problems: list[Problem] = []
+    clean_title, clean_question = clean(title), clean(question, multiline=True)
+    clean_text = clean(text, multiline=True) or None
+    for name, value, low, high in (("title", clean_title, TITLE_MIN, campaigns.TITLE_MAX),
+                                   ("question", clean_question, QUESTION_MIN,
+                                    campaigns.QUESTION_MAX)):
+        if not low <= len(value) <= high:
+            problems.append(Problem(name, "slack_campaigns.length", {"min": low, "max": high}))
+    if clean_text and len(clean_text) > campaigns.TEXT_MAX:
+        problems.append(Problem("text", "slack_campaigns.too_long", {"max": campaigns.TEXT_MAX}))
+    focus_area = None
+    if area:
+        if area.isdigit() and int(area) < len(areas):
+            focus_area = areas[int(area)]
+        else:
+            problems.append(Problem("area", "slack.modal.pick_area", {}))
+    today = now.astimezone(zone).date()
+    opens_at: datetime | None = None
+    if existing is None:
+        opens_day = _day(opens) or today
+        if opens_day < today:
+            problems.append(Problem("opens", "slack_campaigns.opens_past", {}))
+        opens_at = local_day(opens_day, time(0, 0), zone)
+    closes_day = _day(closes)
+    closes_at = local_day(closes_day, CLOSES_AT, zone) if closes_day else None
+    if existing is not None and closes_day == existing.closes_at.astimezone(zone).date():
+        closes_at = existing.closes_at  # the same day: keep the time it had (CLI: any time)
+    if closes_at is None:
+        problems.append(Problem("closes", "slack_campaigns.closes_missing", {}))
+    elif existing is None or closes_at != existing.closes_at:
+        starts = opens_at if existing is None else existing.opens_at
+        if existing is not None and existing.closed:
+            problems.append(Problem("closes", "slack_campaigns.closed_keeps_dates", {}))
+        elif closes_day is not None and closes_day < today:
+            problems.append(Problem("closes", "slack_campaigns.closes_past", {}))
+        elif starts is not None and closes_at <= starts:
+            problems.append(Problem("closes", "slack_campaigns.closes_before_opens", {}))
+    if problems or closes_at is None:
+        return None, problems
+    return CampaignForm(clean_title, clean_question, clean_text, focus_area, closes_at,
+                        opens_at), []
+
+
+def update(session: Session, campaign: Campaign, *, title: str, question: str,
+           text: str | None, focus_area: str | None, closes_at: datetime) -> Campaign:
+    """Change a competition's texts, area or closing time, by the rules `create` applies.
+
+    The opening cannot move (invitations may be out); a closed competition keeps its dates, and
+    a competition whose closing time is moved past `now` is not reopened by it."""
+    title, question = title.strip(), question.strip()
+    text = (text or "").strip() or None
+    if not TITLE_MIN <= len(title) <= campaigns.TITLE_MAX:
+        raise campaigns.CampaignError(f"the title needs 3–{campaigns.TITLE_MAX} characters")
+    if not QUESTION_MIN <= len(question) <= campaigns.QUESTION_MAX:
+        raise campaigns.CampaignError(
+            f"the question needs 5–{campaigns.QUESTION_MAX} characters")
+    if text and len(text) > campaigns.TEXT_MAX:
+        raise campaigns.CampaignError(
+            f"the text can have at most {campaigns.TEXT_MAX} characters")
+    if closes_at != campaign.closes_at:
+        if campaign.closed_at is not None:
+            raise campaigns.CampaignError("a closed competition keeps its dates")
+        if closes_at <= campaign.opens_at:
+            raise campaigns.CampaignError("the competition must close after it opens")
+    campaign.title, campaign.question, campaign.text = title, question, text
+    campaign.focus_area, campaign.closes_at = focus_area, closes_at
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CampaignLine:
+    """One competition as the list (and the edit form) shows it."""
+
+    id: int
+    title: str
+    question: str
+    text: str | None
+    focus_area: str | None
+    opens_at: datetime
+    closes_at: datetime
+    state: str  # open, upcoming, closed
+    ideas: int
+    supporters: int
+    realised: int
+    chosen: list[str]
+    outcome_sent: bool
+
+    @property
+    def existing(self) -> Existing:
+        return Existing(self.opens_at, self.closes_at, self.state == "closed")
+
+
+@dataclass(frozen=True)
+class IdeaOption:
+    ref: str
+    title: str
+    chosen: bool
+
+
+def _line(session: Session, campaign: Campaign, now: datetime) -> CampaignLine:
+    figures = campaigns.summary(session, campaign, now)
+    return CampaignLine(
+        id=campaign.id or 0, title=campaign.title, question=campaign.question,
+        text=campaign.text, focus_area=campaign.focus_area, opens_at=campaign.opens_at,
+        closes_at=campaign.closes_at, state=figures["state"], ideas=figures["ideas"],
+        supporters=figures["supporters"], realised=figures["realised"],
+        chosen=list(figures["chosen"]), outcome_sent=campaign.outcome_at is not None)
+
+
+def list_campaigns(db: DbEngine, now: datetime, limit: int = LISTED
+                   ) -> tuple[list[CampaignLine], int]:
+    """The newest competitions first (by opening), with their figures; and how many exist."""
+    with Session(db) as session:
+        total = session.exec(select(func.count()).select_from(Campaign)).one()
+        rows = session.exec(select(Campaign).order_by(col(Campaign.opens_at).desc(),
+                                                      col(Campaign.id).desc()).limit(limit))
+        return [_line(session, c, now) for c in rows], total
+
+
+def campaign_line(db: DbEngine, campaign_id: int, now: datetime) -> CampaignLine | None:
+    with Session(db) as session:
+        campaign = session.get(Campaign, campaign_id)
+        return _line(session, campaign, now) if campaign is not None else None
+
+
+def idea_options(db: DbEngine, campaign_id: int,
+                 limit: int | None = CHOICES) -> list[IdeaOption]:
+    """The competition's answers (merged ones left out: their twin carries them), oldest first."""
+    with Session(db) as session:
+        rows = session.exec(select(Idea).where(Idea.campaign_id == campaign_id,
+                                               Idea.status != "merged")
+                            .order_by(col(Idea.id)).limit(limit))
+        return [IdeaOption(format_ref(i.id or 0), i.title, i.chosen) for i in rows]
+
+
+# --- changing ---------------------------------------------------------------------------------
+
+def create_campaign(db: DbEngine, form: CampaignForm, *, by: str) -> int:
+    with transaction(db) as session:
+        campaign = campaigns.create(session, title=form.title, question=form.question,
+                                    closes_at=form.closes_at, opens_at=form.opens_at,
+                                    focus_area=form.focus_area, text=form.text, by=by)
+        number = campaign.id or 0
+    log.info("campaign created", extra={"event": "campaign_created", "campaign": number})
+    return number
+
+
+def update_campaign(db: DbEngine, campaign_id: int, form: CampaignForm) -> None:
+    with transaction(db) as session:
+        update(session, campaigns.get(session, campaign_id), title=form.title,
+               question=form.question, text=form.text, focus_area=form.focus_area,
+               closes_at=form.closes_at)
+    log.info("campaign updated", extra={"event": "campaign_updated", "campaign": campaign_id})
+
+
+def close_campaign(db: DbEngine, campaign_id: int, now: datetime) -> bool:
+    """Close now; False when it was already closed (by someone else, or by its time)."""
+    with transaction(db) as session:
+        campaign = campaigns.get(session, campaign_id)
+        if campaigns.state_of(campaign, now) == "closed":
+            return False
+        campaigns.close(session, campaign, now)
+    log.info("campaign closed", extra={"event": "campaign_closed", "campaign": campaign_id})
+    return True
+
+
+@dataclass(frozen=True)
+class Chosen:
+    refs: list[str]
+    told: int  # outcome notices queued by this choice
+
+
+def parse_refs(text: str | None) -> tuple[list[str], list[str]]:
+    """"KI-3, ki 7 KI12" → (["KI-3", "KI-7", "KI-12"], unreadable words)."""
+    refs: list[str] = []
+    for match in _REFS.finditer(text or ""):
+        ref = format_ref(int(match.group(1)))
+        if ref not in refs:
+            refs.append(ref)
+    bad = _REFS.sub(" ", text or "").replace(",", " ").replace(";", " ").split()
+    return refs, bad
+
+
+def choose(db: DbEngine, campaign_id: int, refs: Sequence[str], now: datetime) -> Chosen:
+    """Mark the chosen answers; `bot.features.campaigns.choose` closes the competition and tells
+    every participant the outcome (once per idea: a later choice marks, but tells nobody again)."""
+    prefix = f"campaign_outcome:{campaign_id}:"
+    with transaction(db) as session:
+        before = _count_keys(session, prefix)
+        chosen = campaigns.choose(session, campaigns.get(session, campaign_id), list(refs), now)
+        told = _count_keys(session, prefix) - before
+    log.info("campaign chosen", extra={"event": "campaign_chosen", "campaign": campaign_id,
+                                       "count": len(chosen)})
+    return Chosen([format_ref(i.id or 0) for i in chosen], told)
+
+
+def _count_keys(session: Session, prefix: str) -> int:
+    return session.exec(select(func.count()).select_from(Outbox).where(
+        col(Outbox.dedupe_key).startswith(prefix))).one()
+
+
+def invite_collaborators(db: DbEngine, ref: str, text: str, *, by: str) -> int:
+    """Invite the idea's followers to collaborate; how many were asked. Raises
+    `IdeaNotFound` or `CollabError` (not `useful`, text too short/long)."""
+    with transaction(db) as session:
+        invite, asked = collaboration.invite(session, book.get_idea(session, ref), text, by=by)
+        number = invite.id
+    log.info("collaboration invited", extra={"event": "collab_invited", "invite": number,
+                                             "count": asked})
+    return asked
+
+
+# --- what the status view adds ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class YesAnswer:
+    name: str
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CollabSummary:
+    """For moderators only: invitations sent for the idea, and who said yes."""
+
+    invites: int
+    yes: list[YesAnswer] = field(default_factory=list)
+
+
+def status_extras(session: Session, idea: Idea) -> dict[str, Any]:
+    """`desk.STATUS_EXTRAS` hook: the idea's competition (public) and its collaboration
+    answers (the adapter shows those to moderators only)."""
+    extras: dict[str, Any] = {}
+    if idea.campaign_id is not None:
+        campaign = session.get(Campaign, idea.campaign_id)
+        if campaign is not None:
+            extras["campaign"] = {"id": campaign.id, "title": campaign.title,
+                                  "chosen": bool(idea.chosen)}
+    invites = session.exec(select(func.count()).select_from(CollabInvite).where(
+        CollabInvite.idea_id == idea.id)).one()
+    yes = [YesAnswer(a["name"], a["channel"], datetime.fromisoformat(a["at"]))
+           for a in collaboration.answers(session, idea.id or 0) if a["answer"] == "yes"]
+    extras["collab"] = CollabSummary(invites, yes)
+    return extras
+
+
+if status_extras not in desk.STATUS_EXTRAS:
+    desk.STATUS_EXTRAS.append(status_extras)
