@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import uvicorn
 from sqlalchemy import text
@@ -21,21 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bot.channels import Sender
+from bot.channels import Sender, Service
 from bot.runtime import Runtime
 
 log = logging.getLogger("kominn.app")
-
-
-class Service(Protocol):
-    """A part of `kominn run` with its own life: started after the HTTP server is up."""
-
-    name: str
-    routes: list[BaseRoute]
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -52,20 +40,20 @@ class App:
 
 
 def build(runtime: Runtime) -> App:
-    """Every service the settings enable. Each channel module offers `service(app)`."""
+    """Every service the settings enable. Each channel package offers `service(runtime)`."""
     app = App(runtime)
     settings = runtime.settings
     if settings.telegram_enabled:
         from adapters.telegram.service import service as telegram_service
 
-        app.add(telegram_service(app))
+        app.add(telegram_service(runtime))
     if settings.slack_enabled:
         from adapters.slack.service import service as slack_service
 
-        app.add(slack_service(app))
+        app.add(slack_service(runtime))
     from bot.followups import scheduler
 
-    app.add(scheduler.service(app))
+    app.add(scheduler.service(runtime, app.senders))
     return app
 
 

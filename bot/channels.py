@@ -1,10 +1,16 @@
-"""What the core needs from a running channel adapter: a way to send messages outside a
-conversation (follow-ups, notices). Adapters implement it; the dispatcher uses it."""
+"""The contracts between the core and the channel adapters.
+
+A channel adapter offers a `Service` (a part of `kominn run` with its own life and HTTP routes)
+and, when it can deliver messages outside a conversation (follow-ups, notices), a `Sender`
+that the dispatcher uses. Adapters import these contracts and the runtime, never the
+composition root (`bot.app`), which imports them to start them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
+
+from starlette.routing import BaseRoute
 
 from dialogs.types import Reply
 
@@ -25,3 +31,15 @@ class Sender(Protocol):
     async def send(self, address: str, replies: Sequence[Reply]) -> None:
         """Deliver to a chat/channel address; raise `DeliveryError` on failure."""
         ...
+
+
+class Service(Protocol):
+    """A part of `kominn run` with its own life: started after the HTTP server is up, stopped
+    before it goes down. `sender` (optional attribute) is what the dispatcher sends through."""
+
+    name: str
+    routes: list[BaseRoute]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

@@ -29,7 +29,6 @@ import pytest
 from starlette.applications import Starlette
 
 from adapters.slack import service as adapter
-from bot.app import App
 from bot.features import campaigns, ideas_channel
 from bot.ideas import book
 from bot.runtime import Runtime
@@ -73,7 +72,7 @@ def rt(runtime: Runtime, fake: FakeSlackAPI, slack_settings: dict[str, Any]) -> 
 
 @pytest.fixture
 def service(rt: Runtime) -> adapter.SlackService:
-    return adapter.service(App(rt))
+    return adapter.service(rt)
 
 
 @pytest.fixture

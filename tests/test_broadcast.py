@@ -99,7 +99,7 @@ async def telegram_running(settings: Settings) -> AsyncIterator[App]:
     """The Telegram service exactly as `kominn run` builds it (polling the fake, paced)."""
     runtime = open_runtime(settings)
     app = App(runtime)
-    service = telegram.service(app)
+    service = telegram.service(app.runtime)
     app.add(service)
     await service.start()
     try:
@@ -208,7 +208,8 @@ async def test_broadcast_under_the_scheduler_with_a_second_worker_and_flood_refu
     number, chats = seed(settings, 90, utcnow() - timedelta(minutes=1))
     fake.fail_next("sendMessage", 3, status=429, retry_after=0.2)
     async with telegram_running(settings) as app:
-        scheduler = SchedulerService(app, dispatch_seconds=0.2, scan_seconds=0.5)
+        scheduler = SchedulerService(app.runtime, app.senders, dispatch_seconds=0.2,
+                                     scan_seconds=0.5)
         await scheduler.start()
         try:
             await fake.await_condition(lambda: len(invites(app)) == 90, timeout=20)

@@ -26,7 +26,7 @@ CITIZEN = 4242
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("adapters.telegram.service") is None,
-    reason="needs the Telegram adapter (adapters/telegram/service.py with service(app))")
+    reason="needs the Telegram adapter (adapters/telegram/service.py with service(runtime))")
 
 
 def environment(settings: Settings, fake: FakeTelegramAPI) -> dict[str, str]:

@@ -27,7 +27,7 @@ async def until(predicate: Callable[[], object], timeout: float = 10) -> None:
 def service_with(runtime: Runtime, sender: RecordingSender) -> SchedulerService:
     app = App(runtime)
     app.senders[sender.channel] = sender
-    return SchedulerService(app, dispatch_seconds=0.2, scan_seconds=0.5)
+    return SchedulerService(app.runtime, app.senders, dispatch_seconds=0.2, scan_seconds=0.5)
 
 
 async def test_kominn_run_builds_the_scheduler_with_its_jobs(runtime: Runtime) -> None:

@@ -87,7 +87,7 @@ def history(rt: Runtime) -> list[tuple[int, str | None, str, str]]:
 
 async def test_served_by_the_shared_starlette_app(rt: Runtime, fake: FakeSlackAPI) -> None:
     app = App(rt)
-    app.add(adapter.service(app))
+    app.add(adapter.service(app.runtime))
     assert app.senders["slack"].channel == "slack"
     assert [s.name for s in app.services] == ["slack"]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=starlette_app(app)),

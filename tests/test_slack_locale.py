@@ -23,7 +23,6 @@ from starlette.applications import Starlette
 from adapters.slack import blocks as kit
 from adapters.slack import campaigns as ui
 from adapters.slack import service as adapter
-from bot.app import App
 from bot.followups.dispatcher import dispatch
 from bot.runtime import Runtime
 from dialogs.types import Choice, Reply
@@ -192,7 +191,7 @@ async def test_a_moderators_buttons_modal_and_its_errors_speak_their_language(
                                                   private_metadata=modal["private_metadata"]))
     assert empty.json()["errors"]["note"] == "Declining needs a reason – the citizen will see it."
     # After a restart (nothing cached) the ack still speaks the modal's language, at no call.
-    restarted = adapter.service(App(rt)).routes
+    restarted = adapter.service(rt).routes
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(routes=restarted)),
                                  base_url="http://testserver") as fresh:
         again = await post(fresh, view_submission_body(
@@ -335,7 +334,7 @@ async def test_the_choice_is_stored_and_survives_a_new_adapter(
     with Session(rt.db) as session:
         person = session.exec(select(Person).where(Person.channel_user_id == EMPLOYEE)).one()
         assert (person.channel, person.language, person.chat_id) == ("slack", "nn", EMPLOYEE)
-    restarted = adapter.service(App(rt))
+    restarted = adapter.service(rt)
     assert restarted.bot.choices.cached(EMPLOYEE) is None
     async with httpx.AsyncClient(transport=httpx.ASGITransport(
             app=Starlette(routes=restarted.routes)), base_url="http://testserver") as fresh:

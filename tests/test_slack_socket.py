@@ -19,7 +19,6 @@ import pytest
 from aiohttp import web
 
 from adapters.slack import service as adapter
-from bot.app import App
 from bot.features import ideas_channel
 from bot.runtime import Runtime
 from tests import slack_fixtures as bench
@@ -88,7 +87,7 @@ async def test_socket_mode_connects_handles_an_envelope_and_closes(
         "slack_bot_token": "xoxb-kominn-test", "slack_signing_secret": None,
         "slack_app_token": APP_TOKEN, "slack_api_url": socket_side.url})
     assert settings.slack_enabled
-    service = adapter.service(App(dataclasses.replace(runtime, settings=settings)))
+    service = adapter.service(dataclasses.replace(runtime, settings=settings))
     assert service.socket_mode and service.routes == []  # no HTTP endpoint in Socket Mode
     assert service.socket_handler is None  # built in start(), inside the running loop
     try:

@@ -53,7 +53,7 @@ async def running(runtime: Runtime, fake: FakeTelegramAPI, *, engine: Engine | N
     if engine is not None:
         rt = dataclasses.replace(rt, engine=engine)
     app = App(rt)
-    service = telegram.service(app) if paced else TelegramService(rt.settings, rt.engine,
+    service = telegram.service(app.runtime) if paced else TelegramService(rt.settings, rt.engine,
                                                                   chat_rate=0)
     app.add(service)
     assert app.senders["telegram"] is service.sender

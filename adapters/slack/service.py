@@ -41,7 +41,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.slack import blocks as kit
-from bot.app import App
 from bot.channels import DeliveryError
 from bot.features import ideas_channel
 from bot.i18n import LANGUAGES, Translator, normalize_language, translator
@@ -913,8 +912,8 @@ class SlackService:
         ideas_channel.configure(None)
 
 
-def service(app: App) -> SlackService:
-    return SlackService(app.runtime)
+def service(runtime: Runtime) -> SlackService:
+    return SlackService(runtime)
 
 
 from adapters.slack import campaigns  # noqa: E402,F401  (competitions, collaboration)

@@ -95,11 +95,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import App
 from bot.channels import DeliveryError
 from bot.config import ConfigError, Settings
 from bot.conversation.engine import Engine
 from bot.i18n import normalize_language, translator
+from bot.runtime import Runtime
 from dialogs import citizen
 from dialogs.types import Incoming, Location, Reply
 
@@ -142,9 +142,9 @@ HTTP_POOL_WAIT = 30.0  # seconds a request may wait for a pooled connection
 T = TypeVar("T")
 
 
-def service(app: App) -> TelegramService:
+def service(runtime: Runtime) -> TelegramService:
     """The Telegram part of `kominn run` (polling, or webhook when TELEGRAM_WEBHOOK_URL is set)."""
-    return TelegramService(app.runtime.settings, app.runtime.engine)
+    return TelegramService(runtime.settings, runtime.engine)
 
 
 # --- rendering ----------------------------------------------------------------------------------

@@ -10,15 +10,13 @@ confirmed as delivered (`mark_delivered`), they are handed out again, so a crash
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import and_, bindparam, func, or_
@@ -34,6 +32,7 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.i18n import normalize_language, translator
 from bot.ideas import book
+from bot.retry import DB_RETRIES, retry_transient, transient, wait_for_database
 from dialogs import citizen, submit
 from dialogs.core import (
     AddSupport,
@@ -56,11 +55,6 @@ log = logging.getLogger("kominn.engine")
 
 StepFunction = Callable[[State, Incoming, Context], Outcome]
 CustomEffect = Callable[["Applied", dict[str, Any]], None]
-T = TypeVar("T")
-# Attempts after the first while the database is unavailable: the backoff (0.05 s doubling
-# to 2 s, ±50 % jitter) then rides out 8–23 s, a PostgreSQL restart or failover; beyond
-# that the person gets an apology (and Telegram's webhook would give up waiting at 25 s).
-DB_RETRIES = 12
 
 # Effects of feature modules (`Custom(kind, data)`), registered by kind.
 CUSTOM_EFFECTS: dict[str, CustomEffect] = {}
@@ -104,9 +98,9 @@ class Engine:
                     raise
                 time.sleep(0.01 * (attempt + 1))
             except (OperationalError, DBAPIError) as exc:
-                if attempt == self.retries or not _transient(exc):
+                if attempt == self.retries or not transient(exc):
                     raise
-                _wait_for_database(incoming.channel, attempt)
+                wait_for_database(incoming.channel, attempt)
         for idea in changed:
             if self.index is not None:
                 self.index.update(idea)
@@ -297,37 +291,6 @@ class Engine:
 
 
 ANONYMOUS_AUTHOR = "citizen"
-
-
-def retry_transient(call: Callable[[], T], channel: str, retries: int = DB_RETRIES) -> T:
-    """`call` (one transaction), tried again after a backoff while the database is briefly
-    unavailable (a locked SQLite, a PostgreSQL restart); any other error is raised at once."""
-    for attempt in itertools.count():
-        try:
-            return call()
-        except (OperationalError, DBAPIError) as exc:
-            if attempt >= retries or not _transient(exc):
-                raise
-            _wait_for_database(channel, attempt)
-    raise AssertionError("unreachable")
-
-
-def _wait_for_database(channel: str, attempt: int) -> None:
-    """Back off before the next attempt: 0.05 s doubling to 2 s, with jitter so workers
-    that failed together do not come back together."""
-    log.warning("database unavailable, retrying", extra={
-        "event": "db_retry", "channel": channel, "attempt": attempt + 1})
-    time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
-
-
-def _transient(exc: Exception) -> bool:
-    """Database errors worth retrying: locked SQLite, a PostgreSQL restart or lost link."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    text = str(exc).lower()
-    return any(word in text for word in (
-        "locked", "busy", "could not connect", "connection", "terminating", "server closed",
-        "shutting down", "starting up", "recovery", "unable to open"))
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from sqlmodel import Session, col, select
 
 from bot.channels import DeliveryError, Sender
 from bot.config import Settings
-from bot.conversation.engine import retry_transient
 from bot.followups.notices import RENDERERS
 from bot.i18n import translator
+from bot.retry import retry_transient
 from dialogs.types import Reply
 from storage.db import is_sqlite, transaction
 from storage.models import Outbox, Person, utcnow

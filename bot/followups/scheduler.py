@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.routing import BaseRoute
@@ -27,9 +27,6 @@ from bot.followups.rules import create_due
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import utcnow
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger("kominn.scheduler")
 
@@ -61,10 +58,11 @@ class SchedulerService:
 
     name = "scheduler"
 
-    def __init__(self, app: App, *, dispatch_seconds: float = DISPATCH_SECONDS,
-                 scan_seconds: float = SCAN_SECONDS,
+    def __init__(self, runtime: Runtime, senders: Mapping[str, Sender], *,
+                 dispatch_seconds: float = DISPATCH_SECONDS, scan_seconds: float = SCAN_SECONDS,
                  retention_seconds: float = RETENTION_SECONDS) -> None:
-        self.app = app
+        self.runtime = runtime
+        self.senders = senders  # the app's, filled by the channel services before start
         self.routes: list[BaseRoute] = []
         self.intervals = {"dispatch": dispatch_seconds, "scan": scan_seconds,
                           "retention": retention_seconds}
@@ -72,7 +70,7 @@ class SchedulerService:
         self._busy: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
-        settings = self.app.runtime.settings
+        settings = self.runtime.settings
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(),
                                      timezone=settings.zone)
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
@@ -122,20 +120,20 @@ class SchedulerService:
                                                              "service": name})
 
     async def dispatch_once(self) -> None:
-        runtime = self.app.runtime
+        runtime = self.runtime
         await self._exclusive("dispatch", lambda: dispatch(
-            runtime.db, runtime.settings, self.app.senders))
+            runtime.db, runtime.settings, self.senders))
 
     async def scan_once(self) -> None:
-        runtime = self.app.runtime
+        runtime = self.runtime
         await self._exclusive("scan", lambda: asyncio.to_thread(
             create_due, runtime.db, runtime.settings, utcnow()))
 
     async def prune_once(self) -> None:
         await self._exclusive("retention", lambda: asyncio.to_thread(
-            prune_leftovers, self.app.runtime, utcnow()))
+            prune_leftovers, self.runtime, utcnow()))
 
 
-def service(app: App) -> SchedulerService:
+def service(runtime: Runtime, senders: Mapping[str, Sender]) -> SchedulerService:
     """What `bot.app.build()` adds to `kominn run`."""
-    return SchedulerService(app)
+    return SchedulerService(runtime, senders)
