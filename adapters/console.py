@@ -34,7 +34,8 @@ class ConsoleChat:
         they are shown when the chat opens, then marked sent)."""
         from bot.followups.dispatcher import take_pending
 
-        self.render(take_pending(self.engine.db, self.engine.settings, CHANNEL, self.user))
+        self.render(take_pending(self.engine.db, self.engine.settings,
+                                 self.engine.features.renderers, CHANNEL, self.user))
 
     def _pressed(self, text: str) -> Choice | None:
         typed = text.strip()

@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_settings  # noqa: E402
+from bot.features import assemble  # noqa: E402
 from bot.i18n import translator  # noqa: E402
 from bot.runtime import open_runtime  # noqa: E402
 from dialogs import citizen  # noqa: E402
@@ -88,7 +89,8 @@ def memory_handler() -> Callable[[Incoming], list[Any]]:
     states: dict[str, State] = {}
     ports = MemoryPorts(focus=AREAS)
     ctx = Context(PersonView(1, "nb", None, None), translator("nb"), ports,
-                  datetime.now(UTC), max_ideas_per_day=10**6)
+                  datetime.now(UTC), assemble(load_settings()).conversation,
+                  max_ideas_per_day=10**6)
 
     def handle(incoming: Incoming) -> list[Any]:
         outcome = citizen.step(states.get(incoming.user_id, State()), incoming,

@@ -36,6 +36,7 @@ from sqlmodel import Session, select  # noqa: E402
 
 from benchmarks.common import fresh_schema  # noqa: E402
 from bot.config import load_settings  # noqa: E402
+from bot.features import assemble  # noqa: E402
 from bot.followups.dispatcher import Policy, dispatch  # noqa: E402
 from bot.followups.notices import enqueue  # noqa: E402
 from bot.followups.rules import create_due  # noqa: E402
@@ -104,8 +105,9 @@ def main() -> None:
     print(f"database: {db.dialect.name}")
 
     seed_ideas(db, args.ideas)
-    first, created = timed(create_due, db, settings, NOW)
-    second, again = timed(create_due, db, settings, NOW)
+    features = assemble(settings)
+    first, created = timed(create_due, db, settings, features.rules, NOW)
+    second, again = timed(create_due, db, settings, features.rules, NOW)
     print(f"create_due over {args.ideas} ideas: first {first:.2f} s "
           f"(queued {sum(created.values())}), second {second:.2f} s "
           f"(queued {sum(again.values())})")
@@ -114,8 +116,8 @@ def main() -> None:
     seed_rows(db, args.rows, "one")
     sender = NullSender("slack")
     policy = Policy(batch=100, max_batches=10_000)
-    elapsed, _ = timed(lambda: asyncio.run(dispatch(db, settings, {"slack": sender}, NOW,
-                                                    policy)))
+    elapsed, _ = timed(lambda: asyncio.run(dispatch(db, settings, features.renderers,
+                                                    {"slack": sender}, NOW, policy)))
     print(f"dispatch, 1 worker: {args.rows / elapsed:.0f} rows/s ({elapsed:.2f} s)")
 
     clear_outbox(db)
@@ -126,7 +128,7 @@ def main() -> None:
     def work(s: NullSender) -> None:
         engine = make_engine(url)
         barrier.wait()
-        asyncio.run(dispatch(engine, settings, {"slack": s}, NOW, policy))
+        asyncio.run(dispatch(engine, settings, features.renderers, {"slack": s}, NOW, policy))
         engine.dispose()
 
     threads = [threading.Thread(target=work, args=(s,)) for s in senders]

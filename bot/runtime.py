@@ -11,6 +11,9 @@ from bot.config import Settings
 from bot.conversation.engine import Engine
 from bot.dedup.detector import DuplicateFinder
 from bot.dedup.index import SimilarIndex
+from bot.features import assemble
+from bot.ideas.book import IdeaBook
+from bot.wiring import Features
 from storage.db import make_engine
 from storage.migrate import ensure_schema
 
@@ -22,6 +25,16 @@ class Runtime:
     index: SimilarIndex
     engine: Engine
 
+    @property
+    def features(self) -> Features:
+        """What this runtime's engine, dispatcher, scheduler and staff views are built from."""
+        return self.engine.features
+
+    @property
+    def ideas(self) -> IdeaBook:
+        """Every change to ideas, with the listeners of this runtime's features."""
+        return self.engine.features.ideas
+
 
 def open_database(settings: Settings) -> DbEngine:
     """The database, at the code's schema: the embedded SQLite upgrades itself; any other
@@ -31,11 +44,11 @@ def open_database(settings: Settings) -> DbEngine:
     return db
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    import bot.features  # noqa: F401  (registers feature listeners and dialog extensions)
-
+def open_runtime(settings: Settings, features: Features | None = None) -> Runtime:
+    """Everything an entry point needs; `features` default to `bot.features.assemble`."""
+    features = features or assemble(settings)
     db = open_database(settings)
     index = SimilarIndex(db, DuplicateFinder(settings.dedup_threshold, settings.triage_threshold))
     index.load()
     logging.getLogger("kominn").debug("index loaded")
-    return Runtime(settings, db, index, Engine(db, settings, index))
+    return Runtime(settings, db, index, Engine(db, settings, index, features=features))

@@ -9,8 +9,7 @@ applies); the comment step is optional and never blocks another conversation in 
 
 from __future__ import annotations
 
-from dialogs import citizen
-from dialogs.core import Context, Custom, Outcome, State, Texts
+from dialogs.core import Context, Custom, Flow, Outcome, Part, State, Texts
 from dialogs.payload import global_choice, step_choice
 from dialogs.text import clean, has_words
 from dialogs.types import Choice, Incoming, Reply
@@ -40,7 +39,7 @@ def act_answer(state: State, args: list[str], ctx: Context) -> Outcome:
     thanks = Reply(ctx.t("followups.benefit_thanks"))
     if state.flow is not None and state.flow != FLOW:
         # In the middle of something else: keep that conversation, just take the answer.
-        return Outcome(state, (thanks, citizen.FLOWS[state.flow].prompt(state, ctx)), (effect,))
+        return Outcome(state, (thanks, ctx.open_question(state)), (effect,))
     moved = State(flow=FLOW, step="comment", data={"idea": number, "_history": []},
                   token=state.token + 1)
     return Outcome(moved, (thanks, prompt(moved, ctx)), (effect,))
@@ -69,8 +68,7 @@ def _expired(state: State, ctx: Context) -> Outcome:
     reply = Reply(ctx.t("choice.expired"))
     if state.flow is None:
         return Outcome(state, (reply,))
-    return Outcome(state, (reply, citizen.FLOWS[state.flow].prompt(state, ctx)))
+    return Outcome(state, (reply, ctx.open_question(state)))
 
 
-citizen.GLOBAL_ACTIONS["benefit"] = act_answer
-citizen.FLOWS[FLOW] = citizen.Flow(prompt, on_input)
+PART = Part(actions={"benefit": act_answer}, flows={FLOW: Flow(prompt, on_input)})

@@ -10,7 +10,7 @@ person change language, follow-ups and invitations to new competitions.
 from __future__ import annotations
 
 from dialogs import citizen, submit
-from dialogs.core import CampaignView, Context, Outcome, SetConsent, State
+from dialogs.core import CampaignView, Context, Outcome, Part, SetConsent, State
 from dialogs.payload import global_choice
 from dialogs.text import shorten
 from dialogs.types import Reply
@@ -117,16 +117,13 @@ def act_language_menu(state: State, args: list[str], ctx: Context) -> Outcome:
 
 def _answer(state: State, ctx: Context, reply: Reply, effects: tuple = ()) -> Outcome:
     """Answer without leaving a conversation in progress: its question is repeated."""
-    replies = (reply,) if state.flow is None else (reply, citizen.FLOWS[state.flow].prompt(
-        state, ctx))
+    replies = (reply,) if state.flow is None else (reply, ctx.open_question(state))
     return Outcome(state, replies, effects)
 
 
-citizen.COMMANDS.update({
-    "konkurranser": cmd_competitions, "competitions": cmd_competitions,
-    "aktuelt": cmd_current, "current": cmd_current,
-    "innstillinger": cmd_settings, "settings": cmd_settings,
-})
-citizen.GLOBAL_ACTIONS.update({"camp": act_join, "set": act_setting,
-                               "langmenu": act_language_menu})
-citizen.START_PAYLOADS["k"] = start_link
+PART = Part(
+    commands={"konkurranser": cmd_competitions, "competitions": cmd_competitions,
+              "aktuelt": cmd_current, "current": cmd_current,
+              "innstillinger": cmd_settings, "settings": cmd_settings},
+    actions={"camp": act_join, "set": act_setting, "langmenu": act_language_menu},
+    start_payloads={"k": start_link})

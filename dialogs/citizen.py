@@ -1,34 +1,21 @@
 """The citizen conversation: commands, menu buttons and the flows they start.
 
-`step()` is the one entry point the engine calls. Feature modules extend it by registering in
-`COMMANDS` (slash commands), `GLOBAL_ACTIONS` (buttons that never expire, `g:<name>:…`) and
-`FLOWS` (multi-step conversations).
+`step()` is the one entry point the engine calls; what it understands is `ctx.dialogs`, the
+`Conversation` joined from this module's `PART` and those of the feature dialogs
+(`dialogs.campaigns`, `dialogs.benefit`, `dialogs.collab`, `dialogs.resume`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from dialogs import submit
-from dialogs.core import Context, ErasePerson, Outcome, SetLanguage, State
+from dialogs.core import Context, ErasePerson, Flow, Outcome, Part, SetLanguage, State
 from dialogs.payload import GLOBAL, global_choice, match_typed, split, step_choice
 from dialogs.refs import format_ref, parse_ref
 from dialogs.text import clean
 from dialogs.types import Document, Incoming, Reply
-
-CommandHandler = Callable[[State, str, Context], Outcome]
-ActionHandler = Callable[[State, list[str], Context], Outcome]
-
-
-@dataclass(frozen=True)
-class Flow:
-    """A multi-step conversation: how to re-ask its current step and how to take an answer
-    (typed text with `action=None`, or a button's action)."""
-
-    prompt: Callable[[State, Context], Reply]
-    on_input: Callable[[State, Incoming, str | None, Context], Outcome]
 
 
 def step(state: State, incoming: Incoming, ctx: Context) -> Outcome:
@@ -39,12 +26,12 @@ def step(state: State, incoming: Incoming, ctx: Context) -> Outcome:
     if text.startswith("/"):
         name, _, args = text[1:].partition(" ")
         name = name.split("@")[0].casefold()
-        handler = COMMANDS.get(name)
+        handler = ctx.dialogs.commands.get(name)
         if handler is None:
             return _with_prompt(state, ctx, Reply(ctx.t("command.unknown", command=name[:30])))
         return handler(state, args.strip(), ctx)
     if state.flow is not None:
-        flow = FLOWS[state.flow]
+        flow = ctx.dialogs.flows[state.flow]
         current = flow.prompt(state, ctx)
         typed = match_typed(text, current.choices) if current.choices else None
         if typed is not None:
@@ -64,13 +51,13 @@ def _on_choice(state: State, payload: str, incoming: Incoming, ctx: Context) -> 
     token, action = split(payload)
     if token == GLOBAL:
         name, *args = action.split(":")
-        handler = GLOBAL_ACTIONS.get(name)
+        handler = ctx.dialogs.actions.get(name)
         if handler is None:
             return _expired(state, ctx)
         return handler(state, args, ctx)
     if state.flow is None or token != str(state.token):
         return _expired(state, ctx)
-    return FLOWS[state.flow].on_input(state, incoming, action, ctx)
+    return ctx.dialogs.flows[state.flow].on_input(state, incoming, action, ctx)
 
 
 def _expired(state: State, ctx: Context) -> Outcome:
@@ -81,7 +68,7 @@ def _with_prompt(state: State, ctx: Context, reply: Reply) -> Outcome:
     """Answer, then repeat the open question so the person knows where they are."""
     if state.flow is None:
         return Outcome(state, (reply,))
-    return Outcome(state, (reply, FLOWS[state.flow].prompt(state, ctx)))
+    return Outcome(state, (reply, ctx.open_question(state)))
 
 
 def _menu(ctx: Context) -> tuple:
@@ -96,13 +83,13 @@ def _menu(ctx: Context) -> tuple:
 # --- commands ------------------------------------------------------------------------------
 
 def cmd_start(state: State, args: str, ctx: Context) -> Outcome:
-    handler = START_PAYLOADS.get(args[:1]) if args else None
+    handler = ctx.dialogs.start_payloads.get(args[:1]) if args else None
     if handler is not None:
         return handler(state, args, ctx)
     t = ctx.t
     replies = [Reply(t("start.greeting")), Reply(t("privacy.notice"), _menu(ctx))]
     if state.flow is not None:
-        replies.append(FLOWS[state.flow].prompt(state, ctx))
+        replies.append(ctx.open_question(state))
     return Outcome(state, tuple(replies))
 
 
@@ -159,7 +146,7 @@ def cmd_back(state: State, args: str, ctx: Context) -> Outcome:
     previous = state.back()
     if previous is None:
         return _with_prompt(state, ctx, Reply(ctx.t("back.first_step")))
-    return Outcome(previous, (FLOWS[previous.flow or ""].prompt(previous, ctx),))
+    return Outcome(previous, (ctx.open_question(previous),))
 
 
 def cmd_help(state: State, args: str, ctx: Context) -> Outcome:
@@ -212,7 +199,7 @@ def act_language(state: State, args: list[str], ctx: Context) -> Outcome:
     if state.flow is None:
         return Outcome(state, (reply,), (SetLanguage(language),))
     relabelled = replace(ctx, t=t)
-    return Outcome(state, (reply, FLOWS[state.flow].prompt(state, relabelled)),
+    return Outcome(state, (reply, relabelled.open_question(state)),
                    (SetLanguage(language),))
 
 
@@ -241,7 +228,7 @@ def _erase_input(state: State, incoming: Incoming, action: str | None, ctx: Cont
     return Outcome(state, (Reply(ctx.t("submit.pick_button")), _erase_prompt(state, ctx)))
 
 
-COMMANDS: dict[str, CommandHandler] = {
+PART = Part(commands={
     "start": cmd_start,
     "ny": cmd_new, "new": cmd_new,
     "status": cmd_status,
@@ -253,20 +240,13 @@ COMMANDS: dict[str, CommandHandler] = {
     "language": cmd_language,
     "slett": cmd_erase, "delete": cmd_erase,
     "data": cmd_data,
-}
-
-GLOBAL_ACTIONS: dict[str, ActionHandler] = {
+}, actions={
     "new": act_new,
     "mine": act_mine,
     "help": act_help,
     "lang": act_language,
     "status": act_status,
-}
-
-FLOWS: dict[str, Flow] = {
+}, flows={
     submit.FLOW: Flow(submit.prompt, submit.on_input),
     "erase": Flow(_erase_prompt, _erase_input),
-}
-
-# `/start <payload>` deep links: first character of the payload → handler (e.g. "k" campaigns).
-START_PAYLOADS: dict[str, CommandHandler] = {}
+})

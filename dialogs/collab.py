@@ -4,8 +4,7 @@ The invitation arrives as a notice with global buttons `g:collab:<invite id>:<ye
 
 from __future__ import annotations
 
-from dialogs import citizen
-from dialogs.core import Context, Custom, Outcome, State, Texts
+from dialogs.core import Context, Custom, Outcome, Part, State, Texts
 from dialogs.payload import global_choice
 from dialogs.types import Choice, Reply
 
@@ -22,9 +21,9 @@ def act_answer(state: State, args: list[str], ctx: Context) -> Outcome:
         return Outcome(state, (Reply(ctx.t("choice.expired")),))
     reply = Reply(ctx.t(f"collab.thanks_{args[1]}"))
     replies = (reply,) if state.flow is None else (
-        reply, citizen.FLOWS[state.flow].prompt(state, ctx))
+        reply, ctx.open_question(state))
     return Outcome(state, replies, (Custom(ANSWER_EFFECT, {"invite": int(args[0]),
                                                            "answer": args[1]}),))
 
 
-citizen.GLOBAL_ACTIONS["collab"] = act_answer
+PART = Part(actions={"collab": act_answer})

@@ -1,19 +1,22 @@
-"""The vocabulary of a dialog step: state, context (read-only ports), effects and outcome.
+"""The vocabulary of a dialog step: state, context (read-only ports), effects and outcome,
+and the conversation's table of commands, buttons and flows.
 
 A step is pure: `step(state, incoming, ctx) -> Outcome`. It reads only through `ctx.ports`,
 and everything it wants changed is an effect the engine applies in the same transaction that
-saves the new state.
+saves the new state. What the conversation understands is one `Conversation`, joined from the
+`Part` each dialog module exports (`Conversation.of(citizen.PART, campaigns.PART, …)`); it
+travels in the context, so no module fills another's table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from dialogs.lifecycle import Status
-from dialogs.types import Reply
+from dialogs.types import Incoming, Reply
 
 
 class Texts(Protocol):
@@ -102,12 +105,17 @@ class Context:
     t: Texts
     ports: Ports
     now: datetime
+    dialogs: Conversation
     max_ideas_per_day: int = 5
     zone: tzinfo = UTC
 
     def date(self, moment: datetime) -> str:
         """A date as people here write it (dd.mm.yyyy, in the municipality's time zone)."""
         return moment.astimezone(self.zone).strftime("%d.%m.%Y")
+
+    def open_question(self, state: State) -> Reply:
+        """The current step of the conversation in progress, asked again (after a detour)."""
+        return self.dialogs.flows[state.flow or ""].prompt(state, self)
 
 
 @dataclass(frozen=True)
@@ -205,3 +213,49 @@ class Outcome:
 
 
 Step = Callable[[State, "Any", Context], Outcome]
+CommandHandler = Callable[[State, str, Context], Outcome]
+ActionHandler = Callable[[State, list[str], Context], Outcome]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A multi-step conversation: how to re-ask its current step and how to take an answer
+    (typed text with `action=None`, or a button's action)."""
+
+    prompt: Callable[[State, Context], Reply]
+    on_input: Callable[[State, Incoming, str | None, Context], Outcome]
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one dialog module adds to the conversation: slash commands by name, global
+    buttons (`g:<name>:…`, valid however old the message), flows by name, and `/start
+    <payload>` deep links by the payload's first character."""
+
+    commands: Mapping[str, CommandHandler] = field(default_factory=dict)
+    actions: Mapping[str, ActionHandler] = field(default_factory=dict)
+    flows: Mapping[str, Flow] = field(default_factory=dict)
+    start_payloads: Mapping[str, CommandHandler] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Everything the citizen conversation understands, joined from the parts of the features
+    a runtime has. A name claimed by two parts is a wiring error, raised at start."""
+
+    commands: Mapping[str, CommandHandler]
+    actions: Mapping[str, ActionHandler]
+    flows: Mapping[str, Flow]
+    start_payloads: Mapping[str, CommandHandler]
+
+    @classmethod
+    def of(cls, *parts: Part) -> Conversation:
+        tables: dict[str, dict[str, Any]] = {
+            "commands": {}, "actions": {}, "flows": {}, "start_payloads": {}}
+        for part in parts:
+            for name, table in tables.items():
+                for key, handler in getattr(part, name).items():
+                    if key in table:
+                        raise ValueError(f"{name[:-1]} {key!r} is contributed twice")
+                    table[key] = handler
+        return cls(**tables)

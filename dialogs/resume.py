@@ -4,8 +4,7 @@ open question again, "Avbryt" drops what was typed. Global payloads (`g:resume`,
 
 from __future__ import annotations
 
-from dialogs import citizen
-from dialogs.core import Context, Outcome, State, Texts
+from dialogs.core import Context, Outcome, Part, State, Texts
 from dialogs.payload import global_choice
 from dialogs.types import Choice, Reply
 
@@ -20,7 +19,7 @@ def act_resume(state: State, args: list[str], ctx: Context) -> Outcome:
         return Outcome(state, (Reply(ctx.t("followups.resume_nothing")),))
     if args and args[0] == "stop":
         return Outcome(state.cleared(), (Reply(ctx.t("followups.resume_dropped")),))
-    return Outcome(state, (citizen.FLOWS[state.flow].prompt(state, ctx),))
+    return Outcome(state, (ctx.open_question(state),))
 
 
-citizen.GLOBAL_ACTIONS["resume"] = act_resume
+PART = Part(actions={"resume": act_resume})

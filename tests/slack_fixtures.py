@@ -29,13 +29,15 @@ import pytest
 from starlette.applications import Starlette
 
 from adapters.slack import service as adapter
-from bot.features import campaigns, ideas_channel
+from bot.conversation.engine import Engine
+from bot.features import assemble, campaigns
 from bot.ideas import book
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import utcnow
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.slack_signing import block_action_body, signed_headers, slash_command_body
+from tests.helpers import ChatPerson
 
 SECRET = "kominn-slack-test-secret"
 TOKEN = "xoxb-kominn-test"
@@ -60,14 +62,25 @@ def fake() -> Iterator[FakeSlackAPI]:
 
 
 @pytest.fixture
-def rt(runtime: Runtime, fake: FakeSlackAPI, slack_settings: dict[str, Any]) -> Iterator[Runtime]:
+def rt(runtime: Runtime, fake: FakeSlackAPI, slack_settings: dict[str, Any]) -> Runtime:
     """The test runtime with Slack configured against the fake."""
     settings = runtime.settings.model_copy(update={
         "slack_bot_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake.url,
         "slack_moderators": [MOD], "slack_moderator_group": GROUP,
         "slack_ideas_channel": "CIDEAS", **slack_settings})
-    yield dataclasses.replace(runtime, settings=settings)
-    ideas_channel.configure(None)
+    engine = Engine(runtime.db, settings, runtime.index, features=assemble(settings))
+    return dataclasses.replace(runtime, settings=settings, engine=engine)
+
+
+@pytest.fixture
+def kari(rt: Runtime) -> ChatPerson:
+    """A citizen of the Slack-configured runtime (new ideas go to the ideas channel)."""
+    return ChatPerson(rt.engine, "kari")
+
+
+@pytest.fixture
+def ola(rt: Runtime) -> ChatPerson:
+    return ChatPerson(rt.engine, "ola")
 
 
 @pytest.fixture
@@ -162,7 +175,7 @@ def make_idea(rt: Runtime, title: str, description: str = "", *, area: str = "Fo
               status: str = "new", channel: str = "telegram") -> str:
     description = description or f"{title} – en grundig beskrivelse av idéen."
     with transaction(rt.db) as session:
-        idea = book.create_idea(session, book.NewIdea(
+        idea = rt.ideas.create_idea(session, book.NewIdea(
             title=title, description=description, channel=channel, focus_area=area), by="test")
         if status != "new":
             idea.status = status

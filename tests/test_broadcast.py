@@ -161,22 +161,25 @@ async def test_thousand_invitations_once_each_paced_and_not_at_night(
     number, chats = seed(settings, 1000, opens)
     async with telegram_running(settings) as app:
         db, senders = app.runtime.db, app.senders
+        rules, renderers = app.runtime.features.rules, app.runtime.features.renderers
 
         # It opens at 22:30: the scan queues one invitation per consenting person, but the
         # dispatcher holds them for the morning.
         evening = opens + timedelta(minutes=1)
-        created = await asyncio.to_thread(create_due, db, settings, evening)
+        created = await asyncio.to_thread(create_due, db, settings, rules, evening)
         assert created["campaign_invitations"] == 1000
-        night = await dispatch(db, settings, senders, evening)
+        night = await dispatch(db, settings, renderers, senders, evening)
         assert (night.sent, night.postponed) == (0, 1000)
-        again = await asyncio.to_thread(create_due, db, settings, evening + timedelta(hours=1))
+        again = await asyncio.to_thread(create_due, db, settings, rules,
+                                        evening + timedelta(hours=1))
         assert again["campaign_invitations"] == 0
-        assert (await dispatch(db, settings, senders, next_morning(opens, 7, 59))).sent == 0
+        assert (await dispatch(db, settings, renderers, senders,
+                               next_morning(opens, 7, 59))).sent == 0
         assert fake.sent() == []
         assert {row.due_at for row in invites(app)} == {next_morning(opens, 8)}
 
         # 08:00: everything goes, paced under Telegram's ceiling.
-        morning = await dispatch(db, settings, senders, next_morning(opens, 8))
+        morning = await dispatch(db, settings, renderers, senders, next_morning(opens, 8))
         assert (morning.sent, morning.retried, morning.failed) == (1000, 0, 0)
         assert fake.flood_429s == 0
         assert_within_ceiling(fake)
@@ -192,9 +195,9 @@ async def test_thousand_invitations_once_each_paced_and_not_at_night(
 
         # Later scans and runs send nobody a second invitation.
         later = next_morning(opens, 9)
-        assert (await asyncio.to_thread(create_due, db, settings, later))[
+        assert (await asyncio.to_thread(create_due, db, settings, rules, later))[
             "campaign_invitations"] == 0
-        assert (await dispatch(db, settings, senders, later)).sent == 0
+        assert (await dispatch(db, settings, renderers, senders, later)).sent == 0
     assert len(fake.sent()) == 1001 and fake.flood_429s == 0
 
 
@@ -213,7 +216,7 @@ async def test_broadcast_under_the_scheduler_with_a_second_worker_and_flood_refu
         await scheduler.start()
         try:
             await fake.await_condition(lambda: len(invites(app)) == 90, timeout=20)
-            await dispatch(app.runtime.db, settings, app.senders)
+            await dispatch(app.runtime.db, settings, app.runtime.features.renderers, app.senders)
             await fake.await_condition(
                 lambda: all(row.state == "sent" for row in invites(app)), timeout=30)
         finally:
@@ -267,7 +270,8 @@ async def test_sends_overlap_up_to_the_sender_and_keep_order_per_address(
         runtime: Runtime, concurrency: int | None, most: int) -> None:
     addresses = queue_notices(runtime)
     sender = SlowSender(concurrency)
-    result = await dispatch(runtime.db, runtime.settings, {"terminal": sender})
+    result = await dispatch(runtime.db, runtime.settings, runtime.features.renderers,
+                            {"terminal": sender})
     assert result.sent == 40 and sender.most == most
     assert sorted(entry.split(":")[0] for entry in sender.order) == sorted(addresses)
     same = [int(entry.split(":")[1]) for entry in sender.order if entry.startswith("same:")]

@@ -37,7 +37,7 @@ def outbox(runtime: Runtime, kind: str) -> list[Outbox]:
 
 
 def run_rules(runtime: Runtime, when) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    return rules.create_due(runtime.db, runtime.settings, when)
+    return rules.create_due(runtime.db, runtime.settings, runtime.features.rules, when)
 
 
 def test_list_join_and_bound_submission(runtime: Runtime, kari: ChatPerson) -> None:
@@ -138,7 +138,7 @@ def test_close_summary_and_outcome(runtime: Runtime, kari: ChatPerson, ola: Chat
 def test_current_shows_competitions_and_useful_ideas(runtime: Runtime, kari: ChatPerson) -> None:
     ref = kari.submit()
     with transaction(runtime.db) as session:
-        book.set_status(session, book.get_idea(session, ref), Status.USEFUL,
+        runtime.ideas.set_status(session, book.get_idea(session, ref), Status.USEFUL,
                                 by="test", note="Parkvesenet ser på plassering i vår.")
     make_campaign(runtime)
     kari.say("/aktuelt")

@@ -32,7 +32,7 @@ def test_invite_answers_and_moderator_list(runtime: Runtime, kari: ChatPerson,
         idea = book.get_idea(session, ref)
         with pytest.raises(collaboration.CollabError):
             collaboration.invite(session, idea, "Verksted 3. mars kl. 18", by="slack:UMOD")
-        book.set_status(session, idea, Status.USEFUL, by="test")
+        runtime.ideas.set_status(session, idea, Status.USEFUL, by="test")
         invite, asked = collaboration.invite(session, idea, "Verksted 3. mars kl. 18 på rådhuset",
                                       by="slack:UMOD")
     assert asked == 2  # the author and the supporter who said yes to follow-ups, not per

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.i18n import translator
-from dialogs import citizen
+from dialogs import benefit, campaigns, citizen, collab, resume
 from dialogs.core import (
     AddSupport,
     Context,
+    Conversation,
     ErasePerson,
     IdeaView,
     PersonView,
@@ -66,9 +67,14 @@ class MemoryPorts:
         return translator(language)
 
 
+# Every dialog the citizen conversation has (the engine gets the same from bot.features).
+CONVERSATION = Conversation.of(citizen.PART, resume.PART, benefit.PART, campaigns.PART,
+                               collab.PART)
+
+
 def ctx(ports: MemoryPorts | None = None, language: str = "nb") -> Context:
     return Context(PersonView(1, language, None, None), translator(language),
-                   ports or MemoryPorts(), NOW)
+                   ports or MemoryPorts(), NOW, CONVERSATION)
 
 
 def say(state: State, text: str, c: Context):  # type: ignore[no-untyped-def]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, func, select
 
-from bot.conversation.engine import CUSTOM_EFFECTS, Engine
+from bot.conversation.engine import Engine
 from bot.ideas import book
 from bot.runtime import Runtime, open_runtime
+from bot.wiring import Feature, Features
 from dialogs.core import Custom, Outcome, State
 from dialogs.lifecycle import Status
 from dialogs.types import Incoming, Reply
@@ -37,18 +38,14 @@ def test_failing_effect_rolls_back_the_whole_step(runtime: Runtime, settings) ->
         applied.session.add(Idea(title="half", description="half-written", channel="x"))
         raise RuntimeError("effect failed")
 
-    CUSTOM_EFFECTS["boom"] = boom
-
     def step(state: State, incoming: Incoming, ctx) -> Outcome:  # type: ignore[no-untyped-def]
         return Outcome(State(flow="submit", step="description", token=9),
                        (Reply("x"),), (Custom("boom"),))
 
-    engine = Engine(runtime.db, settings, runtime.index, step=step)
-    try:
-        with pytest.raises(RuntimeError):
-            engine.handle(Incoming("terminal", "kari", text="hi", update_id="u1"))
-    finally:
-        del CUSTOM_EFFECTS["boom"]
+    features = Features.of(Feature("boom", effects={"boom": boom}))
+    engine = Engine(runtime.db, settings, runtime.index, features=features, step=step)
+    with pytest.raises(RuntimeError):
+        engine.handle(Incoming("terminal", "kari", text="hi", update_id="u1"))
     assert count(runtime, Idea) == 0
     assert count(runtime, DialogState) == 0
     assert count(runtime, ProcessedUpdate) == 0
@@ -94,7 +91,7 @@ def test_undelivered_replies_are_given_again(runtime: Runtime) -> None:
 
 def test_message_limit_per_minute(runtime: Runtime, settings) -> None:  # type: ignore[no-untyped-def]
     limited = settings.model_copy(update={"max_messages_per_minute": 30})
-    engine = Engine(runtime.db, limited, runtime.index)
+    engine = Engine(runtime.db, limited, runtime.index, features=runtime.features)
     answers = [engine.handle(Incoming("telegram", "9", text="hei", update_id=f"m{i}"))
                for i in range(33)]
     assert all(answers[:30])
@@ -232,7 +229,7 @@ def test_status_shows_the_note_of_the_latest_move_only(kari: ChatPerson, runtime
     for target, note in ((Status.USEFUL, "Vi ser på dette i budsjettet"), (Status.REALISED, None)):
         with transaction(runtime.db) as session:
             idea = book.get_idea(session, ref)
-            book.set_status(session, idea, target, by="test", note=note)
+            runtime.ideas.set_status(session, idea, target, by="test", note=note)
     kari.say(f"/status {ref}")
     assert "Nyttiggjort" in kari.text and "budsjettet" not in kari.text
     with Session(runtime.db) as session:

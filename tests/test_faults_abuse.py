@@ -66,7 +66,7 @@ async def test_sixth_idea_in_a_day_is_refused_and_nothing_stored(
 async def test_the_31st_message_in_a_minute_is_refused_once(
         runtime: Runtime, fake: FakeTelegramAPI) -> None:
     limited = runtime.settings.model_copy(update={"max_messages_per_minute": 30})
-    engine = Engine(runtime.db, limited, runtime.index)
+    engine = Engine(runtime.db, limited, runtime.index, features=runtime.features)
     async with running(runtime, fake, engine=engine):
         ids = [fake.user_message(FLOOD, "hei") for _ in range(30)]
         ids += [fake.user_message(FLOOD, "/ny") for _ in range(5)]
@@ -106,8 +106,9 @@ async def test_markup_and_invisible_characters_reach_nobody(
         await citizen.say("/status KI-1", expect="KI-1")
         with transaction(runtime.db) as session:
             idea = book.get_idea(session, 1)
-            book.set_status(session, idea, Status.USEFUL, by="test", note="<b>Ja</b> &")
-        result = await dispatch(runtime.db, runtime.settings, {"telegram": service.sender})
+            runtime.ideas.set_status(session, idea, Status.USEFUL, by="test", note="<b>Ja</b> &")
+        result = await dispatch(runtime.db, runtime.settings, runtime.features.renderers,
+                                {"telegram": service.sender})
         assert result.sent == 1
     with Session(runtime.db) as session:
         idea = session.exec(select(Idea)).one()

@@ -193,9 +193,10 @@ async def test_notice_sent_during_an_outage_is_recorded_once_it_is_over(
         await asyncio.to_thread(author.run_until, lambda: author.finished == 1, 30)
         with transaction(runtime.db) as session:
             idea = book.get_idea(session, 1)
-            book.set_status(session, idea, Status.USEFUL, by="test", note="Vi ser på det")
+            runtime.ideas.set_status(session, idea, Status.USEFUL, by="test", note="Vi ser på det")
         fake.delay("sendMessage", 1.0, n=1)  # the notice is on its way when the outage starts
         sending = asyncio.create_task(dispatch(runtime.db, runtime.settings,
+                                               runtime.features.renderers,
                                                {"telegram": service.sender}))
         await fake.await_condition(lambda: outbox_states(runtime) == ["sending"])
         async with away:

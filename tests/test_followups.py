@@ -51,7 +51,8 @@ class RecordingSender:
 def with_settings(rt: Runtime, **changes: Any) -> Runtime:
     """The same database with other settings (moderator channel, quiet hours, …)."""
     settings = rt.settings.model_copy(update=changes)
-    return Runtime(settings, rt.db, rt.index, Engine(rt.db, settings, rt.index))
+    return Runtime(settings, rt.db, rt.index,
+                   Engine(rt.db, settings, rt.index, features=rt.features))
 
 
 def slack_runtime(rt: Runtime, **changes: Any) -> Runtime:
@@ -71,7 +72,7 @@ def add_person(rt: Runtime, name: str, *, consent: bool | None = True,
 def add_idea(rt: Runtime, author: int | None, *, at: datetime = T0,
              title: str = IDEA["title"]) -> int:
     with transaction(rt.db) as s:
-        idea = book.create_idea(s, book.NewIdea(
+        idea = rt.ideas.create_idea(s, book.NewIdea(
             title=title, description=IDEA["description"], channel="terminal",
             author_id=author, created_at=at), by="test")
         return idea.id or 0
@@ -80,13 +81,18 @@ def add_idea(rt: Runtime, author: int | None, *, at: datetime = T0,
 def move(rt: Runtime, number: int, status: Status, at: datetime, note: str | None = None
          ) -> None:
     with transaction(rt.db) as s:
-        book.set_status(s, book.get_idea(s, number), status, by="test",
+        rt.ideas.set_status(s, book.get_idea(s, number), status, by="test",
                                 note=note, at=at)
 
 
 def support(rt: Runtime, number: int, person_id: int) -> None:
     with transaction(rt.db) as s:
-        book.add_support(s, book.get_idea(s, number), person_id)
+        rt.ideas.add_support(s, book.get_idea(s, number), person_id)
+
+
+def due(rt: Runtime, now: datetime) -> dict[str, int]:
+    """The scheduler's scan at `now`, with the runtime's rules."""
+    return create_due(rt.db, rt.settings, rt.features.rules, now)
 
 
 def deliver(rt: Runtime, senders: Mapping[str, Sender] | Sender, now: datetime,
@@ -95,7 +101,8 @@ def deliver(rt: Runtime, senders: Mapping[str, Sender] | Sender, now: datetime,
 
     if not isinstance(senders, Mapping):
         senders = {senders.channel: senders}
-    return asyncio.run(dispatch(rt.db, rt.settings, senders, now, Policy(**policy)))
+    return asyncio.run(dispatch(rt.db, rt.settings, rt.features.renderers, senders, now,
+                                Policy(**policy)))
 
 
 def rows(rt: Runtime, kind: str | None = None) -> list[Outbox]:
@@ -147,7 +154,7 @@ def test_merge_tells_followers_which_idea_they_now_follow(runtime: Runtime) -> N
     dup = add_idea(runtime, ola, title="Flere benker ved vannet")
     support(runtime, dup, per)
     with transaction(runtime.db) as s:
-        book.merge(s, book.get_idea(s, dup), book.get_idea(s, kept),
+        runtime.ideas.merge(s, book.get_idea(s, dup), book.get_idea(s, kept),
                            by="test", at=T0)
     sender = RecordingSender()
     deliver(runtime, sender, T0)
@@ -174,7 +181,7 @@ def test_no_consent_no_scheduled_notice(runtime: Runtime) -> None:
     move(runtime, number, Status.USEFUL, T0)
     move(runtime, number, Status.REALISED, T0)
     moderated = slack_runtime(runtime)
-    create_due(moderated.db, moderated.settings, T0 + timedelta(days=60))
+    due(moderated, T0 + timedelta(days=60))
     # Only what goes to the staff channel: the nudge about the idea still new, the digest.
     assert sorted(r.kind for r in rows(runtime)) == ["stale_moderator", "weekly_digest"]
     assert json.loads(rows(runtime, "stale_moderator")[0].payload)["idea"] == other
@@ -187,10 +194,10 @@ def test_stale_idea_author_note_and_moderator_nudge_once(runtime: Runtime) -> No
     rt = slack_runtime(runtime)
     kari = add_person(rt, "kari")
     number = add_idea(rt, kari, at=T0)
-    early = create_due(rt.db, rt.settings, T0 + timedelta(days=14) - timedelta(minutes=1))
+    early = due(rt, T0 + timedelta(days=14) - timedelta(minutes=1))
     assert early["stale"] == 0
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=14))["stale"] == 2
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=20))["stale"] == 0
+    assert due(rt, T0 + timedelta(days=14))["stale"] == 2
+    assert due(rt, T0 + timedelta(days=20))["stale"] == 0
     author, staff = RecordingSender(), RecordingSender("slack")
     deliver(rt, {"terminal": author, "slack": staff}, T0 + timedelta(days=20))
     assert "fortsatt til vurdering" in author.texts("kari")[0]
@@ -198,15 +205,15 @@ def test_stale_idea_author_note_and_moderator_nudge_once(runtime: Runtime) -> No
     # Reopened after a decline: a new stretch of "new" counts afresh.
     move(rt, number, Status.DECLINED, T0 + timedelta(days=21), note="Ikke nå")
     move(rt, number, Status.NEW, T0 + timedelta(days=22))
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=35))["stale"] == 0
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=36))["stale"] == 2
+    assert due(rt, T0 + timedelta(days=35))["stale"] == 0
+    assert due(rt, T0 + timedelta(days=36))["stale"] == 2
 
 
 def test_stale_period_is_configurable(runtime: Runtime) -> None:
     rt = with_settings(runtime, stale_days=3)
     add_idea(rt, add_person(rt, "kari"), at=T0)
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=2))["stale"] == 0
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=3))["stale"] == 1
+    assert due(rt, T0 + timedelta(days=2))["stale"] == 0
+    assert due(rt, T0 + timedelta(days=3))["stale"] == 1
 
 
 def test_benefit_check_after_realised_and_answers_stored(runtime: Runtime) -> None:
@@ -215,12 +222,9 @@ def test_benefit_check_after_realised_and_answers_stored(runtime: Runtime) -> No
     realised = T0 + timedelta(days=10)
     move(runtime, number, Status.USEFUL, T0 + timedelta(days=5))
     move(runtime, number, Status.REALISED, realised)
-    assert create_due(runtime.db, runtime.settings,
-                      realised + timedelta(days=30) - timedelta(seconds=1))["benefit_check"] == 0
-    assert create_due(runtime.db, runtime.settings,
-                      realised + timedelta(days=30))["benefit_check"] == 1
-    assert create_due(runtime.db, runtime.settings,
-                      realised + timedelta(days=31))["benefit_check"] == 0
+    assert due(runtime, realised + timedelta(days=30) - timedelta(seconds=1))["benefit_check"] == 0
+    assert due(runtime, realised + timedelta(days=30))["benefit_check"] == 1
+    assert due(runtime, realised + timedelta(days=31))["benefit_check"] == 0
     sender = RecordingSender()
     deliver(runtime, sender, realised + timedelta(days=31))
     question = sender.sent[-1][1][0]
@@ -265,7 +269,7 @@ def test_benefit_answer_keeps_a_conversation_in_progress(runtime: Runtime) -> No
 
 def chat_at(rt: Runtime, user: str, moment: datetime) -> ChatPerson:
     """A person chatting while the engine's clock says `moment`."""
-    engine = Engine(rt.db, rt.settings, rt.index, clock=lambda: moment)
+    engine = Engine(rt.db, rt.settings, rt.index, features=rt.features, clock=lambda: moment)
     return ChatPerson(engine, user)
 
 
@@ -273,19 +277,19 @@ def test_half_finished_dialog_gets_one_reminder_then_is_dropped(runtime: Runtime
     kari = chat_at(runtime, "kari", T0)
     kari.say("/ny")
     kari.say(IDEA["title"])
-    db, settings = runtime.db, runtime.settings
-    assert create_due(db, settings, T0 + timedelta(hours=23, minutes=59))["dialog_reminder"] == 0
-    assert create_due(db, settings, T0 + timedelta(hours=24))["dialog_reminder"] == 1
-    assert create_due(db, settings, T0 + timedelta(hours=48))["dialog_reminder"] == 0
+    db = runtime.db
+    assert due(runtime, T0 + timedelta(hours=23, minutes=59))["dialog_reminder"] == 0
+    assert due(runtime, T0 + timedelta(hours=24))["dialog_reminder"] == 1
+    assert due(runtime, T0 + timedelta(hours=48))["dialog_reminder"] == 0
     sender = RecordingSender()
     deliver(runtime, sender, T0 + timedelta(hours=48))
     [reminder] = sender.sent[0][1]
     assert "ikke er sendt inn" in reminder.text
     assert [c.label for c in reminder.choices] == ["Fortsett", "Avbryt"]
 
-    assert create_due(db, settings, T0 + timedelta(days=7) - timedelta(seconds=1)
+    assert due(runtime, T0 + timedelta(days=7) - timedelta(seconds=1)
                       )["dialog_expiry"] == 0
-    assert create_due(db, settings, T0 + timedelta(days=7))["dialog_expiry"] == 1
+    assert due(runtime, T0 + timedelta(days=7))["dialog_expiry"] == 1
     with Session(db) as s:
         state = s.get(DialogState, ("terminal", "kari"))
         assert state is not None and state.flow is None and state.data == "{}"
@@ -299,7 +303,7 @@ def test_reminder_buttons_resume_or_drop(runtime: Runtime) -> None:
     kari = chat_at(runtime, "kari", T0)
     kari.say("/ny")
     kari.say(IDEA["title"])
-    create_due(runtime.db, runtime.settings, T0 + timedelta(days=1))
+    due(runtime, T0 + timedelta(days=1))
     sender = RecordingSender()
     deliver(runtime, sender, T0 + timedelta(days=1))
     later = chat_at(runtime, "kari", T0 + timedelta(days=2))
@@ -319,7 +323,7 @@ def test_no_reminder_for_someone_who_said_no_to_follow_ups(runtime: Runtime) -> 
     add_person(runtime, "per", consent=False)
     per = chat_at(runtime, "per", T0)
     per.say("/ny")
-    assert create_due(runtime.db, runtime.settings, T0 + timedelta(days=2)
+    assert due(runtime, T0 + timedelta(days=2)
                       )["dialog_reminder"] == 0
     assert rows(runtime) == []
 
@@ -330,12 +334,12 @@ def test_weekly_digest_once_per_week_to_the_moderators(runtime: Runtime) -> None
     add_idea(rt, None, at=T0 - timedelta(days=1), title="Ny idé <!channel>")
     monday = datetime(2026, 3, 2, 8, 0, tzinfo=OSLO).astimezone(UTC)
     assert digest_moment(T0, rt.settings) == monday
-    assert create_due(rt.db, rt.settings, T0)["weekly_digest"] == 1
-    assert create_due(rt.db, rt.settings, T0 + timedelta(days=2))["weekly_digest"] == 0
+    assert due(rt, T0)["weekly_digest"] == 1
+    assert due(rt, T0 + timedelta(days=2))["weekly_digest"] == 0
     next_monday = monday + timedelta(days=7)
-    assert create_due(rt.db, rt.settings, next_monday - timedelta(minutes=1)
+    assert due(rt, next_monday - timedelta(minutes=1)
                       )["weekly_digest"] == 0
-    assert create_due(rt.db, rt.settings, next_monday)["weekly_digest"] == 1
+    assert due(rt, next_monday)["weekly_digest"] == 1
     staff = RecordingSender("slack")
     deliver(rt, staff, next_monday)
     digests = [t for t in staff.texts("CMOD") if "ukesoversikt" in t]
@@ -347,7 +351,7 @@ def test_weekly_digest_once_per_week_to_the_moderators(runtime: Runtime) -> None
 
 def test_no_moderator_channel_no_staff_notices(runtime: Runtime) -> None:
     add_idea(runtime, None, at=T0)
-    created = create_due(runtime.db, runtime.settings, T0 + timedelta(days=30))
+    created = due(runtime, T0 + timedelta(days=30))
     assert created["weekly_digest"] == 0 and created["stale"] == 0
 
 

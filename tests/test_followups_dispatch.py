@@ -195,8 +195,8 @@ def test_concurrent_dispatchers_never_double_send(runtime: Runtime) -> None:
     def work(sender: SlowSender) -> None:
         try:
             barrier.wait()
-            asyncio.run(dispatch(runtime.db, runtime.settings, {"slack": sender}, T0,
-                                 Policy(batch=10, max_batches=100)))
+            asyncio.run(dispatch(runtime.db, runtime.settings, runtime.features.renderers,
+                                 {"slack": sender}, T0, Policy(batch=10, max_batches=100)))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

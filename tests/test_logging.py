@@ -130,7 +130,8 @@ class QuotingEngine(Engine):
 async def test_engine_and_adapter_log_no_citizen_text_at_info(
         runtime: Runtime, fake: FakeTelegramAPI, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    engine = QuotingEngine(runtime.db, runtime.settings, runtime.index)
+    engine = QuotingEngine(runtime.db, runtime.settings, runtime.index,
+                            features=runtime.features)
     citizen = Citizen(fake, USER, name=NAME)
     async with running(runtime, fake, engine=engine):
         await citizen.say("/ny", expect="tittel")

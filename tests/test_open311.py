@@ -30,7 +30,7 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         s.flush()
 
         def idea(title: str, area: str | None, day: int, **extra):  # type: ignore[no-untyped-def]
-            return book.create_idea(s, book.NewIdea(
+            return runtime.ideas.create_idea(s, book.NewIdea(
                 title=title, description=f"{title}: en beskrivelse som er lang nok.",
                 channel="telegram", focus_area=area, author_id=kari.id,
                 created_at=datetime(2024, 3, day, 12, tzinfo=UTC), **extra), by="test")
@@ -41,12 +41,12 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         idea("Nytt bibliotek", None, 20)
         fourth = idea("Flere benker", "Natur, kultur, miljø og samfunnssikkerhet", 25)
         at = datetime(2024, 4, 1, 8, tzinfo=UTC)
-        book.set_status(s, first, Status.USEFUL, by="cli", at=at)
-        book.set_status(s, first, Status.REALISED, by="cli", note="Satt opp fire benker",
+        runtime.ideas.set_status(s, first, Status.USEFUL, by="cli", at=at)
+        runtime.ideas.set_status(s, first, Status.REALISED, by="cli", note="Satt opp fire benker",
                                 at=at)
-        book.set_status(s, second, Status.USEFUL, by="cli", note="Vi ser på traseen",
+        runtime.ideas.set_status(s, second, Status.USEFUL, by="cli", note="Vi ser på traseen",
                                 at=at)
-        book.merge(s, fourth, first, by="cli", at=at)
+        runtime.ideas.merge(s, fourth, first, by="cli", at=at)
     transport = httpx.ASGITransport(app=starlette_app(App(runtime)))
     async with httpx.AsyncClient(transport=transport, base_url="http://kominn.test") as http:
         yield http

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, func, select
 
+from bot.features import CITIZEN
 from bot.i18n import translator
 from bot.ideas import book
 from bot.ideas.records import idea_record
 from bot.reports import opendata
-from bot.runtime import Runtime
+from bot.runtime import Runtime, open_runtime
+from bot.wiring import Feature, Features
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import DuplicateCandidate, Idea, Person
@@ -66,7 +68,7 @@ def count(rt: Runtime, model: type) -> int:
 
 
 def do_import(rt: Runtime, text: str) -> opendata.ImportResult:
-    return opendata.import_csv(rt.db, rt.index, text, t=NB,
+    return opendata.import_csv(rt.db, rt.index, rt.ideas, text, t=NB,
                                focus_areas=rt.settings.focus_areas, zone=OSLO)
 
 
@@ -139,9 +141,10 @@ def test_a_failure_while_storing_rolls_back_everything_and_the_index(
         if len(created) == 3:
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(book, "ON_CREATED", [*book.ON_CREATED, fail_on_third])
+    failing = Feature("failing", listeners=book.IdeaListeners(created=(fail_on_third,)))
+    broken = open_runtime(runtime.settings, Features.of(CITIZEN, failing))
     with pytest.raises(RuntimeError):
-        do_import(runtime, GOOD)
+        do_import(broken, GOOD)
     assert created == [1, 2, 3]
     assert count(runtime, Idea) == 0
     assert runtime.index.similar("Benker rundt Semsvannet", "turstien Semsvannet eldre") == []
@@ -174,16 +177,16 @@ def make_ideas(runtime: Runtime) -> None:
                         display_name="Kari Nordmann")
         s.add(person)
         s.flush()
-        first = book.create_idea(s, book.NewIdea(
+        first = runtime.ideas.create_idea(s, book.NewIdea(
             title="Benker ved Semsvannet", description="Flere benker, så eldre kan hvile seg.",
             channel="telegram", focus_area="Folkehelse", place="Semsvannet",
             latitude=59.85, longitude=10.45, author_id=person.id), by="telegram:citizen")
-        second = book.create_idea(s, book.NewIdea(
+        second = runtime.ideas.create_idea(s, book.NewIdea(
             title="Benk, takk", description="En benk ved Semsvannet, gjerne med \"utsikt\".",
             channel="terminal"), by="test")
-        book.add_support(s, first, _other(s))
-        book.set_status(s, first, Status.USEFUL, by="cli", note="Vi ser på")
-        book.merge(s, second, first, by="cli")
+        runtime.ideas.add_support(s, first, _other(s))
+        runtime.ideas.set_status(s, first, Status.USEFUL, by="cli", note="Vi ser på")
+        runtime.ideas.merge(s, second, first, by="cli")
 
 
 def _other(session: Session) -> int:
@@ -230,11 +233,11 @@ def test_export_streams_in_batches(runtime: Runtime, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(opendata, "BATCH", 2)
     with transaction(runtime.db) as s:
         for n in range(5):
-            idea = book.create_idea(s, book.NewIdea(
+            idea = runtime.ideas.create_idea(s, book.NewIdea(
                 title=f"Idé nummer {n}", description="En beskrivelse som er lang nok.",
                 channel="import"), by="test")
             if n == 3:
-                book.add_support(s, idea, _other(s))
+                runtime.ideas.add_support(s, idea, _other(s))
     out = io.StringIO()
     with Session(runtime.db) as s:
         assert opendata.export(s, out, "json") == 5

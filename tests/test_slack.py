@@ -23,7 +23,6 @@ from adapters.slack import service as adapter
 from bot.app import App, starlette_app
 from bot.channels import DeliveryError
 from bot.features import ideas_channel
-from bot.followups.notices import render
 from bot.ideas import book
 from bot.runtime import Runtime
 from bot.staff import desk
@@ -59,6 +58,7 @@ from tests.slack_fixtures import (
 
 fake, rt, service, http, slack_settings = (bench.fake, bench.rt, bench.service, bench.http,
                                            bench.slack_settings)
+kari, ola = bench.kari, bench.ola  # citizens of the Slack-configured runtime
 
 
 def make_pair(rt: Runtime, score: float = 81.0) -> tuple[str, str, int]:
@@ -151,8 +151,8 @@ async def test_status_shows_detail_history_supporters_and_duplicates(
         person = session.exec(select(Person).where(Person.channel_user_id == "ola")).first()
         person_id = person.id if person else None
     with transaction(rt.db) as session:
-        book.add_support(session, book.get_idea(session, ref), person_id or 0)
-        book.set_status(session, book.get_idea(session, ref),
+        rt.ideas.add_support(session, book.get_idea(session, ref), person_id or 0)
+        rt.ideas.set_status(session, book.get_idea(session, ref),
                                 book.Status.USEFUL, by=f"slack:{MOD}", note="Vi ser på det")
     other = make_idea(rt, "Benker langs turstien ved Semsvannet")
     with transaction(rt.db) as session:
@@ -527,7 +527,7 @@ async def test_hostile_citizen_text_pings_and_links_nobody(
     make_idea(rt, "Benker ved vannet <!here>", f"Samme idé {HOSTILE}")
     with transaction(rt.db) as session:
         book.queue_candidate(session, 1, 2, 90.0)
-        book.set_status(session, book.get_idea(session, "KI-2"),
+        rt.ideas.set_status(session, book.get_idea(session, "KI-2"),
                                 book.Status.USEFUL, by="cli", note=HOSTILE)
     messages = []
     messages += await command(http, fake, f"status {ref}", user=MOD)
@@ -539,7 +539,7 @@ async def test_hostile_citizen_text_pings_and_links_nobody(
     await post(http, event_body(app_home_opened_event(MOD), event_id="EvHostile"))
     (home_call,) = await fake.await_calls("views.publish")
     messages.append(home_call["args"]["view"])
-    await adapter.SlackSender(fake.async_client()).send("CIDEAS", render(_outbox(rt, 1),
+    await adapter.SlackSender(fake.async_client()).send("CIDEAS", notice(_outbox(rt, 1), rt,
                                                                          _nb()))
     messages.append(fake.messages("CIDEAS")[0])
 
@@ -550,6 +550,11 @@ async def test_hostile_citizen_text_pings_and_links_nobody(
     assert "&lt;https://evil.example|her&gt; &amp;" in everything
     header = messages[0]["blocks"][0]["text"]
     assert header["type"] == "plain_text" and "<!channel>" in header["text"]  # shown, not parsed
+
+
+def notice(row: Outbox, rt: Runtime, t: Any) -> list[Reply]:
+    """An outbox row's replies as the dispatcher renders them."""
+    return rt.features.render(row.kind, json.loads(row.payload or "{}"), t)
 
 
 def _nb() -> Any:
@@ -671,18 +676,19 @@ async def test_ack_does_not_wait_for_a_slow_database(
 # --- new ideas to SLACK_IDEAS_CHANNEL: listener, outbox, renderer, sender ---------------------
 
 async def test_new_ideas_are_queued_for_the_ideas_channel_and_sent_once(
-        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, kari: ChatPerson) -> None:
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, runtime: Runtime,
+        kari: ChatPerson) -> None:
     ref = kari.submit(title="Benker & bord ved <vannet>")
     row = _outbox(rt, 1)
     assert (row.kind, row.channel, row.address, row.person_id) == \
         ("slack_new_idea", "slack", "CIDEAS", None)
     with transaction(rt.db) as session:  # queued once per idea whatever happens again
-        for listener in book.ON_CREATED:
+        for listener in rt.features.listeners.created:
             listener(session, session.get(Idea, 1))
     with Session(rt.db) as session:
         assert len(session.exec(select(Outbox).where(Outbox.kind == "slack_new_idea")).all()) == 1
 
-    replies = render(row, _nb())
+    replies = notice(row, rt, _nb())
     assert "Ny idé KI-1: Benker & bord ved <vannet>" in replies[0].text  # plain, not escaped
     sender = adapter.SlackSender(fake.async_client())
     await sender.send("CIDEAS", replies)
@@ -694,9 +700,10 @@ async def test_new_ideas_are_queued_for_the_ideas_channel_and_sent_once(
     (view,) = await press(http, fake, show, user=EMPLOYEE)
     assert view["blocks"][0]["text"]["text"].startswith(f"{ref} Benker")
 
-    ideas_channel.configure(None)  # a process that does not serve Slack queues nothing
-    kari.submit(title="Gatelys i Asker sentrum", description="Det er for mørkt om kvelden "
-                "i hele sentrum av Asker.")
+    # A runtime without Slack settings (kominn chat on the same database) queues nothing.
+    ChatPerson(runtime.engine, "eva").submit(
+        title="Gatelys i Asker sentrum",
+        description="Det er for mørkt om kvelden i hele sentrum av Asker.")
     with Session(rt.db) as session:
         assert len(session.exec(select(Outbox).where(Outbox.kind == "slack_new_idea")).all()) == 1
 
@@ -763,7 +770,7 @@ async def test_engine_buttons_in_follow_ups_reach_the_dialog_engine(
         http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
     """Follow-ups to an employee (e.g. the benefit check) carry the engine's buttons; a press
     in Slack is handled by the same dialog engine as on any other channel."""
-    ref = desk.submit_idea(rt.db, rt.index, desk.StaffIdea(
+    ref = desk.submit_idea(rt, desk.StaffIdea(
         EMPLOYEE, "Flere benker ved Semsvannet", "Det trengs flere benker langs turstien.",
         "Folkehelse", None, True))
     sender = adapter.SlackSender(fake.async_client())

@@ -44,6 +44,7 @@ from tests.slack_fixtures import (
 )
 
 fake, rt, service, http = bench.fake, bench.rt, bench.service, bench.http
+kari, ola = bench.kari, bench.ola  # citizens of the Slack-configured runtime
 
 BOT = "kominn_test_bot"
 
@@ -69,7 +70,7 @@ def citizen(rt: Runtime, number: int, name: str | None = None) -> int:
 def answer_idea(rt: Runtime, campaign_id: int, title: str, author: int | None,
                 status: str = "new") -> str:
     with transaction(rt.db) as session:
-        created = book.create_idea(session, book.NewIdea(
+        created = rt.ideas.create_idea(session, book.NewIdea(
             title=title, description=f"{title} – slik at flere barn sykler.", channel="telegram",
             focus_area="Areal og transport", author_id=author, campaign_id=campaign_id),
             by="test")
@@ -132,7 +133,7 @@ async def test_anyone_lists_competitions_moderators_get_the_buttons(
     first = answer_idea(rt, running, "Sykkelparkering ved skolene", kari, status="realised")
     answer_idea(rt, running, "Sykkelbuss om morgenen", citizen(rt, 1002))
     with transaction(rt.db) as session:
-        book.add_support(session, book.get_idea(session, first),
+        rt.ideas.add_support(session, book.get_idea(session, first),
                                  citizen(rt, 1003))
         book.get_idea(session, first).chosen = True
 
@@ -442,7 +443,7 @@ def useful_idea(rt: Runtime, kari: ChatPerson, ola: ChatPerson, per: ChatPerson)
         person.press(consent)
         person.press(f"Støtt {ref}")
     with transaction(rt.db) as session:
-        book.set_status(session, book.get_idea(session, ref), Status.USEFUL,
+        rt.ideas.set_status(session, book.get_idea(session, ref), Status.USEFUL,
                                 by="test")
     return ref
 
@@ -519,7 +520,7 @@ async def test_status_shows_who_said_yes_to_moderators_only(
         for person in session.exec(select(Person)):
             if person.channel_user_id == "4711":
                 person.display_name, person.follow_up_consent = "Per Hansen", True
-                book.add_support(session, book.get_idea(session, ref),
+                rt.ideas.add_support(session, book.get_idea(session, ref),
                                          person.id or 0)
             if person.channel_user_id == "kari":
                 person.display_name = f"Kari {HOSTILE}"

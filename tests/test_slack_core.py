@@ -3,6 +3,7 @@ Block Kit helpers: atomic decisions under real concurrency, parsing, caching, li
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -10,11 +11,13 @@ import pytest
 from sqlmodel import Session, select
 
 from adapters.slack import blocks as kit
+from bot.conversation.engine import Engine
 from bot.i18n import translator
 from bot.ideas import book, triage
 from bot.ideas.moderation import BadRequest, Moderators, StatusChanged, parse_set, targets
 from bot.runtime import Runtime
 from bot.staff import desk
+from bot.wiring import Feature, Features
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import DuplicateCandidate, StatusChange
@@ -22,7 +25,7 @@ from storage.models import DuplicateCandidate, StatusChange
 
 def make(rt: Runtime, title: str, status: str = "new") -> int:
     with transaction(rt.db) as session:
-        idea = book.create_idea(session, book.NewIdea(
+        idea = rt.ideas.create_idea(session, book.NewIdea(
             title=title, description=f"{title}: en beskrivelse som er lang nok.",
             channel="telegram", focus_area="Folkehelse"), by="test")
         idea.status = status
@@ -59,7 +62,7 @@ def test_concurrent_decisions_only_one_wins(runtime: Runtime) -> None:
 
     def decide(i: int) -> triage.Pair:
         decision: triage.Decision = triage.MERGED if i % 2 else triage.NOT_DUPLICATE
-        return desk.decide_pair(runtime.db, runtime.index, pair_id, decision, by=f"slack:U{i}")
+        return desk.decide_pair(runtime, pair_id, decision, by=f"slack:U{i}")
 
     results = run_together(4, decide)
     won = [r for r in results if isinstance(r, triage.Pair)]
@@ -78,7 +81,7 @@ def test_concurrent_status_moves_only_one_applies(runtime: Runtime) -> None:
     make(runtime, "Flere benker ved Semsvannet")
     moves = [parse_set(["KI-1", "nyttig"]), parse_set(["KI-1", "avslått", "Nei", "takk"])]
     results = run_together(2, lambda i: desk.set_status(
-        runtime.db, runtime.index, moves[i], by=f"slack:U{i}", expected=Status.NEW))
+        runtime, moves[i], by=f"slack:U{i}", expected=Status.NEW))
     assert sum(isinstance(r, StatusChange) for r in results) == 1, results
     assert sum(isinstance(r, StatusChanged) for r in results) == 1
     with Session(runtime.db) as session:
@@ -95,7 +98,7 @@ def test_next_pair_fifo_and_skip_wraps(runtime: Runtime) -> None:
     assert (triage.show_next(runtime.db) or pytest.fail()).id == first
     assert (triage.show_next(runtime.db, after=first) or pytest.fail()).id == second
     assert (triage.show_next(runtime.db, after=second) or pytest.fail()).id == first
-    desk.decide_pair(runtime.db, None, first or 0, triage.NOT_DUPLICATE, by="slack:U1")
+    desk.decide_pair(runtime, first or 0, triage.NOT_DUPLICATE, by="slack:U1")
     assert triage.show_next(runtime.db, after=second) is None  # nothing else is waiting
     assert triage.pending_count(runtime.db) == 1
 
@@ -174,8 +177,10 @@ def test_check_new_idea_rules() -> None:
 
 def test_status_view_is_extensible(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     make(runtime, "Flere benker ved Semsvannet")
-    monkeypatch.setattr(desk, "STATUS_EXTRAS", [lambda session, idea: {"answers": 3}])
-    detail = desk.status_detail(runtime.db, "KI-1")
+    answering = Feature("answers", status_extras=(lambda session, idea: {"answers": 3},))
+    extended = dataclasses.replace(runtime, engine=Engine(
+        runtime.db, runtime.settings, runtime.index, features=Features.of(answering)))
+    detail = desk.status_detail(extended, "KI-1")
     assert detail is not None and detail.extras == {"answers": 3}
 
     def answers(d: desk.IdeaDetail, t: Any, zone: Any) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ from tests.slack_fixtures import (
 )
 
 fake, rt, service, http = bench.fake, bench.rt, bench.service, bench.http
+kari, ola = bench.kari, bench.ola  # citizens of the Slack-configured runtime
 
 ON: dict[str, Any] = {"slack_use_user_locale": True}
 OFF: dict[str, Any] = {}  # the default: KOMINN_LOCALE unless the person chose
@@ -466,7 +467,7 @@ async def test_a_new_idea_from_an_english_user_is_posted_to_the_channel_in_komin
     (receipt,) = await fake.await_responses("cmd")
     assert "Thank you! Your idea is registered as *KI-1*" in shown(receipt)
 
-    await dispatch(rt.db, rt.settings, {"slack": service.sender})
+    await dispatch(rt.db, rt.settings, rt.features.renderers, {"slack": service.sender})
     (posted,) = fake.messages("CIDEAS")
     assert posted["text"].startswith("Ny idé KI-1: Benker rundt Semsvannet")
     assert set(buttons(posted)) == {"Vis"}

@@ -19,7 +19,6 @@ import pytest
 from aiohttp import web
 
 from adapters.slack import service as adapter
-from bot.features import ideas_channel
 from bot.runtime import Runtime
 from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
@@ -104,5 +103,4 @@ async def test_socket_mode_connects_handles_an_envelope_and_closes(
         assert "status KI-n" in shown(answer)
     finally:
         await service.stop()
-        ideas_channel.configure(None)
     assert service.socket_handler is None

@@ -14,7 +14,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlmodel import Session, select
 
 from bot.config import load_settings
-from bot.ideas import book
 from bot.runtime import open_runtime
 from dialogs.lifecycle import MoveNotAllowed, Status, allowed_moves
 from storage.db import make_engine, transaction
@@ -94,9 +93,9 @@ class EngineMachine(RuleBasedStateMachine):
                 if target is Status.MERGED:
                     other = session.get(Idea, 1 if number != 1 else 2)
                     if other is not None:
-                        book.merge(session, idea, other, by="test")
+                        self.runtime.ideas.merge(session, idea, other, by="test")
                 else:
-                    book.set_status(session, idea, target, by="test", note="fordi")
+                    self.runtime.ideas.set_status(session, idea, target, by="test", note="fordi")
             except MoveNotAllowed:
                 pass
 

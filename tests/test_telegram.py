@@ -356,7 +356,7 @@ class GatedEngine(Engine):
     Telegram while an update is being handled."""
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(engine.db, engine.settings, engine.index)
+        super().__init__(engine.db, engine.settings, engine.index, features=engine.features)
         self.entered = threading.Event()
         self.gate = threading.Event()
 
@@ -453,7 +453,7 @@ class BrokenEngine(Engine):
     would): the person gets an apology, and the next message is answered as usual."""
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(engine.db, engine.settings, engine.index)
+        super().__init__(engine.db, engine.settings, engine.index, features=engine.features)
 
     def handle(self, incoming: Incoming) -> list[Reply]:
         if incoming.text == "boom":

@@ -4,6 +4,7 @@ compared message by message with what `TelegramService.send_reply` sends for the
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from adapters.telegram.sender import open_sender
 from adapters.telegram.service import MAX_TEXT, chunks
 from bot.channels import DeliveryError
 from bot.config import Settings
-from bot.followups.notices import render
 from bot.i18n import translator
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
@@ -71,7 +71,9 @@ async def test_run_due_renders_notices_like_kominn_run(
                      key=lambda r: (r.due_at, r.id))
     assert [(r.kind, r.state) for r in notices] == [
         ("status_changed", "sent"), ("status_changed", "sent"), ("benefit_check", "sent")]
-    replies = [reply for row in notices for reply in render(row, translator(settings.locale))]
+    t = translator(settings.locale)
+    replies = [reply for row in notices
+               for reply in runtime.features.render(row.kind, json.loads(row.payload or "{}"), t)]
     delivered = fake.sent(CITIZEN)
 
     # The long status notice: escaped HTML in parts, its button only under the last part.

@@ -124,7 +124,7 @@ async def test_a_starting_worker_leaves_young_unconfirmed_answers_to_their_worke
         engine.handle(Incoming("telegram", str(KARI), text=text, chat_id=str(KARI),
                                update_id=update_id))
 
-    crashed = Engine(runtime.db, runtime.settings, runtime.index,
+    crashed = Engine(runtime.db, runtime.settings, runtime.index, features=runtime.features,
                      clock=lambda: utcnow() - timedelta(minutes=5))
     stored(crashed, "700001", "/hjelp")  # its worker died five minutes ago
     stored(runtime.engine, "700002", "/status KI-9")  # another worker: still sending it

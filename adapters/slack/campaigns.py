@@ -221,7 +221,7 @@ def collab_section(d: IdeaDetail, t: Translator, zone: tzinfo) -> list[Block]:
     """Moderators only: who said yes to collaborating, and the button to invite."""
     summary = d.extras.get("collab")
     blocks: list[Block] = []
-    if isinstance(summary, sc.CollabSummary) and summary.invites:
+    if isinstance(summary, collaboration.CollabSummary) and summary.invites:
         lines = [t("slack_campaigns.status.collab", n=summary.invites, yes=len(summary.yes))]
         lines += [t("slack_campaigns.status.yes_line", name=kit.esc(shorten(a.name, 100)),
                     channel=kit.esc(channel_label(t, a.channel)), date=kit.day(a.at, zone))

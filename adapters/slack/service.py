@@ -484,7 +484,7 @@ class SlackBot:
 
     async def show_status(self, answer: Answer, ref: str, *, replace: bool = False,
                           notice: str | None = None) -> None:
-        detail = await self.db(desk.status_detail, self.runtime.db, ref)
+        detail = await self.db(desk.status_detail, self.runtime, ref)
         if detail is None:
             await answer.say(answer.t("slack.not_found", ref=ref), replace=replace)
             return
@@ -523,7 +523,7 @@ class SlackBot:
                          expected: Status | None, replace: bool) -> None:
         t = answer.t
         try:
-            change = await self.db(desk.set_status, self.runtime.db, self.runtime.index,
+            change = await self.db(desk.set_status, self.runtime,
                                    request, by=f"slack:{user_id}", expected=expected)
         except IdeaNotFound as exc:
             named = re.search(r"KI-\d+", str(exc))
@@ -555,7 +555,7 @@ class SlackBot:
     async def decide(self, answer: Answer, user_id: str, pair_id: int,
                      decision: triage.Decision, keep: int | None = None) -> None:
         try:
-            pair = await self.db(desk.decide_pair, self.runtime.db, self.runtime.index,
+            pair = await self.db(desk.decide_pair, self.runtime,
                                  pair_id, decision, by=f"slack:{user_id}", keep=keep)
         except triage.AlreadyDecided as exc:
             await answer.send(kit.decided_blocks(exc.pair, answer.t, self.zone, already=True),
@@ -794,7 +794,7 @@ def _register(bot: SlackBot) -> None:
         answer = Answer(client, new.user_id, t, meta.get("url"))
 
         async def submit(b: SlackBot, a: Answer) -> None:
-            ref = await b.db(desk.submit_idea, b.runtime.db, b.runtime.index, new)
+            ref = await b.db(desk.submit_idea, b.runtime, new)
             await a.say(a.t("slack.new_idea_receipt", ref=ref))
 
         await _guarded(submit)(bot, answer)
@@ -888,7 +888,6 @@ class SlackService:
         self.routes: list[BaseRoute] = [] if self.socket_mode else [
             Route(PATH, self._endpoint, methods=["POST"])]
         self._http = AsyncSlackRequestHandler(self.bot.bolt)
-        ideas_channel.configure(settings)
 
     async def _endpoint(self, request: Request) -> Response:
         return await self._http.handle(request)
@@ -909,7 +908,6 @@ class SlackService:
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
             self.socket_handler = None
-        ideas_channel.configure(None)
 
 
 def service(runtime: Runtime) -> SlackService:

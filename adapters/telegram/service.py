@@ -100,7 +100,6 @@ from bot.config import ConfigError, Settings
 from bot.conversation.engine import Engine
 from bot.i18n import normalize_language, translator
 from bot.runtime import Runtime
-from dialogs import citizen
 from dialogs.types import Incoming, Location, Reply
 
 log = logging.getLogger("kominn.telegram")
@@ -648,7 +647,8 @@ class TelegramService:
         self._recorder.shutdown(wait=False)
 
     async def _publish_commands(self) -> None:
-        names = [name for name in COMMAND_MENU if name in citizen.COMMANDS]
+        known = self.engine.features.conversation.commands
+        names = [name for name in COMMAND_MENU if name in known]
         for code, language in MENU_LANGUAGES:
             t = translator(language)
             commands = [BotCommand(name, t(f"telegram.command.{name}")) for name in names

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from bot.config import ConfigError, Settings, get_settings
+from bot.ideas.book import IdeaBook
 from storage.migrate import SchemaBehind
 
 
@@ -34,13 +35,19 @@ def runtime():  # type: ignore[no-untyped-def]
 
 
 def database():  # type: ignore[no-untyped-def]
-    import bot.features  # noqa: F401  (idea changes made here queue their follow-ups too)
     from bot.runtime import open_database
 
     try:
         return open_database(settings())
     except SchemaBehind as exc:
         fail(f"{exc}")
+
+
+def idea_book() -> IdeaBook:
+    """Changes made from the shell are followed like any other (follow-ups, Slack posts)."""
+    from bot.features import assemble
+
+    return assemble(settings()).ideas
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> str:

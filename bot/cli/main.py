@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlmodel import select
 
 from bot.cli import campaigns, dedup, jobs, report
-from bot.cli.common import check_format, database, fail, print_json, runtime, settings
+from bot.cli.common import check_format, database, fail, idea_book, print_json, runtime, settings
 from bot.config import ConfigError
 from bot.i18n import translator
 
@@ -155,15 +155,15 @@ def ideas_set_status(
     note: Annotated[str | None, typer.Option(help="public note (required to decline)")] = None,
 ) -> None:
     """Move an idea through its lifecycle (only the moves the strategy allows)."""
-    from bot.ideas.book import IdeaNotFound, get_idea, set_status
+    from bot.ideas.book import IdeaNotFound, get_idea
     from dialogs.lifecycle import parse_status
     from storage.db import transaction
 
+    ideas = idea_book()
     try:
         target = parse_status(status)
         with transaction(database()) as session:
-            idea = get_idea(session, ref)
-            set_status(session, idea, target, by="cli", note=note)
+            ideas.set_status(session, get_idea(session, ref), target, by="cli", note=note)
     except (ValueError, IdeaNotFound) as exc:
         fail(f"refused: {exc}", 1)
     typer.echo(f"{ref.upper()} → {target.value}")
@@ -176,13 +176,15 @@ def ideas_merge(
     note: Annotated[str | None, typer.Option(help="public note")] = None,
 ) -> None:
     """Mark REF a duplicate of --into: its supporters follow the kept idea."""
-    from bot.ideas.book import IdeaNotFound, get_idea, merge
+    from bot.ideas.book import IdeaNotFound, get_idea
     from dialogs.lifecycle import MoveNotAllowed
     from storage.db import transaction
 
+    ideas = idea_book()
     try:
         with transaction(database()) as session:
-            merge(session, get_idea(session, ref), get_idea(session, into), by="cli", note=note)
+            ideas.merge(session, get_idea(session, ref), get_idea(session, into), by="cli",
+                        note=note)
     except (MoveNotAllowed, IdeaNotFound) as exc:
         fail(f"refused: {exc}", 1)
     typer.echo(f"{ref.upper()} → merged into {into.upper()}")

@@ -147,7 +147,7 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, 
     try:
         with _progress(Console(stderr=True)) as start:
             result = opendata.import_csv(
-                rt.db, rt.index, text, t=t, focus_areas=settings.focus_areas,
+                rt.db, rt.index, rt.ideas, text, t=t, focus_areas=settings.focus_areas,
                 zone=settings.zone, progress=lambda phase, total: start(labels[phase], total))
     except opendata.ImportFileError as exc:
         cli.fail(str(exc), 1)

@@ -1,7 +1,7 @@
 """Idea competitions (idékonkurranser): the municipality asks a question, citizens answer.
 
-Rules that run with the follow-up scans (bot/followups/rules.py), each idempotent through the outbox
-dedupe key: when a competition opens, one invitation to everyone who asked for invitations;
+Rules that run with the follow-up scans (bot/followups/rules.py), each idempotent through the
+outbox dedupe key: when a competition opens, one invitation to everyone who asked for invitations;
 three days before it closes, one reminder to those who started an answer but did not send it;
 when it closes, a summary to the moderators' Slack channel. When moderators choose ideas, every
 participant is told the outcome. Quiet hours and Telegram's rate ceiling are the dispatcher's
@@ -18,11 +18,12 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.followups import rules
-from bot.followups.notices import enqueue, enqueue_for_person, renderer
+from bot.followups.listeners import moderator_channel
+from bot.followups.notices import enqueue, enqueue_for_person
 from bot.i18n import Translator
 from bot.ideas import book
-from dialogs import campaigns as campaign_dialogs  # noqa: F401  (registers the commands)
+from bot.wiring import Feature
+from dialogs import campaigns as campaign_dialogs
 from dialogs.payload import global_choice
 from dialogs.refs import format_ref
 from dialogs.types import Reply
@@ -178,7 +179,7 @@ def rule_campaign_close(session: Session, settings: Settings, now: datetime) -> 
         col(Campaign.closes_at) <= now, col(Campaign.closed_at).is_not(None)))).all()
     for campaign in due:
         close(session, campaign, now)
-        channel = rules.moderator_channel(settings)
+        channel = moderator_channel(settings)
         if channel and enqueue(session, kind="campaign_summary",
                                dedupe_key=f"campaign_summary:{campaign.id}", channel="slack",
                                address=channel, payload=summary(session, campaign, now),
@@ -201,7 +202,6 @@ def _campaign_payload(campaign: Campaign, settings: Settings) -> dict[str, Any]:
 
 # --- how the notices read ----------------------------------------------------------------------
 
-@renderer("campaign_invite")
 def render_invite(p: dict[str, Any], t: Translator) -> list[Reply]:
     text = t("campaigns.invite", title=p["title"], question=p["question"],
              closes=p["closes"])
@@ -211,24 +211,35 @@ def render_invite(p: dict[str, Any], t: Translator) -> list[Reply]:
                          global_choice(t("campaigns.button_stop_invites"), "set:invite:off")))]
 
 
-@renderer("campaign_reminder")
 def render_reminder(p: dict[str, Any], t: Translator) -> list[Reply]:
     return [Reply(t("campaigns.reminder", title=p["title"], closes=p["closes"]),
-                  (global_choice(t("rules.button_continue"), "resume"),))]
+                  (global_choice(t("followups.button_continue"), "resume"),))]
 
 
-@renderer("campaign_outcome")
 def render_outcome(p: dict[str, Any], t: Translator) -> list[Reply]:
     key = "campaigns.outcome_chosen" if p["chosen"] else "campaigns.outcome_not_chosen"
     chosen = ", ".join(p["chosen_refs"]) or "–"
     return [Reply(t(key, title=p["title"], ref=p["ref"], chosen=chosen))]
 
 
-@renderer("campaign_summary")
 def render_summary(p: dict[str, Any], t: Translator) -> list[Reply]:
     return [Reply(t("campaigns.summary", title=p["title"], ideas=p["ideas"],
                     supporters=p["supporters"], realised=p["realised"]))]
 
 
-rules.RULES = (*rules.RULES, rule_campaign_invitations, rule_campaign_reminders,
-                   rule_campaign_close)
+def status_extra(session: Session, idea: Idea) -> dict[str, Any]:
+    """The competition the idea answers, and whether it was chosen (public)."""
+    campaign = session.get(Campaign, idea.campaign_id) if idea.campaign_id is not None else None
+    if campaign is None:
+        return {}
+    return {"campaign": {"id": campaign.id, "title": campaign.title, "chosen": bool(idea.chosen)}}
+
+
+FEATURE = Feature(
+    "campaigns",
+    dialogs=campaign_dialogs.PART,
+    renderers={"campaign_invite": render_invite, "campaign_reminder": render_reminder,
+               "campaign_outcome": render_outcome, "campaign_summary": render_summary},
+    rules=(rule_campaign_invitations, rule_campaign_reminders, rule_campaign_close),
+    status_extras=(status_extra,),
+)

@@ -6,14 +6,18 @@ shown only to moderators, by the name their channel knows them by."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.conversation.engine import CUSTOM_EFFECTS, Applied
-from bot.followups import rules
-from bot.followups.notices import enqueue_for_person, renderer
+from bot.conversation.effects import Applied
+from bot.followups.listeners import followers
+from bot.followups.notices import enqueue_for_person
 from bot.i18n import Translator
+from bot.wiring import Feature
 from dialogs import collab as collab_dialogs
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref
@@ -38,7 +42,7 @@ def invite(session: Session, idea: Idea, text: str, *, by: str) -> tuple[CollabI
     session.add(row)
     session.flush()
     asked = 0
-    for person, _role in rules.followers(session, idea):
+    for person, _role in followers(session, idea):
         if enqueue_for_person(session, person, kind="collab_invite",
                               dedupe_key=f"collab_invite:{row.id}:{person.id}",
                               payload={"invite": row.id, "ref": format_ref(idea.id or 0),
@@ -75,10 +79,41 @@ def apply_answer(applied: Applied, data: dict[str, Any]) -> None:
     session.add(row)
 
 
-@renderer("collab_invite")
 def render_invite(p: dict[str, Any], t: Translator) -> list[Reply]:
     return [Reply(t("collab.invite", ref=p["ref"], title=p["title"], text=p["text"]),
                   collab_dialogs.answer_choices(p["invite"], t))]
 
 
-CUSTOM_EFFECTS[collab_dialogs.ANSWER_EFFECT] = apply_answer
+# --- what the moderators' status view adds -------------------------------------------------
+
+@dataclass(frozen=True)
+class YesAnswer:
+    name: str
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CollabSummary:
+    """For moderators only: invitations sent for the idea, and who said yes."""
+
+    invites: int
+    yes: list[YesAnswer] = field(default_factory=list)
+
+
+def status_extra(session: Session, idea: Idea) -> dict[str, Any]:
+    """The idea's collaboration answers (the adapter shows them to moderators only)."""
+    invites = session.exec(select(func.count()).select_from(CollabInvite).where(
+        CollabInvite.idea_id == idea.id)).one()
+    yes = [YesAnswer(a["name"], a["channel"], datetime.fromisoformat(a["at"]))
+           for a in answers(session, idea.id or 0) if a["answer"] == "yes"]
+    return {"collab": CollabSummary(invites, yes)}
+
+
+FEATURE = Feature(
+    "collaboration",
+    dialogs=collab_dialogs.PART,
+    effects={collab_dialogs.ANSWER_EFFECT: apply_answer},
+    renderers={"collab_invite": render_invite},
+    status_extras=(status_extra,),
+)

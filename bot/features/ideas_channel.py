@@ -1,22 +1,25 @@
 """New ideas are posted to the employees' Slack channel (SLACK_IDEAS_CHANNEL) when it is set.
 
 The post is an outbox row written in the transaction that created the idea (whichever channel
-it came from), delivered later by the dispatcher through the Slack sender, once per idea.
-The Slack service calls `configure()` with the settings when it is built, so only a process
-that serves Slack queues these posts (a CSV import in the shell does not flood the channel).
+it came from: chat, Slack or a CSV import), delivered later by the dispatcher through the
+Slack sender, once per idea. `feature(settings)` listens for new ideas only when Slack and
+the channel are configured; the renderer is always there, so rows queued earlier still
+render after the setting is removed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
 
 from bot.config import Settings
-from bot.followups.notices import enqueue, renderer
+from bot.followups.notices import enqueue
 from bot.i18n import Translator
 from bot.ideas import book
 from bot.ideas.triage import excerpt
+from bot.wiring import Feature
 from dialogs.refs import format_ref
 from dialogs.types import Choice, Reply
 from storage.models import Idea
@@ -25,31 +28,20 @@ KIND = "slack_new_idea"
 CHANNEL = "slack"
 STATUS_PAYLOAD = "status:"  # a button payload the Slack adapter answers with the status view
 
-_ideas_channel: str | None = None
+def on_created(channel_id: str) -> Callable[[Session, Idea], None]:
+    """The listener that queues a post about each new idea to `channel_id`."""
+
+    def post(session: Session, idea: Idea) -> None:
+        ref = format_ref(idea.id or 0)
+        enqueue(session, kind=KIND, dedupe_key=f"{KIND}:{idea.id}", channel=CHANNEL,
+                address=channel_id,
+                payload={"ref": ref, "title": idea.title, "excerpt": excerpt(idea.description),
+                         "focus_area": idea.focus_area, "place": idea.place,
+                         "channel": idea.channel})
+
+    return post
 
 
-def configure(settings: Settings | None) -> None:
-    """Where new ideas go (None: nowhere)."""
-    global _ideas_channel
-    _ideas_channel = settings.slack_ideas_channel if settings is not None else None
-
-
-def ideas_channel() -> str | None:
-    return _ideas_channel
-
-
-def on_created(session: Session, idea: Idea) -> None:
-    if not _ideas_channel:
-        return
-    ref = format_ref(idea.id or 0)
-    enqueue(session, kind=KIND, dedupe_key=f"{KIND}:{idea.id}", channel=CHANNEL,
-            address=_ideas_channel,
-            payload={"ref": ref, "title": idea.title, "excerpt": excerpt(idea.description),
-                     "focus_area": idea.focus_area, "place": idea.place,
-                     "channel": idea.channel})
-
-
-@renderer(KIND)
 def render_new_idea(payload: dict[str, Any], t: Translator) -> list[Reply]:
     """Plain text (the Slack sender escapes it) and a button that opens the status view."""
     lines = [t("slack.new_idea_post", ref=payload["ref"], title=payload["title"])]
@@ -71,5 +63,8 @@ def channel_label(t: Translator, channel: str | None) -> str:
     return (channel or "") if label == key else label
 
 
-if on_created not in book.ON_CREATED:
-    book.ON_CREATED.append(on_created)
+def feature(settings: Settings) -> Feature:
+    channel_id = settings.slack_ideas_channel if settings.slack_enabled else None
+    listeners = book.IdeaListeners(created=(on_created(channel_id),)) if channel_id \
+        else book.IdeaListeners()
+    return Feature("ideas_channel", renderers={KIND: render_new_idea}, listeners=listeners)

@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from bot.channels import DeliveryError, Sender
 from bot.config import Settings
-from bot.followups.notices import RENDERERS
+from bot.followups.notices import Renderer
 from bot.i18n import translator
 from bot.retry import retry_transient
 from dialogs.types import Reply
@@ -241,13 +241,16 @@ def _set_state(session: Session, row_id: int | None, state: str, *, error: str |
 
 # --- delivering -------------------------------------------------------------------------------
 
-def render_claimed(item: Claimed) -> list[Reply]:
-    return RENDERERS[item.kind](json.loads(item.payload or "{}"), translator(item.language))
+def render_claimed(item: Claimed, renderers: Mapping[str, Renderer]) -> list[Reply]:
+    """The row's replies in the recipient's language (`KeyError`: no feature renders it)."""
+    return renderers[item.kind](json.loads(item.payload or "{}"), translator(item.language))
 
 
-async def dispatch(db: DbEngine, settings: Settings, senders: Mapping[str, Sender],
-                   now: datetime | None = None, policy: Policy = Policy()) -> DispatchResult:
-    """Deliver everything due at `now` (default: the real clock) that a sender exists for.
+async def dispatch(db: DbEngine, settings: Settings, renderers: Mapping[str, Renderer],
+                   senders: Mapping[str, Sender], now: datetime | None = None,
+                   policy: Policy = Policy()) -> DispatchResult:
+    """Deliver everything due at `now` (default: the real clock) that a sender exists for,
+    rendered by the renderer of its kind (`Features.renderers`).
 
     Database work runs in a thread so the event loop (which also serves the chat adapters)
     never waits on the database. Sends overlap up to what each sender takes (see `Lanes`),
@@ -261,8 +264,8 @@ async def dispatch(db: DbEngine, settings: Settings, senders: Mapping[str, Sende
             batch = await asyncio.to_thread(claim, db, settings, list(senders), moment, policy,
                                             result)
             for item in batch:
-                await lanes.start(item, _deliver(db, senders[item.channel], item, now, policy,
-                                                 result))
+                await lanes.start(item, _deliver(db, senders[item.channel], item, renderers,
+                                                 now, policy, result))
             if not batch:
                 break
     except Exception:
@@ -331,12 +334,13 @@ class Lanes:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _deliver(db: DbEngine, sender: Sender, item: Claimed, now: datetime | None,
-                   policy: Policy, result: DispatchResult) -> None:
+async def _deliver(db: DbEngine, sender: Sender, item: Claimed,
+                   renderers: Mapping[str, Renderer], now: datetime | None, policy: Policy,
+                   result: DispatchResult) -> None:
     """Send one claimed row and record the outcome (counted here, on the event loop: several
     rows finish at once, so the worker threads must not count)."""
     try:
-        replies = render_claimed(item)
+        replies = render_claimed(item, renderers)
     except Exception as exc:  # noqa: BLE001 - a row that cannot render is parked, not retried
         await _failed(db, item, f"render: {type(exc).__name__}", now, True, None, policy, result)
         return
@@ -395,8 +399,8 @@ def _finish_failed(db: DbEngine, item: Claimed, error: str, now: datetime, perma
 
 # --- pull delivery (the terminal) -------------------------------------------------------------
 
-def take_pending(db: DbEngine, settings: Settings, channel: str, address: str,
-                 now: datetime | None = None) -> list[Reply]:
+def take_pending(db: DbEngine, settings: Settings, renderers: Mapping[str, Renderer],
+                 channel: str, address: str, now: datetime | None = None) -> list[Reply]:
     """Due notices for one address on a channel without push (the terminal chat shows them
     when the person comes back), marked sent as they are handed out. Quiet hours do not apply:
     the person is there."""
@@ -412,7 +416,7 @@ def take_pending(db: DbEngine, settings: Settings, channel: str, address: str,
                 continue
             for item in _prepared(session, [row], settings, DispatchResult()):
                 try:
-                    replies.extend(render_claimed(item))
+                    replies.extend(render_claimed(item, renderers))
                 except Exception as exc:  # noqa: BLE001 - park it, show the rest
                     _set_state(session, row.id, FAILED, error=f"render: {type(exc).__name__}")
                     continue

@@ -1,8 +1,11 @@
-"""The outbox: messages to send later, written in the transaction of the change that caused
-them. A dedupe key makes queuing idempotent; the dispatcher (bot/followups/dispatcher.py) delivers.
+"""Notices: what each follow-up says. The outbox holds messages to send later, written in
+the transaction of the change that caused them (a dedupe key makes queuing idempotent); the
+dispatcher (bot/followups/dispatcher.py) delivers them.
 
 Each kind of message has a renderer that turns its JSON payload into replies in the
 recipient's language at delivery time (so a language change before delivery is honoured).
+The renderers of the core follow-ups are here (`RENDERERS`); features bring their own
+(bot/wiring.py joins them).
 """
 
 from __future__ import annotations
@@ -15,22 +18,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bot.i18n import Translator
-from dialogs.types import Reply
+from dialogs import resume, submit
+from dialogs.payload import global_choice
+from dialogs.types import Choice, Reply
 from storage.models import Outbox, Person, utcnow
 
 Renderer = Callable[[dict[str, Any], Translator], list[Reply]]
-
-# kind → renderer; feature modules register theirs at import (see bot/features/).
-RENDERERS: dict[str, Renderer] = {}
-
-
-def renderer(kind: str) -> Callable[[Renderer], Renderer]:
-    def register(fn: Renderer) -> Renderer:
-        RENDERERS[kind] = fn
-        return fn
-
-    return register
-
 
 def enqueue(session: Session, *, kind: str, dedupe_key: str, channel: str,
             address: str | None, payload: dict[str, Any], due_at: datetime | None = None,
@@ -55,5 +48,66 @@ def enqueue_for_person(session: Session, person: Person, *, kind: str, dedupe_ke
                    address=person.chat_id, payload=payload, due_at=due_at, person_id=person.id)
 
 
-def render(row: Outbox, t: Translator) -> list[Reply]:
-    return RENDERERS[row.kind](json.loads(row.payload or "{}"), t)
+# --- the core follow-ups: payload → replies in the recipient's language ---------------------
+
+
+def render_status(p: dict[str, Any], t: Translator) -> list[Reply]:
+    lines = [t(f"followups.status_{p.get('role', 'author')}", ref=p["ref"], title=p["title"],
+               status=t(f"status.{p['to']}"))]
+    if p.get("note"):
+        lines.append(t("followups.status_note", note=p["note"]))
+    return [Reply("\n".join(lines), (_status_button(t, p["idea"]),))]
+
+
+def render_merged(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t(f"followups.merged_{p.get('role', 'author')}", ref=p["ref"],
+                    title=p["title"], into_ref=p["into_ref"], into_title=p["into_title"]))]
+
+
+def render_supported(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("followups.supported", ref=p["ref"], title=p["title"], count=p["count"]))]
+
+
+def render_stale_author(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("followups.stale_author", ref=p["ref"], title=p["title"], days=p["days"]))]
+
+
+def render_stale_moderator(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("followups.stale_moderator", ref=p["ref"], title=p["title"],
+                    days=p["days"]))]
+
+
+def render_dialog_reminder(p: dict[str, Any], t: Translator) -> list[Reply]:
+    key = "followups.reminder_submit" if p.get("flow") == submit.FLOW else \
+        "followups.reminder_other"
+    return [Reply(t(key), resume.reminder_choices(t))]
+
+
+def render_digest(p: dict[str, Any], t: Translator) -> list[Reply]:
+    lines = [t("followups.digest_header", week=p["week"]), "",
+             t("followups.digest_new", count=p["new_count"])]
+    lines += [t("followups.digest_line", ref=i["ref"], title=i["title"]) for i in p["new"]]
+    if p["new_count"] > len(p["new"]):
+        lines.append(t("followups.digest_more", count=p["new_count"] - len(p["new"])))
+    lines += ["", t("followups.digest_triage", count=p["triage"]), "",
+              t("followups.digest_stale", count=p["stale_count"], days=p["stale_days"])]
+    lines += [t("followups.digest_stale_line", ref=i["ref"], title=i["title"], days=i["days"])
+              for i in p["stale"]]
+    if p["stale_count"] > len(p["stale"]):
+        lines.append(t("followups.digest_more", count=p["stale_count"] - len(p["stale"])))
+    return [Reply("\n".join(lines))]
+
+
+def _status_button(t: Translator, number: int) -> Choice:
+    return global_choice(t("followups.button_status"), f"status:{number}")
+
+
+RENDERERS: dict[str, Renderer] = {
+    "status_changed": render_status,
+    "merged": render_merged,
+    "supported": render_supported,
+    "stale_author": render_stale_author,
+    "stale_moderator": render_stale_moderator,
+    "dialog_reminder": render_dialog_reminder,
+    "weekly_digest": render_digest,
+}

@@ -1,19 +1,13 @@
-"""Follow-ups: no idea goes quiet. The rules that decide who hears what, and when.
+"""Follow-ups that fall due with time: the scans the scheduler runs every minute.
 
-Two kinds of rules, both writing outbox rows (bot/followups/notices.py) that the dispatcher
-delivers:
-
-* **Listeners** on idea changes (bot/ideas/book.py) run inside the transaction of the change, so a
-  notice exists exactly when the change does: status change → author and supporters; merge →
-  the merged idea's followers learn which idea they now follow; support → the author hears at
-  milestones (1, 5, 10, 25 … supporters).
-* **Scans** (`create_due(db, settings, now)`) read the database and queue what has fallen due:
-  an idea still `new` after KOMINN_STALE_DAYS (author note + moderator nudge), the benefit
-  check KOMINN_BENEFIT_CHECK_DAYS after `realised`, one reminder for a dialog left for
-  KOMINN_DIALOG_REMINDER_HOURS (dropped after KOMINN_DIALOG_EXPIRY_DAYS), and the weekly digest
-  to the moderators' Slack channel. Scans keep no state of their own: every rule is idempotent
-  through the outbox dedupe key, so a restart, a second worker or a late run loses and repeats
-  nothing.
+`create_due(db, settings, rules, now)` runs each rule once in its own transaction; a rule
+reads the database and queues what has fallen due at `now`: an idea still `new` after
+KOMINN_STALE_DAYS (author note + moderator nudge), one reminder for a dialog left for
+KOMINN_DIALOG_REMINDER_HOURS (dropped after KOMINN_DIALOG_EXPIRY_DAYS), and the weekly digest
+to the moderators' channel; features add their own (the benefit check, competitions). Rules
+keep no state of their own: every rule is idempotent through the outbox dedupe key, so a
+restart, a second worker or a late run loses and repeats nothing. What follows a change at
+once (status news, merges, milestones) is in bot/followups/listeners.py.
 
 Consent: scheduled notices go only to people who said yes to follow-ups
 (`person.follow_up_consent is True`); the reminder about a half-finished dialog goes to anyone
@@ -23,7 +17,7 @@ who has not said no (the question may not have been asked yet).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -33,19 +27,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.conversation.engine import CUSTOM_EFFECTS, Applied
-from bot.followups import dispatcher
-from bot.followups.notices import enqueue, enqueue_for_person, renderer
-from bot.i18n import Translator
-from bot.ideas import book
-from dialogs import benefit, resume, submit
+from bot.followups.listeners import idea_payload, moderator_channel, wants_followups
+from bot.followups.notices import enqueue, enqueue_for_person
+from bot.wiring import Rule
+from dialogs import benefit
 from dialogs.lifecycle import Status
-from dialogs.payload import global_choice
 from dialogs.refs import format_ref
-from dialogs.types import Choice, Reply
 from storage.db import transaction
 from storage.models import (
-    BenefitAnswer,
     DialogState,
     DuplicateCandidate,
     Idea,
@@ -56,7 +45,6 @@ from storage.models import (
 
 log = logging.getLogger("kominn.followups")
 
-SUPPORT_MILESTONES = frozenset({1, 5, 10, 25, 50, 100, 250, 500, 1000})
 # Conversations that are not worth a reminder (the answer that mattered is already stored).
 SILENT_FLOWS = frozenset({benefit.FLOW, "erase"})
 DIGEST_WEEKDAY, DIGEST_HOUR = 0, 8  # Monday 08:00 local time
@@ -64,85 +52,10 @@ DIGEST_LIST = 10
 STAFF_CHANNEL = "slack"
 
 
-# --- who hears -------------------------------------------------------------------------------
-
-def wants_followups(person: Person | None) -> bool:
-    return (person is not None and person.follow_up_consent is True
-            and person.erased_at is None and bool(person.chat_id))
-
-
-def followers(session: Session, idea: Idea) -> list[tuple[Person, str]]:
-    """The author and supporters who agreed to follow-ups, each once: (person, role)."""
-    found: list[tuple[Person, str]] = []
-    seen: set[int] = set()
-    ids = [(idea.author_id, "author")] + [
-        (s.person_id, "supporter") for s in book.supporters(session, idea.id or 0)]
-    for person_id, role in ids:
-        if person_id is None or person_id in seen:
-            continue
-        seen.add(person_id)
-        person = session.get(Person, person_id)
-        if wants_followups(person):
-            found.append((person, role))  # type: ignore[arg-type]
-    return found
-
-
-def moderator_channel(settings: Settings) -> str | None:
-    """The Slack channel for nudges and the digest, when Slack can be posted to at all."""
-    if not settings.slack_bot_token:
-        return None
-    return settings.moderator_channel or settings.slack_ideas_channel
-
-
-def _idea_payload(idea: Idea) -> dict[str, Any]:
-    return {"idea": idea.id, "ref": book.ref_of(idea), "title": idea.title}
-
-
-# --- listeners: in the transaction of the change ---------------------------------------------
-
-def on_status_changed(session: Session, idea: Idea, change: StatusChange) -> None:
-    if change.to_status == Status.MERGED.value:
-        return  # on_merged tells them which idea they follow now
-    for person, role in followers(session, idea):
-        enqueue_for_person(
-            session, person, kind="status_changed", dedupe_key=f"status:{change.id}:{person.id}",
-            payload={**_idea_payload(idea), "role": role, "from": change.from_status,
-                     "to": change.to_status, "note": change.note},
-            due_at=change.at)
-
-
-def on_merged(session: Session, idea: Idea, into: Idea, change: StatusChange) -> None:
-    for person, role in followers(session, idea):
-        enqueue_for_person(
-            session, person, kind="merged", dedupe_key=f"merged:{change.id}:{person.id}",
-            payload={**_idea_payload(idea), "role": role, "into_ref": book.ref_of(into),
-                     "into_title": into.title},
-            due_at=change.at)
-
-
-def on_supported(session: Session, idea: Idea, person_id: int) -> None:
-    count = book.supporter_count(session, idea.id or 0)
-    if count not in SUPPORT_MILESTONES or idea.author_id is None:
-        return
-    author = session.get(Person, idea.author_id)
-    if wants_followups(author):
-        enqueue_for_person(session, author,  # type: ignore[arg-type]
-                           kind="supported", dedupe_key=f"support:{idea.id}:{count}",
-                           payload={**_idea_payload(idea), "count": count})
-
-
-def on_erased(session: Session, person: Person) -> None:
-    dispatcher.forget_person(session, person.id)
-
-
-# --- scans: what has fallen due at `now` -----------------------------------------------------
-
-Rule = Callable[[Session, Settings, datetime], int]
-
-
-def create_due(db: DbEngine, settings: Settings, now: datetime) -> dict[str, int]:
+def create_due(db: DbEngine, settings: Settings, rules: Sequence[Rule],
+               now: datetime) -> dict[str, int]:
     """Run every rule once at `now`; how many notices (or dropped dialogs) each produced."""
-    return {rule.__name__.removeprefix("rule_"): _run(db, rule, settings, now) for rule in RULES}
+    return {rule.__name__.removeprefix("rule_"): _run(db, rule, settings, now) for rule in rules}
 
 
 def _run(db: DbEngine, rule: Rule, settings: Settings, now: datetime, tries: int = 3) -> int:
@@ -158,7 +71,7 @@ def _run(db: DbEngine, rule: Rule, settings: Settings, now: datetime, tries: int
     return 0
 
 
-def _existing(session: Session, prefix: str) -> set[str]:
+def existing_keys(session: Session, prefix: str) -> set[str]:
     return set(session.exec(select(Outbox.dedupe_key).where(
         col(Outbox.dedupe_key).startswith(prefix))).all())
 
@@ -169,7 +82,7 @@ def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
     the stretch is named by the idea's latest status change)."""
     cutoff = now - timedelta(days=settings.stale_days)
     channel = moderator_channel(settings)
-    done = _existing(session, "stale")
+    done = existing_keys(session, "stale")
     latest = (select(StatusChange.idea_id, func.max(StatusChange.id).label("stretch"))
               .group_by(StatusChange.idea_id).subquery())
     found = session.exec(
@@ -179,7 +92,7 @@ def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
     queued = 0
     for idea, stretch in found:
         author_key, staff_key = f"stale:{idea.id}:{stretch}", f"stale-mod:{idea.id}:{stretch}"
-        payload = {**_idea_payload(idea), "days": (now - idea.status_changed_at).days}
+        payload = {**idea_payload(idea), "days": (now - idea.status_changed_at).days}
         if idea.author_id is not None and author_key not in done:
             author = session.get(Person, idea.author_id)
             if wants_followups(author):
@@ -190,29 +103,6 @@ def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
             queued += bool(enqueue(session, kind="stale_moderator", dedupe_key=staff_key,
                                    channel=STAFF_CHANNEL, address=channel, due_at=now,
                                    payload=payload))
-    return queued
-
-
-def rule_benefit_check(session: Session, settings: Settings, now: datetime) -> int:
-    """KOMINN_BENEFIT_CHECK_DAYS after `realised`, ask the author whether it helped."""
-    cutoff = now - timedelta(days=settings.benefit_check_days)
-    done = _existing(session, "benefit:")
-    queued = 0
-    ideas = session.exec(select(Idea).where(Idea.status == Status.REALISED.value,
-                                            col(Idea.status_changed_at) <= cutoff,
-                                            col(Idea.author_id).is_not(None))).all()
-    for idea in ideas:
-        key = f"benefit:{idea.id}:{idea.author_id}"
-        if key in done:
-            continue
-        author = session.get(Person, idea.author_id)
-        answered = session.exec(select(BenefitAnswer.id).where(
-            BenefitAnswer.idea_id == idea.id, BenefitAnswer.person_id == idea.author_id)).first()
-        if wants_followups(author) and not answered:
-            queued += bool(enqueue_for_person(
-                session, author, kind="benefit_check", dedupe_key=key,  # type: ignore[arg-type]
-                payload={**_idea_payload(idea), "days": settings.benefit_check_days},
-                due_at=now))
     return queued
 
 
@@ -285,7 +175,7 @@ def rule_weekly_digest(session: Session, settings: Settings, now: datetime) -> i
     moment = digest_moment(now, settings)
     year, week, _ = moment.astimezone(settings.zone).isocalendar()
     key = f"digest:{year}-W{week:02d}"
-    if _existing(session, key):
+    if existing_keys(session, key):
         return 0
     return int(enqueue(session, kind="weekly_digest", dedupe_key=key, channel=STAFF_CHANNEL,
                        address=channel, due_at=now,
@@ -315,117 +205,7 @@ def digest_payload(session: Session, settings: Settings, moment: datetime,
     }
 
 
-RULES: tuple[Rule, ...] = (rule_stale, rule_benefit_check, rule_dialog_expiry,
-                           rule_dialog_reminder, rule_weekly_digest)
+RULES: tuple[Rule, ...] = (rule_stale, rule_dialog_expiry, rule_dialog_reminder,
+                           rule_weekly_digest)
 
 
-# --- renderers: payload → replies in the recipient's language at delivery time ---------------
-
-@renderer("status_changed")
-def render_status(p: dict[str, Any], t: Translator) -> list[Reply]:
-    lines = [t(f"followups.status_{p.get('role', 'author')}", ref=p["ref"], title=p["title"],
-               status=t(f"status.{p['to']}"))]
-    if p.get("note"):
-        lines.append(t("followups.status_note", note=p["note"]))
-    return [Reply("\n".join(lines), (_status_button(t, p["idea"]),))]
-
-
-@renderer("merged")
-def render_merged(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t(f"followups.merged_{p.get('role', 'author')}", ref=p["ref"],
-                    title=p["title"], into_ref=p["into_ref"], into_title=p["into_title"]))]
-
-
-@renderer("supported")
-def render_supported(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.supported", ref=p["ref"], title=p["title"], count=p["count"]))]
-
-
-@renderer("stale_author")
-def render_stale_author(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.stale_author", ref=p["ref"], title=p["title"], days=p["days"]))]
-
-
-@renderer("stale_moderator")
-def render_stale_moderator(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.stale_moderator", ref=p["ref"], title=p["title"],
-                    days=p["days"]))]
-
-
-@renderer("benefit_check")
-def render_benefit_check(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.benefit_ask", ref=p["ref"], title=p["title"], days=p["days"]),
-                  benefit.answer_choices(int(p["idea"]), t))]
-
-
-@renderer("dialog_reminder")
-def render_dialog_reminder(p: dict[str, Any], t: Translator) -> list[Reply]:
-    key = "followups.reminder_submit" if p.get("flow") == submit.FLOW else \
-        "followups.reminder_other"
-    return [Reply(t(key), resume.reminder_choices(t))]
-
-
-@renderer("weekly_digest")
-def render_digest(p: dict[str, Any], t: Translator) -> list[Reply]:
-    lines = [t("followups.digest_header", week=p["week"]), "",
-             t("followups.digest_new", count=p["new_count"])]
-    lines += [t("followups.digest_line", ref=i["ref"], title=i["title"]) for i in p["new"]]
-    if p["new_count"] > len(p["new"]):
-        lines.append(t("followups.digest_more", count=p["new_count"] - len(p["new"])))
-    lines += ["", t("followups.digest_triage", count=p["triage"]), "",
-              t("followups.digest_stale", count=p["stale_count"], days=p["stale_days"])]
-    lines += [t("followups.digest_stale_line", ref=i["ref"], title=i["title"], days=i["days"])
-              for i in p["stale"]]
-    if p["stale_count"] > len(p["stale"]):
-        lines.append(t("followups.digest_more", count=p["stale_count"] - len(p["stale"])))
-    return [Reply("\n".join(lines))]
-
-
-def _status_button(t: Translator, number: int) -> Choice:
-    return global_choice(t("followups.button_status"), f"status:{number}")
-
-
-# --- benefit-check answers (custom effects of dialogs/benefit.py) ----------------------------
-
-def apply_benefit_answer(applied: Applied, data: dict[str, Any]) -> None:
-    """Store (or change) the author's answer; anyone else's press is ignored."""
-    session, person = applied.session, applied.person
-    idea = session.get(Idea, int(data["idea"]))
-    if idea is None or idea.author_id != person.id or data.get("answer") not in benefit.ANSWERS:
-        log.warning("benefit answer refused", extra={"event": "benefit_refused"})
-        return
-    row = _benefit_row(session, idea.id, person.id)
-    if row is None:
-        row = BenefitAnswer(idea_id=idea.id or 0, person_id=person.id)
-    row.answer = data["answer"]
-    session.add(row)
-    log.info("benefit answer stored", extra={"event": "benefit_answer",
-                                             "ref": book.ref_of(idea)})
-
-
-def apply_benefit_comment(applied: Applied, data: dict[str, Any]) -> None:
-    row = _benefit_row(applied.session, data.get("idea"), applied.person.id)
-    if row is None:
-        return
-    row.comment = str(data.get("comment") or "")[:benefit.COMMENT_MAX] or None
-    applied.session.add(row)
-
-
-def _benefit_row(session: Session, idea_id: int | None, person_id: int | None
-                 ) -> BenefitAnswer | None:
-    return session.exec(select(BenefitAnswer).where(
-        BenefitAnswer.idea_id == idea_id, BenefitAnswer.person_id == person_id)).first()
-
-
-def _register() -> None:
-    for hooks, hook in ((book.ON_STATUS_CHANGED, on_status_changed),
-                        (book.ON_MERGED, on_merged),
-                        (book.ON_SUPPORTED, on_supported),
-                        (book.ON_ERASED, on_erased)):
-        if hook not in hooks:
-            hooks.append(hook)  # type: ignore[arg-type]
-    CUSTOM_EFFECTS[benefit.ANSWER_EFFECT] = apply_benefit_answer
-    CUSTOM_EFFECTS[benefit.COMMENT_EFFECT] = apply_benefit_comment
-
-
-_register()

@@ -40,8 +40,10 @@ async def run_due(runtime: Runtime, senders: Mapping[str, Sender],
                   now: datetime | None = None, policy: Policy = Policy()) -> dict[str, Any]:
     """Queue everything due at `now`, deliver what the senders can take, and report counts."""
     now = now or utcnow()
-    created = await asyncio.to_thread(create_due, runtime.db, runtime.settings, now)
-    result = await dispatch(runtime.db, runtime.settings, senders, now, policy)
+    created = await asyncio.to_thread(create_due, runtime.db, runtime.settings,
+                                      runtime.features.rules, now)
+    result = await dispatch(runtime.db, runtime.settings, runtime.features.renderers, senders,
+                            now, policy)
     return {"now": now.isoformat(), "created": created, **result.as_dict()}
 
 
@@ -122,12 +124,12 @@ class SchedulerService:
     async def dispatch_once(self) -> None:
         runtime = self.runtime
         await self._exclusive("dispatch", lambda: dispatch(
-            runtime.db, runtime.settings, self.senders))
+            runtime.db, runtime.settings, runtime.features.renderers, self.senders))
 
     async def scan_once(self) -> None:
         runtime = self.runtime
         await self._exclusive("scan", lambda: asyncio.to_thread(
-            create_due, runtime.db, runtime.settings, utcnow()))
+            create_due, runtime.db, runtime.settings, runtime.features.rules, utcnow()))
 
     async def prune_once(self) -> None:
         await self._exclusive("retention", lambda: asyncio.to_thread(

@@ -1,11 +1,17 @@
-"""The idea service: every change to ideas goes through here (engine, CLI, Slack alike), so the
-lifecycle rules, the audit history and the follow-up notices are the same whoever acts."""
+"""The idea book: every idea's record, and every change to it.
+
+Changes go through one `IdeaBook` (engine, CLI, Slack and import alike), so the lifecycle
+rules, the audit history and what follows a change (follow-up notices, the Slack ideas channel)
+are the same whoever acts. What follows is the book's `IdeaListeners`, given when the runtime
+is assembled (`bot.features.assemble`); listeners run inside the caller's transaction, so a
+notice exists exactly when its change does. Reading needs no book: the queries here are plain
+functions over a session."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -62,39 +68,6 @@ def get_idea(session: Session, ref: str | int) -> Idea:
     return idea
 
 
-def create_idea(session: Session, new: NewIdea, *, by: str) -> Idea:
-    """Store a new idea with its first history row (→ new)."""
-    now = new.created_at or utcnow()
-    idea = Idea(
-        title=new.title, description=new.description, focus_area=new.focus_area,
-        place=new.place, latitude=new.latitude, longitude=new.longitude, channel=new.channel,
-        author_id=new.author_id, campaign_id=new.campaign_id, status=Status.NEW.value,
-        created_at=now, updated_at=now, status_changed_at=now,
-    )
-    session.add(idea)
-    session.flush()
-    session.add(StatusChange(idea_id=idea.id, from_status=None, to_status=Status.NEW.value,
-                             at=now, by=by))
-    for listener in ON_CREATED:
-        listener(session, idea)
-    return idea
-
-
-def add_support(session: Session, idea: Idea, person_id: int) -> bool:
-    """Back an idea; False if already supported (or it is the person's own idea)."""
-    if idea.author_id == person_id:
-        return False
-    exists = session.exec(select(Support).where(
-        Support.idea_id == idea.id, Support.person_id == person_id)).first()
-    if exists:
-        return False
-    session.add(Support(idea_id=idea.id, person_id=person_id))
-    session.flush()
-    for listener in ON_SUPPORTED:
-        listener(session, idea, person_id)
-    return True
-
-
 def supporters(session: Session, idea_id: int) -> list[Support]:
     return list(session.exec(select(Support).where(Support.idea_id == idea_id)
                              .order_by(Support.created_at)))
@@ -108,62 +81,6 @@ def supporter_count(session: Session, idea_id: int) -> int:
 def history(session: Session, idea_id: int) -> list[StatusChange]:
     return list(session.exec(select(StatusChange).where(StatusChange.idea_id == idea_id)
                              .order_by(StatusChange.at, StatusChange.id)))
-
-
-def set_status(session: Session, idea: Idea, target: Status, *, by: str,
-               note: str | None = None, at: datetime | None = None) -> StatusChange:
-    """A lifecycle move; refused (`MoveNotAllowed`) unless the strategy allows it.
-    Use `merge()` to mark a duplicate: it needs the idea it is merged into."""
-    if target is Status.MERGED:
-        raise MoveNotAllowed("use merge to mark an idea as a duplicate of another")
-    current = Status(idea.status)
-    check_move(current, target, note)
-    return _record_move(session, idea, current, target, by=by, note=note, at=at)
-
-
-def _record_move(session: Session, idea: Idea, current: Status, target: Status, *, by: str,
-                 note: str | None, at: datetime | None) -> StatusChange:
-    now = at or utcnow()
-    note = (note or "").strip() or None
-    idea.status = target.value
-    idea.status_changed_at = now
-    idea.updated_at = now
-    idea.public_note = note  # the note explains this move; an older one would mislead
-    change = StatusChange(idea_id=idea.id, from_status=current.value, to_status=target.value,
-                          at=now, by=by, note=note)
-    session.add(idea)
-    session.add(change)
-    session.flush()
-    for listener in ON_STATUS_CHANGED:
-        listener(session, idea, change)
-    return change
-
-
-def merge(session: Session, idea: Idea, into: Idea, *, by: str, note: str | None = None,
-          at: datetime | None = None) -> StatusChange:
-    """Mark `idea` a duplicate of `into`: its author and supporters now back `into`, and
-    pending duplicate candidates that pointed at it follow the kept idea."""
-    if idea.id == into.id:
-        raise MoveNotAllowed("an idea cannot be merged into itself")
-    if Status(into.status) is Status.MERGED:
-        raise MoveNotAllowed(f"{ref_of(into)} is itself merged; merge into the idea it points at")
-    current = Status(idea.status)
-    check_move(current, Status.MERGED)
-    followers = [s.person_id for s in supporters(session, idea.id)]
-    if idea.author_id is not None:
-        followers.insert(0, idea.author_id)
-    for person_id in followers:
-        if person_id != into.author_id:
-            _ensure_support(session, into.id, person_id)
-    idea.merged_into_id = into.id
-    into.updated_at = utcnow()
-    session.add(into)
-    _retarget_candidates(session, idea.id, into.id)
-    change = _record_move(session, idea, current, Status.MERGED, by=by,
-                          note=note or f"→ {ref_of(into)}", at=at)
-    for listener in ON_MERGED:
-        listener(session, idea, into, change)
-    return change
 
 
 def _ensure_support(session: Session, idea_id: int | None, person_id: int) -> None:
@@ -274,24 +191,6 @@ def _idea_dict(idea: Idea) -> dict[str, Any]:
             "created_at": idea.created_at.isoformat()}
 
 
-def erase_person(session: Session, person: Person) -> None:
-    """Right to erasure: personal fields go, ideas stay as public records by "innbygger",
-    supports stay (counts are kept) but point at an anonymous person."""
-    person.display_name = None
-    person.language = None
-    person.chat_id = None
-    person.follow_up_consent = False
-    person.invite_consent = False
-    person.channel_user_id = f"erased-{person.id}"
-    person.erased_at = utcnow()
-    session.add(person)
-    for row in session.exec(select(DialogState).where(DialogState.person_id == person.id)):
-        session.delete(row)
-    session.flush()
-    for listener in ON_ERASED:
-        listener(session, person)
-
-
 def forget_updates(session: Session, channel: str, user_id: str) -> None:
     """Processed-update rows name the channel user id and hold replies: both go on erasure,
     but the update ids stay, so an old update delivered again is still not handled twice."""
@@ -302,10 +201,129 @@ def forget_updates(session: Session, channel: str, user_id: str) -> None:
         session.add(row)
 
 
-# Listeners run inside the caller's transaction (follow-up notices, Slack posts, dedup
-# candidates); feature modules append to these lists when `bot.features` wires them.
-ON_CREATED: list[Callable[[Session, Idea], None]] = []
-ON_SUPPORTED: list[Callable[[Session, Idea, int], None]] = []
-ON_STATUS_CHANGED: list[Callable[[Session, Idea, StatusChange], None]] = []
-ON_MERGED: list[Callable[[Session, Idea, Idea, StatusChange], None]] = []
-ON_ERASED: list[Callable[[Session, Person], None]] = []
+@dataclass(frozen=True)
+class IdeaListeners:
+    """What follows a change to an idea, run inside its transaction; joined with `+` from
+    the contributions of each feature (bot/wiring.py)."""
+
+    created: tuple[Callable[[Session, Idea], None], ...] = ()
+    supported: tuple[Callable[[Session, Idea, int], None], ...] = ()
+    status_changed: tuple[Callable[[Session, Idea, StatusChange], None], ...] = ()
+    merged: tuple[Callable[[Session, Idea, Idea, StatusChange], None], ...] = ()
+    erased: tuple[Callable[[Session, Person], None], ...] = ()
+
+    def __add__(self, other: IdeaListeners) -> IdeaListeners:
+        return IdeaListeners(*(getattr(self, f) + getattr(other, f) for f in _LISTENER_FIELDS))
+
+
+_LISTENER_FIELDS = ("created", "supported", "status_changed", "merged", "erased")
+
+
+@dataclass(frozen=True)
+class IdeaBook:
+    """Every change to ideas, followed by its listeners. Built once per runtime."""
+
+    listeners: IdeaListeners = field(default_factory=IdeaListeners)
+
+    def create_idea(self, session: Session, new: NewIdea, *, by: str) -> Idea:
+        """Store a new idea with its first history row (→ new)."""
+        now = new.created_at or utcnow()
+        idea = Idea(
+            title=new.title, description=new.description, focus_area=new.focus_area,
+            place=new.place, latitude=new.latitude, longitude=new.longitude, channel=new.channel,
+            author_id=new.author_id, campaign_id=new.campaign_id, status=Status.NEW.value,
+            created_at=now, updated_at=now, status_changed_at=now,
+        )
+        session.add(idea)
+        session.flush()
+        session.add(StatusChange(idea_id=idea.id, from_status=None, to_status=Status.NEW.value,
+                                 at=now, by=by))
+        for listener in self.listeners.created:
+            listener(session, idea)
+        return idea
+
+    def add_support(self, session: Session, idea: Idea, person_id: int) -> bool:
+        """Back an idea; False if already supported (or it is the person's own idea)."""
+        if idea.author_id == person_id:
+            return False
+        exists = session.exec(select(Support).where(
+            Support.idea_id == idea.id, Support.person_id == person_id)).first()
+        if exists:
+            return False
+        session.add(Support(idea_id=idea.id, person_id=person_id))
+        session.flush()
+        for listener in self.listeners.supported:
+            listener(session, idea, person_id)
+        return True
+
+    def set_status(self, session: Session, idea: Idea, target: Status, *, by: str,
+                   note: str | None = None, at: datetime | None = None) -> StatusChange:
+        """A lifecycle move; refused (`MoveNotAllowed`) unless the strategy allows it.
+        Use `merge()` to mark a duplicate: it needs the idea it is merged into."""
+        if target is Status.MERGED:
+            raise MoveNotAllowed("use merge to mark an idea as a duplicate of another")
+        current = Status(idea.status)
+        check_move(current, target, note)
+        return self._record_move(session, idea, current, target, by=by, note=note, at=at)
+
+    def _record_move(self, session: Session, idea: Idea, current: Status, target: Status, *,
+                     by: str, note: str | None, at: datetime | None) -> StatusChange:
+        now = at or utcnow()
+        note = (note or "").strip() or None
+        idea.status = target.value
+        idea.status_changed_at = now
+        idea.updated_at = now
+        idea.public_note = note  # the note explains this move; an older one would mislead
+        change = StatusChange(idea_id=idea.id, from_status=current.value, to_status=target.value,
+                              at=now, by=by, note=note)
+        session.add(idea)
+        session.add(change)
+        session.flush()
+        for listener in self.listeners.status_changed:
+            listener(session, idea, change)
+        return change
+
+    def merge(self, session: Session, idea: Idea, into: Idea, *, by: str, note: str | None = None,
+              at: datetime | None = None) -> StatusChange:
+        """Mark `idea` a duplicate of `into`: its author and supporters now back `into`, and
+        pending duplicate candidates that pointed at it follow the kept idea."""
+        if idea.id == into.id:
+            raise MoveNotAllowed("an idea cannot be merged into itself")
+        if Status(into.status) is Status.MERGED:
+            raise MoveNotAllowed(
+                f"{ref_of(into)} is itself merged; merge into the idea it points at")
+        current = Status(idea.status)
+        check_move(current, Status.MERGED)
+        followers = [s.person_id for s in supporters(session, idea.id)]
+        if idea.author_id is not None:
+            followers.insert(0, idea.author_id)
+        for person_id in followers:
+            if person_id != into.author_id:
+                _ensure_support(session, into.id, person_id)
+        idea.merged_into_id = into.id
+        into.updated_at = utcnow()
+        session.add(into)
+        _retarget_candidates(session, idea.id, into.id)
+        change = self._record_move(session, idea, current, Status.MERGED, by=by,
+                              note=note or f"→ {ref_of(into)}", at=at)
+        for listener in self.listeners.merged:
+            listener(session, idea, into, change)
+        return change
+
+    def erase_person(self, session: Session, person: Person) -> None:
+        """Right to erasure: personal fields go, ideas stay as public records by "innbygger",
+        supports stay (counts are kept) but point at an anonymous person."""
+        person.display_name = None
+        person.language = None
+        person.chat_id = None
+        person.follow_up_consent = False
+        person.invite_consent = False
+        person.channel_user_id = f"erased-{person.id}"
+        person.erased_at = utcnow()
+        session.add(person)
+        for row in session.exec(select(DialogState).where(DialogState.person_id == person.id)):
+            session.delete(row)
+        session.flush()
+        for listener in self.listeners.erased:
+            listener(session, person)
+

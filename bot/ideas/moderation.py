@@ -144,7 +144,7 @@ def targets(current: Status) -> list[Status]:
     return sorted((s for s in allowed_moves(current) if s is not Status.MERGED), key=order.index)
 
 
-def move(session: Session, request: SetRequest, *, by: str,
+def move(session: Session, ideas: book.IdeaBook, request: SetRequest, *, by: str,
          expected: Status | None = None) -> StatusChange:
     """Apply a moderator's move. With `expected`, the idea must still be in that status: the
     row is claimed by a conditional UPDATE first, so two moderators moving the same idea at
@@ -163,5 +163,5 @@ def move(session: Session, request: SetRequest, *, by: str,
         if request.into is None:
             raise MoveNotAllowed("merging needs the idea to merge into")
         into = book.get_idea(session, request.into)
-        return book.merge(session, idea, into, by=by, note=request.note)
-    return book.set_status(session, idea, request.target, by=by, note=request.note)
+        return ideas.merge(session, idea, into, by=by, note=request.note)
+    return ideas.set_status(session, idea, request.target, by=by, note=request.note)

@@ -133,10 +133,10 @@ def get_pair(session: Session, pair_id: int) -> Pair:
     return pair_of(session, cand)
 
 
-def decide(session: Session, pair_id: int, decision: Decision, *, by: str,
-           keep: int | None = None, at: datetime | None = None) -> Pair:
+def decide(session: Session, ideas: book.IdeaBook, pair_id: int, decision: Decision, *,
+           by: str, keep: int | None = None, at: datetime | None = None) -> Pair:
     """Decide a pending pair once. `merged` merges the other idea into `keep` (default: the
-    older one), moving its author and supporters and recording history (`bot.ideas.book.merge`).
+    older one), moving its author and supporters and recording history (`IdeaBook.merge`).
     Raises `AlreadyDecided` if someone was first, `PairNotFound`, or `MoveNotAllowed` when the
     lifecycle forbids the merge (the caller's transaction then rolls the claim back)."""
     now = at or utcnow()
@@ -159,7 +159,7 @@ def decide(session: Session, pair_id: int, decision: Decision, *, by: str,
             kept, dropped = newer, older
         else:
             raise PairNotFound(f"KI-{keep} is not part of pair {pair_id}")
-        book.merge(session, dropped, kept, by=by)
+        ideas.merge(session, dropped, kept, by=by)
     session.flush()
     return pair_of(session, cand)
 
@@ -176,12 +176,12 @@ def show_next(db: DbEngine, after: int | None = None) -> Pair | None:
         return next_pair(session, after)
 
 
-def decide_pair(db: DbEngine, pair_id: int, decision: Decision, *, by: str,
-                keep: int | None = None) -> tuple[Pair, list[Idea]]:
+def decide_pair(db: DbEngine, ideas: book.IdeaBook, pair_id: int, decision: Decision, *,
+                by: str, keep: int | None = None) -> tuple[Pair, list[Idea]]:
     """Decide in its own transaction; returns the pair and the ideas whose status changed
     (for the similar-ideas index)."""
     with transaction(db) as session:
-        pair = decide(session, pair_id, decision, by=by, keep=keep)
+        pair = decide(session, ideas, pair_id, decision, by=by, keep=keep)
         changed = [i for i in (session.get(Idea, pair.a.number), session.get(Idea, pair.b.number))
                    if i is not None]
         return pair, changed

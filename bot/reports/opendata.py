@@ -7,7 +7,7 @@ channel internals. Titles, descriptions, places and public notes are public by d
 
 Import: ideas that came by other routes (e-mail, paper forms). Every row is checked first; a
 file with any bad row changes nothing, and the operator gets every rejected row with its
-reason. A good file is stored in one transaction through `bot.ideas.book.create_idea` (so the
+reason. A good file is stored in one transaction through the runtime's `IdeaBook` (so the
 listeners — Slack posts, follow-ups — run as for any idea), and each imported idea is matched
 against the dedup index and queued for triage like a chat submission.
 """
@@ -285,8 +285,9 @@ def check(rows: list[tuple[int, dict[str, str]]], *, t: Translator, focus_areas:
     return good, rejected
 
 
-def store(db: Engine, index: SimilarIndex | None, ideas: list[book.NewIdea], *,
-          by: str = "import", progress: Progress | None = None) -> tuple[list[str], int]:
+def store(db: Engine, index: SimilarIndex | None, ideas: book.IdeaBook,
+          new_ideas: list[book.NewIdea], *, by: str = "import",
+          progress: Progress | None = None) -> tuple[list[str], int]:
     """Create every idea in ONE transaction and queue its suspected duplicates; the index
     learns each idea as it goes (so two rows of the same file can match each other) and
     forgets them again if the transaction fails. Returns (refs, pairs queued)."""
@@ -294,8 +295,8 @@ def store(db: Engine, index: SimilarIndex | None, ideas: list[book.NewIdea], *,
     queued = 0
     try:
         with transaction(db) as session:
-            for new in ideas:
-                idea = book.create_idea(session, new, by=by)
+            for new in new_ideas:
+                idea = ideas.create_idea(session, new, by=by)
                 # Imported now, whatever the submission date: workers refreshing their index
                 # from `updated_at` must see it.
                 idea.updated_at = max(utcnow(), idea.created_at)
@@ -316,8 +317,8 @@ def store(db: Engine, index: SimilarIndex | None, ideas: list[book.NewIdea], *,
     return [format_ref(idea.id or 0) for idea in added], queued
 
 
-def import_csv(db: Engine, index: SimilarIndex | None, text: str, *, t: Translator,
-               focus_areas: list[str], zone: ZoneInfo,
+def import_csv(db: Engine, index: SimilarIndex | None, ideas: book.IdeaBook, text: str, *,
+               t: Translator, focus_areas: list[str], zone: ZoneInfo,
                progress: Callable[[str, int], Progress] | None = None) -> ImportResult:
     """Check the whole file (its text), then store it all or nothing. `progress(phase,
     total)` returns a callback advanced once per row (the CLI shows a bar)."""
@@ -329,5 +330,5 @@ def import_csv(db: Engine, index: SimilarIndex | None, text: str, *, t: Translat
     if result.rejected:
         return result
     result.refs, result.queued = store(
-        db, index, good, progress=progress("store", len(good)) if progress else None)
+        db, index, ideas, good, progress=progress("store", len(good)) if progress else None)
     return result

@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
-from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func
@@ -24,12 +23,11 @@ from sqlmodel import Session, col, select
 
 from bot.features import campaigns, collaboration
 from bot.ideas import book
-from bot.staff import desk
 from bot.staff.desk import Problem
 from dialogs.refs import format_ref
 from dialogs.text import clean
 from storage.db import transaction
-from storage.models import Campaign, CollabInvite, Idea, Outbox
+from storage.models import Campaign, Idea, Outbox
 
 log = logging.getLogger("kominn.staff")
 
@@ -297,41 +295,3 @@ def invite_collaborators(db: DbEngine, ref: str, text: str, *, by: str) -> int:
     log.info("collaboration invited", extra={"event": "collab_invited", "invite": number,
                                              "count": asked})
     return asked
-
-
-# --- what the status view adds ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class YesAnswer:
-    name: str
-    channel: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CollabSummary:
-    """For moderators only: invitations sent for the idea, and who said yes."""
-
-    invites: int
-    yes: list[YesAnswer] = field(default_factory=list)
-
-
-def status_extras(session: Session, idea: Idea) -> dict[str, Any]:
-    """`desk.STATUS_EXTRAS` hook: the idea's competition (public) and its collaboration
-    answers (the adapter shows those to moderators only)."""
-    extras: dict[str, Any] = {}
-    if idea.campaign_id is not None:
-        campaign = session.get(Campaign, idea.campaign_id)
-        if campaign is not None:
-            extras["campaign"] = {"id": campaign.id, "title": campaign.title,
-                                  "chosen": bool(idea.chosen)}
-    invites = session.exec(select(func.count()).select_from(CollabInvite).where(
-        CollabInvite.idea_id == idea.id)).one()
-    yes = [YesAnswer(a["name"], a["channel"], datetime.fromisoformat(a["at"]))
-           for a in collaboration.answers(session, idea.id or 0) if a["answer"] == "yes"]
-    extras["collab"] = CollabSummary(invites, yes)
-    return extras
-
-
-if status_extras not in desk.STATUS_EXTRAS:
-    desk.STATUS_EXTRAS.append(status_extras)

@@ -9,7 +9,7 @@ worker thread (`asyncio.to_thread`) after they have acknowledged the request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.ideas import book, triage
 from bot.ideas.moderation import SetRequest, move
+from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
 from dialogs.submit import DESCRIPTION_MAX, DESCRIPTION_MIN, PLACE_MAX, TITLE_MAX, TITLE_MIN
@@ -85,12 +86,8 @@ class IdeaDetail:
     history: list[HistoryLine]
     pending_duplicates: list[Duplicate]
     merged_here: list[Duplicate]
-    # Filled by STATUS_EXTRAS hooks (later features: collaboration answers, competitions …).
+    # What the features add (bot/wiring.py StatusExtra: competitions, collaboration answers).
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-# Later features add what they know about an idea to its status view: (session, idea) → dict.
-STATUS_EXTRAS: list[Callable[[Session, Idea], dict[str, Any]]] = []
 
 
 @dataclass(frozen=True)
@@ -121,10 +118,11 @@ def _line(session: Session, idea: Idea, score: float | None = None) -> IdeaLine:
                     supporters=book.supporter_count(session, idea.id or 0), score=score)
 
 
-def status_detail(db: DbEngine, ref: str) -> IdeaDetail | None:
-    """Everything `/kominn status KI-n` shows; None when there is no such idea."""
+def status_detail(runtime: Runtime, ref: str) -> IdeaDetail | None:
+    """Everything `/kominn status KI-n` shows, with what the runtime's features add; None
+    when there is no such idea."""
     number = parse_ref(ref)
-    with Session(db) as session:
+    with Session(runtime.db) as session:
         idea = session.get(Idea, number) if number is not None else None
         if idea is None:
             return None
@@ -141,8 +139,8 @@ def status_detail(db: DbEngine, ref: str) -> IdeaDetail | None:
             merged_here=[Duplicate(format_ref(i.id or 0), i.title, None) for i in session.exec(
                 select(Idea).where(Idea.merged_into_id == idea.id).order_by(col(Idea.id)))],
         )
-        for hook in STATUS_EXTRAS:
-            detail.extras.update(hook(session, idea))
+        for extra in runtime.features.status_extras:
+            detail.extras.update(extra(session, idea))
         return detail
 
 
@@ -290,9 +288,10 @@ def check_new_idea(user_id: str, title: str | None, description: str | None,
                      focus_area=chosen, place=clean_place, follow_up=follow_up), []
 
 
-def submit_idea(db: DbEngine, index: SimilarIndex | None, new: StaffIdea) -> str:
+def submit_idea(runtime: Runtime, new: StaffIdea) -> str:
     """An employee's idea (channel "slack"), queued for triage like any other; returns KI-n."""
-    with transaction(db) as session:
+    index = runtime.index
+    with transaction(runtime.db) as session:
         person = _slack_person(session, new.user_id)
         person.chat_id = new.user_id
         person.follow_up_consent = new.follow_up
@@ -300,13 +299,12 @@ def submit_idea(db: DbEngine, index: SimilarIndex | None, new: StaffIdea) -> str
             person.display_name = new.display_name[:200]
         session.add(person)
         session.flush()
-        idea = book.create_idea(session, book.NewIdea(
+        idea = runtime.ideas.create_idea(session, book.NewIdea(
             title=new.title, description=new.description, channel="slack",
             focus_area=new.focus_area, place=new.place, author_id=person.id),
             by=f"slack:{new.user_id}")
         queue_similar(session, index, idea)
-    if index is not None:
-        index.update(idea)
+    index.update(idea)
     ref = format_ref(idea.id or 0)
     log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref, "channel": "slack"})
     return ref
@@ -343,24 +341,25 @@ def _store_language(db: DbEngine, user_id: str, language: str) -> None:
         session.add(person)
 
 
-def set_status(db: DbEngine, index: SimilarIndex | None, request: SetRequest, *, by: str,
+def set_status(runtime: Runtime, request: SetRequest, *, by: str,
                expected: Status | None = None) -> StatusChange:
     """A moderator's lifecycle move in its own transaction (see `bot.ideas.moderation.move`)."""
-    with transaction(db) as session:
-        change = move(session, request, by=by, expected=expected)
+    with transaction(runtime.db) as session:
+        change = move(session, runtime.ideas, request, by=by, expected=expected)
         changed = [session.get(Idea, change.idea_id)]
         if request.into:
             changed.append(book.get_idea(session, request.into))
-    _reindex(index, [i for i in changed if i is not None])
+    _reindex(runtime.index, [i for i in changed if i is not None])
     log.info("status changed", extra={"event": "status_changed", "ref": request.ref,
                                       "status": change.to_status, "channel": "slack"})
     return change
 
 
-def decide_pair(db: DbEngine, index: SimilarIndex | None, pair_id: int,
-                decision: triage.Decision, *, by: str, keep: int | None = None) -> triage.Pair:
-    pair, changed = triage.decide_pair(db, pair_id, decision, by=by, keep=keep)
-    _reindex(index, changed)
+def decide_pair(runtime: Runtime, pair_id: int, decision: triage.Decision, *, by: str,
+                keep: int | None = None) -> triage.Pair:
+    pair, changed = triage.decide_pair(runtime.db, runtime.ideas, pair_id, decision, by=by,
+                                       keep=keep)
+    _reindex(runtime.index, changed)
     log.info("triage decided", extra={"event": "triage_decided", "status": decision,
                                       "channel": "slack"})
     return pair
