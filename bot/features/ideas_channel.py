@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.followups.notices import enqueue, renderer
 from bot.i18n import Translator
@@ -22,7 +23,7 @@ from dialogs.types import Choice, Reply
 from storage.models import Idea
 
 KIND = "slack_new_idea"
-CHANNEL = "slack"
+CHANNEL = STAFF_CHANNEL
 STATUS_PAYLOAD = "status:"  # a button payload the Slack adapter answers with the status view
 
 _ideas_channel: str | None = None

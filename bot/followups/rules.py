@@ -32,6 +32,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.conversation.engine import CUSTOM_EFFECTS, Applied
 from bot.followups import dispatcher
@@ -61,7 +62,6 @@ SUPPORT_MILESTONES = frozenset({1, 5, 10, 25, 50, 100, 250, 500, 1000})
 SILENT_FLOWS = frozenset({benefit.FLOW, "erase"})
 DIGEST_WEEKDAY, DIGEST_HOUR = 0, 8  # Monday 08:00 local time
 DIGEST_LIST = 10
-STAFF_CHANNEL = "slack"
 
 
 # --- who hears -------------------------------------------------------------------------------
