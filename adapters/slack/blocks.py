@@ -199,6 +199,7 @@ class StatusSections:
     moderator: tuple[StatusSection, ...] = ()
 
     def shown(self, *, moderator: bool) -> tuple[StatusSection, ...]:
+        """The sections one reader sees, in order."""
         return self.public + self.moderator if moderator else self.public
 
 
