@@ -14,6 +14,10 @@ from starlette.routing import BaseRoute
 
 from dialogs.types import Reply
 
+STAFF_CHANNEL = "slack"
+"""The work chat of employees and moderators (Slack today): where staff look up and move ideas,
+and where the moderators' notices go. Its people are staff, not citizens: no quiet hours."""
+
 
 class DeliveryError(RuntimeError):
     """Sending failed; `permanent` when retrying cannot help (blocked bot, unknown chat)."""

@@ -19,6 +19,7 @@ The helpers' asserts carry their own messages: pytest rewrites only test modules
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
@@ -90,6 +91,12 @@ def service(rt: Runtime) -> adapter.SlackService:
 
 @pytest.fixture
 async def http(service: adapter.SlackService) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(service) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def serve(service: adapter.SlackService) -> AsyncIterator[httpx.AsyncClient]:
     """Bolt in-process over ASGI; background listeners are drained before the loop closes."""
     asgi = Starlette(routes=service.routes)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),

@@ -20,6 +20,10 @@ from sqlmodel import Session, select
 
 from adapters.slack import blocks as kit
 from adapters.slack import service as adapter
+from adapters.slack.answer import CommandContext
+from adapters.slack.listeners import subcommands
+from adapters.slack.listeners.commands import Subcommand, Subcommands
+from adapters.slack.sender import SlackSender
 from bot.app import App, starlette_app
 from bot.channels import DeliveryError
 from bot.features import ideas_channel
@@ -539,8 +543,7 @@ async def test_hostile_citizen_text_pings_and_links_nobody(
     await post(http, event_body(app_home_opened_event(MOD), event_id="EvHostile"))
     (home_call,) = await fake.await_calls("views.publish")
     messages.append(home_call["args"]["view"])
-    await adapter.SlackSender(fake.async_client()).send("CIDEAS", notice(_outbox(rt, 1), rt,
-                                                                         _nb()))
+    await SlackSender(fake.async_client()).send("CIDEAS", notice(_outbox(rt, 1), rt, _nb()))
     messages.append(fake.messages("CIDEAS")[0])
 
     everything = "\n".join(shown(m) for m in messages)
@@ -690,7 +693,7 @@ async def test_new_ideas_are_queued_for_the_ideas_channel_and_sent_once(
 
     replies = notice(row, rt, _nb())
     assert "Ny idé KI-1: Benker & bord ved <vannet>" in replies[0].text  # plain, not escaped
-    sender = adapter.SlackSender(fake.async_client())
+    sender = SlackSender(fake.async_client())
     await sender.send("CIDEAS", replies)
     (message,) = fake.messages("CIDEAS")
     assert "Benker &amp; bord ved &lt;vannet&gt;" in message["text"]
@@ -709,7 +712,7 @@ async def test_new_ideas_are_queued_for_the_ideas_channel_and_sent_once(
 
 
 async def test_sender_renders_replies_and_maps_errors(fake: FakeSlackAPI) -> None:
-    sender = adapter.SlackSender(fake.async_client())
+    sender = SlackSender(fake.async_client())
     reply = Reply("Hei <@U1> & velkommen", (Choice("Ja", "yes"),), links=(("Les", "https://x.no"),))
     await sender.send("C1", [reply])
     (message,) = fake.messages("C1")
@@ -739,20 +742,34 @@ def test_slash_command_body_fields_are_what_the_adapter_reads() -> None:
     assert {"user_id", "channel_id", "trigger_id", "response_url", "text"} <= set(fields)
 
 
-async def test_subcommands_are_a_registry_later_features_extend(
-        http: httpx.AsyncClient, fake: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_subcommand_table_holds_the_core_and_the_competitions() -> None:
+    table = Subcommands(subcommands())
+    assert {"help", "status", "search", "list", "ny", "triage", "set", "report", "språk",
+            "konkurranse"} == set(table.entries)
+    assert [table.find(word)[0] for word in ("Søk", "hjelp", "sprak", "Konkurranser")] == [
+        "search", "help", "språk", "konkurranse"]
+    assert table.find("nope") == ("nope", None)
+
+
+async def test_subcommands_are_one_explicit_table_given_to_the_app(
+        rt: Runtime, fake: FakeSlackAPI) -> None:
+    """The table is handed to the service when it is built (no registry to patch): here the
+    core's with `konkurranse` replaced, moderators only, under an alias of its own."""
     seen: list[list[str]] = []
 
-    async def konkurranse(ctx: adapter.CommandContext) -> None:
+    async def konkurranse(ctx: CommandContext) -> None:
         seen.append(ctx.args)
         await ctx.answer.say("konkurranser")
 
-    monkeypatch.setitem(adapter.SUBCOMMANDS, "konkurranse",
-                        adapter.Subcommand(konkurranse, moderator_only=True))
-    (refused,) = await command(http, fake, "konkurranse ny", user=EMPLOYEE)
-    assert "bare moderatorene" in shown(refused) and seen == []
-    (done,) = await command(http, fake, "Konkurranse ny Sommer", user=MOD)
-    assert shown(done).startswith("konkurranser") and seen == [["ny", "Sommer"]]
+    table = {**subcommands(),
+             "konkurranse": Subcommand(konkurranse, moderator_only=True, aliases=("konk",))}
+    async with bench.serve(adapter.SlackService(rt, subcommands=table)) as http:
+        (refused,) = await command(http, fake, "konkurranse ny", user=EMPLOYEE)
+        assert "bare moderatorene" in shown(refused) and seen == []
+        (done,) = await command(http, fake, "Konk ny Sommer", user=MOD)
+        assert shown(done).startswith("konkurranser") and seen == [["ny", "Sommer"]]
+        (help_,) = await command(http, fake, "hjelp", user=EMPLOYEE)
+        assert "status KI-n" in shown(help_)
 
 
 def test_manifest_declares_command_events_interactivity_and_scopes() -> None:
@@ -773,7 +790,7 @@ async def test_engine_buttons_in_follow_ups_reach_the_dialog_engine(
     ref = desk.submit_idea(rt, desk.StaffIdea(
         EMPLOYEE, "Flere benker ved Semsvannet", "Det trengs flere benker langs turstien.",
         "Folkehelse", None, True))
-    sender = adapter.SlackSender(fake.async_client())
+    sender = SlackSender(fake.async_client())
     await sender.send(EMPLOYEE, [Reply("Hva vil du se?", (Choice("Mine idéer", "g:mine"),))])
     (dm,) = fake.messages(f"D{EMPLOYEE}")
     (answer,) = await press(http, fake, buttons(dm)["Mine idéer"], user=EMPLOYEE)

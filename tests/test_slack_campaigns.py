@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from adapters.slack import blocks as kit
-from adapters.slack import campaigns as ui
+from adapters.slack import campaign_blocks as ui
 from bot.features import campaigns, collaboration
 from bot.ideas import book
 from bot.runtime import Runtime

@@ -186,6 +186,13 @@ def test_status_view_is_extensible(runtime: Runtime, monkeypatch: pytest.MonkeyP
     def answers(d: desk.IdeaDetail, t: Any, zone: Any) -> list[dict[str, Any]]:
         return kit.sections(f"Svar: {d.extras['answers']}")
 
-    monkeypatch.setattr(kit, "STATUS_SECTIONS", [*kit.STATUS_SECTIONS, answers])
-    blocks = kit.status_blocks(detail, translator("nb"), runtime.settings.zone)
+    def private(d: desk.IdeaDetail, t: Any, zone: Any) -> list[dict[str, Any]]:
+        return kit.sections("Bare for moderatorene")
+
+    parts = kit.StatusSections((*kit.CORE_SECTIONS.public, answers), moderator=(private,))
+    t, zone = translator("nb"), runtime.settings.zone
+    blocks = kit.status_blocks(detail, t, zone, parts=parts)
     assert blocks[-1]["text"]["text"] == "Svar: 3"
+    blocks = kit.status_blocks(detail, t, zone, parts=parts, moderator=True)
+    assert [b["text"]["text"] for b in blocks[-2:]] == ["Svar: 3", "Bare for moderatorene"]
+    assert len(kit.status_blocks(detail, t, zone)) == len(blocks) - 2  # the core alone

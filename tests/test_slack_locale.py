@@ -21,8 +21,10 @@ from sqlmodel import Session, select
 from starlette.applications import Starlette
 
 from adapters.slack import blocks as kit
-from adapters.slack import campaigns as ui
+from adapters.slack import campaign_blocks as ui
 from adapters.slack import service as adapter
+from adapters.slack.language import Choices, Locales, slack_language
+from adapters.slack.sender import SlackSender
 from bot.followups.dispatcher import dispatch
 from bot.runtime import Runtime
 from dialogs.types import Choice, Reply
@@ -253,7 +255,7 @@ async def test_app_home_and_the_new_idea_modal_speak_the_persons_language(
 async def test_a_follow_up_button_tells_the_dialog_engine_the_slack_language(
         http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
     """The engine answers in the person's language and remembers it for later notices."""
-    await adapter.SlackSender(fake.async_client()).send(
+    await SlackSender(fake.async_client()).send(
         EN, [Reply("Hva vil du se?", (Choice("Mine idéer", "g:mine"),))])
     (dm,) = fake.messages(f"D{EN}")
     (answer,) = await press(http, fake, buttons(dm)["Mine idéer"], user=EN)
@@ -432,7 +434,7 @@ async def test_a_follow_up_button_gives_the_engine_the_choice_or_no_language_hin
         http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
     """Without a choice (setting off) the engine answers in KOMINN_LOCALE and stores nothing,
     so a later `/kominn språk` or SLACK_USE_USER_LOCALE still decides; with one, it speaks it."""
-    sender = adapter.SlackSender(fake.async_client())
+    sender = SlackSender(fake.async_client())
     for user in (EN, NB):
         await sender.send(user, [Reply("Hva vil du se?", (Choice("Mine idéer", "g:mine"),))])
     await command(http, fake, "språk en", user=NB)
@@ -486,7 +488,7 @@ class Clock:
 async def test_the_cache_expires_is_bounded_and_retries_failures_later(
         fake: FakeSlackAPI) -> None:
     clock = Clock()
-    locales = adapter.Locales(fake.async_client(), ttl=3600, failed_ttl=300, size=2,
+    locales = Locales(fake.async_client(), ttl=3600, failed_ttl=300, size=2,
                               clock=clock)
     assert await locales.language(EN) == "en" and await locales.language(EN) == "en"
     assert fake.call_count("users.info") == 1 and locales.cached(EN) == "en"
@@ -511,7 +513,7 @@ async def test_the_cache_expires_is_bounded_and_retries_failures_later(
 
 async def test_a_slow_users_info_gives_up_at_the_timeout(fake: FakeSlackAPI) -> None:
     fake.delay("users.info", 0.6)
-    locales = adapter.Locales(fake.async_client(), timeout=0.1)
+    locales = Locales(fake.async_client(), timeout=0.1)
     started = time.monotonic()
     assert await locales.language(EN) is None
     assert time.monotonic() - started < 0.5
@@ -528,7 +530,7 @@ async def test_choices_are_cached_briefly_bounded_and_updated_at_once() -> None:
             raise RuntimeError("database unavailable")
         return stored.get(user_id)
 
-    choices = adapter.Choices(load, ttl=60, size=2, clock=clock)
+    choices = Choices(load, ttl=60, size=2, clock=clock)
     assert await choices.language(EN) == "en" and await choices.language(NB) is None
     assert await choices.language(EN) == "en" and loads == [EN, NB]
     stored[NB] = "nn"  # chosen on another worker
@@ -553,7 +555,7 @@ async def test_choices_are_cached_briefly_bounded_and_updated_at_once() -> None:
     ("en-US", "en"), ("en-GB", "en"), ("EN-us", "en"), ("de-DE", None), ("sv-SE", None),
     ("", None), (None, None)])
 def test_slack_locales_map_to_our_languages(locale: str | None, language: str | None) -> None:
-    assert adapter.slack_language(locale) == language
+    assert slack_language(locale) == language
 
 
 def test_the_manifest_asks_for_users_read() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -30,6 +31,8 @@ HEADER_MAX = 150
 MODAL_TITLE_MAX = 24
 VALUE_MAX = 2000
 NOTE_MAX = 2000
+# A link in citizen text stays a visible URL; Slack must not unfold a preview of it.
+NO_PREVIEWS = {"unfurl_links": False, "unfurl_media": False}
 
 # action ids the adapter listens to
 SHOW = "kominn_show"
@@ -186,21 +189,34 @@ def _duplicates(d: IdeaDetail, t: Translator, zone: tzinfo) -> list[Block]:
     return sections("\n".join(lines)) if lines else []
 
 
-# The status view, section by section; later features append their own (e.g. collaboration
-# answers, from `IdeaDetail.extras`).
-STATUS_SECTIONS: list[StatusSection] = [_facts, _description, _history, _duplicates]
-# Parts only moderators see (e.g. who said yes to a collaboration invitation).
-MODERATOR_SECTIONS: list[StatusSection] = []
+@dataclass(frozen=True)
+class StatusSections:
+    """The status view, section by section: `public` for anyone, then `moderator` for
+    moderators only (e.g. who said yes to a collaboration invitation). Features add theirs
+    (from `IdeaDetail.extras`) where the app is assembled: `adapters.slack.listeners`."""
+
+    public: tuple[StatusSection, ...]
+    moderator: tuple[StatusSection, ...] = ()
+
+    def shown(self, *, moderator: bool) -> tuple[StatusSection, ...]:
+        """The sections one reader sees, in order."""
+        return self.public + self.moderator if moderator else self.public
+
+
+# The idea itself: what every status view shows, whatever features the app has.
+CORE_SECTIONS = StatusSections((_facts, _description, _history, _duplicates))
 
 
 def status_blocks(d: IdeaDetail, t: Translator, zone: tzinfo, *,
-                  moves: Sequence[Status] = (), notice: str | None = None,
-                  moderator: bool = False) -> list[Block]:
+                  parts: StatusSections = CORE_SECTIONS, moves: Sequence[Status] = (),
+                  notice: str | None = None, moderator: bool = False) -> list[Block]:
+    """One idea: a notice (what just happened), its header, its `parts`, and a moderator's
+    lifecycle moves as buttons."""
     blocks: list[Block] = []
     if notice:
         blocks += sections(notice)
     blocks.append({"type": "header", "text": plain(f"{d.ref} {d.title}", HEADER_MAX)})
-    for part in [*STATUS_SECTIONS, *(MODERATOR_SECTIONS if moderator else ())]:
+    for part in parts.shown(moderator=moderator):
         blocks += part(d, t, zone)
     if moves:
         blocks.append({"type": "actions", "block_id": f"move_{d.ref}", "elements": [
@@ -359,8 +375,9 @@ def home_view(stats: HomeStats, t: Translator, zone: tzinfo, *, moderator: bool)
 
 # --- modals -----------------------------------------------------------------------------------
 
-def _input(block_id: str, label: str, element: Block, *, optional: bool = False,
-           hint: str | None = None) -> Block:
+def input_block(block_id: str, label: str, element: Block, *, optional: bool = False,
+                hint: str | None = None) -> Block:
+    """A modal's input; every element's action id is "value" (see `payload.view_element`)."""
     block: Block = {"type": "input", "block_id": block_id, "label": plain(label, 2000),
                     "element": element, "optional": optional}
     if hint:
@@ -376,19 +393,20 @@ def new_idea_modal(t: Translator, areas: Sequence[str], metadata: str) -> Block:
         "submit": plain(t("slack.modal.submit"), MODAL_TITLE_MAX),
         "close": plain(t("slack.modal.cancel"), MODAL_TITLE_MAX),
         "blocks": [
-            _input("title", t("field.title"), {"type": "plain_text_input", "action_id": "value",
-                                               "max_length": TITLE_MAX}),
-            _input("description", t("field.description"),
-                   {"type": "plain_text_input", "action_id": "value", "multiline": True,
-                    "max_length": DESCRIPTION_MAX}),
-            _input("area", t("field.area"), {
+            input_block("title", t("field.title"), {
+                "type": "plain_text_input", "action_id": "value", "max_length": TITLE_MAX}),
+            input_block("description", t("field.description"),
+                        {"type": "plain_text_input", "action_id": "value", "multiline": True,
+                         "max_length": DESCRIPTION_MAX}),
+            input_block("area", t("field.area"), {
                 "type": "static_select", "action_id": "value",
                 "placeholder": plain(t("slack.modal.pick_area")),
                 "options": [{"text": plain(a), "value": str(i)}
                             for i, a in enumerate(areas)][:100]}),
-            _input("place", t("field.place"), {"type": "plain_text_input", "action_id": "value",
-                                               "max_length": PLACE_MAX}, optional=True),
-            _input("follow_up", t("slack.modal.follow_up_label"), {
+            input_block("place", t("field.place"), {
+                "type": "plain_text_input", "action_id": "value", "max_length": PLACE_MAX},
+                optional=True),
+            input_block("follow_up", t("slack.modal.follow_up_label"), {
                 "type": "checkboxes", "action_id": "value", "options": [follow],
                 "initial_options": [follow]}, optional=True),
         ],
@@ -406,9 +424,9 @@ def move_modal(t: Translator, ref: str, current: str, target: str, metadata: str
         "blocks": [
             *sections(t("slack.modal.move_text", ref=ref, old=status_label(t, current),
                         new=status_label(t, target))),
-            _input("note", label, {"type": "plain_text_input", "action_id": "value",
-                                   "multiline": True, "max_length": NOTE_MAX},
-                   optional=not declining, hint=t("slack.modal.note_hint")),
+            input_block("note", label, {"type": "plain_text_input", "action_id": "value",
+                                        "multiline": True, "max_length": NOTE_MAX},
+                        optional=not declining, hint=t("slack.modal.note_hint")),
         ],
     }
 

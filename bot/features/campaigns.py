@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.followups.listeners import moderator_channel
 from bot.followups.notices import enqueue, enqueue_for_person
@@ -181,7 +182,7 @@ def rule_campaign_close(session: Session, settings: Settings, now: datetime) -> 
         close(session, campaign, now)
         channel = moderator_channel(settings)
         if channel and enqueue(session, kind="campaign_summary",
-                               dedupe_key=f"campaign_summary:{campaign.id}", channel="slack",
+                               dedupe_key=f"campaign_summary:{campaign.id}", channel=STAFF_CHANNEL,
                                address=channel, payload=summary(session, campaign, now),
                                due_at=now):
             done += 1

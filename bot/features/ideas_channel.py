@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.followups.notices import enqueue
 from bot.i18n import Translator
@@ -25,7 +26,7 @@ from dialogs.types import Choice, Reply
 from storage.models import Idea
 
 KIND = "slack_new_idea"
-CHANNEL = "slack"
+CHANNEL = STAFF_CHANNEL
 STATUS_PAYLOAD = "status:"  # a button payload the Slack adapter answers with the status view
 
 def on_created(channel_id: str) -> Callable[[Session, Idea], None]:

@@ -37,7 +37,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import case, delete, update
 from sqlmodel import Session, col, select
 
-from bot.channels import DeliveryError, Sender
+from bot.channels import STAFF_CHANNEL, DeliveryError, Sender
 from bot.config import Settings
 from bot.followups.notices import Renderer
 from bot.i18n import translator
@@ -52,7 +52,7 @@ PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "faile
 STATES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
 # Channels where the recipients are staff, not citizens: no quiet hours (Slack has its own
 # do-not-disturb, and the moderators' channel is not a person).
-STAFF_CHANNELS = frozenset({"slack"})
+STAFF_CHANNELS = frozenset({STAFF_CHANNEL})
 # Kinds sent to many people at once: claimed after every other due notice (see above).
 MASS_KINDS = frozenset({"campaign_invite", "campaign_reminder", "campaign_outcome",
                         "collab_invite", "weekly_digest"})

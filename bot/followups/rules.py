@@ -26,6 +26,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.followups.listeners import idea_payload, moderator_channel, wants_followups
 from bot.followups.notices import enqueue, enqueue_for_person
@@ -49,7 +50,6 @@ log = logging.getLogger("kominn.followups")
 SILENT_FLOWS = frozenset({benefit.FLOW, "erase"})
 DIGEST_WEEKDAY, DIGEST_HOUR = 0, 8  # Monday 08:00 local time
 DIGEST_LIST = 10
-STAFF_CHANNEL = "slack"
 
 
 def create_due(db: DbEngine, settings: Settings, rules: Sequence[Rule],

@@ -19,6 +19,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
@@ -300,28 +301,29 @@ def submit_idea(runtime: Runtime, new: StaffIdea) -> str:
         session.add(person)
         session.flush()
         idea = runtime.ideas.create_idea(session, book.NewIdea(
-            title=new.title, description=new.description, channel="slack",
+            title=new.title, description=new.description, channel=STAFF_CHANNEL,
             focus_area=new.focus_area, place=new.place, author_id=person.id),
             by=f"slack:{new.user_id}")
         queue_similar(session, index, idea)
     index.update(idea)
     ref = format_ref(idea.id or 0)
-    log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref, "channel": "slack"})
+    log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref,
+                                      "channel": STAFF_CHANNEL})
     return ref
 
 
 def _slack_person(session: Session, user_id: str) -> Person:
     """The Slack user's Person row; a new one (not yet added) if they have none."""
     person = session.exec(select(Person).where(
-        Person.channel == "slack", Person.channel_user_id == user_id)).first()
-    return person or Person(channel="slack", channel_user_id=user_id)
+        Person.channel == STAFF_CHANNEL, Person.channel_user_id == user_id)).first()
+    return person or Person(channel=STAFF_CHANNEL, channel_user_id=user_id)
 
 
 def slack_language(db: DbEngine, user_id: str) -> str | None:
     """The language stored for a Slack user (`/kominn språk`), or None."""
     with Session(db) as session:
         return session.exec(select(Person.language).where(
-            Person.channel == "slack", Person.channel_user_id == user_id)).first()
+            Person.channel == STAFF_CHANNEL, Person.channel_user_id == user_id)).first()
 
 
 def choose_slack_language(db: DbEngine, user_id: str, language: str) -> None:
@@ -351,7 +353,7 @@ def set_status(runtime: Runtime, request: SetRequest, *, by: str,
             changed.append(book.get_idea(session, request.into))
     _reindex(runtime.index, [i for i in changed if i is not None])
     log.info("status changed", extra={"event": "status_changed", "ref": request.ref,
-                                      "status": change.to_status, "channel": "slack"})
+                                      "status": change.to_status, "channel": STAFF_CHANNEL})
     return change
 
 
@@ -361,7 +363,7 @@ def decide_pair(runtime: Runtime, pair_id: int, decision: triage.Decision, *, by
                                        keep=keep)
     _reindex(runtime.index, changed)
     log.info("triage decided", extra={"event": "triage_decided", "status": decision,
-                                      "channel": "slack"})
+                                      "channel": STAFF_CHANNEL})
     return pair
 
 
