@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine as DbEngine
 
+from bot.channels import CampaignLinks, no_campaign_links
 from bot.config import Settings
 from bot.conversation.engine import Engine
 from bot.dedup.detector import DuplicateFinder
@@ -21,6 +22,11 @@ class Runtime:
     db: DbEngine
     index: SimilarIndex
     engine: Engine
+    campaign_links: CampaignLinks = no_campaign_links
+
+    def campaign_link(self, campaign_id: int) -> str | None:
+        """Where a citizen joins competition `campaign_id` (see `bot.channels.CampaignLinks`)."""
+        return self.campaign_links(self.settings, campaign_id)
 
 
 def open_database(settings: Settings) -> DbEngine:
@@ -38,4 +44,8 @@ def open_runtime(settings: Settings) -> Runtime:
     index = SimilarIndex(db, DuplicateFinder(settings.dedup_threshold, settings.triage_threshold))
     index.load()
     logging.getLogger("kominn").debug("index loaded")
-    return Runtime(settings, db, index, Engine(db, settings, index))
+    # Wiring: citizens join a competition through the Telegram adapter's deep link.
+    from adapters.telegram.links import campaign_links
+
+    return Runtime(settings, db, index, Engine(db, settings, index),
+                   campaign_links=campaign_links)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, tzinfo
 from typing import Any
 
@@ -86,16 +86,17 @@ def campaign_actions(line: sc.CampaignLine, t: Translator) -> Block:
 
 
 def list_blocks(lines: Sequence[sc.CampaignLine], total: int, t: Translator, zone: tzinfo, *,
-                moderator: bool, bot_username: str | None,
+                moderator: bool, link: Callable[[int], str | None],
                 notice: str | None = None) -> list[Block]:
-    """The competitions, newest first; moderators get the buttons to run them."""
+    """The competitions, newest first, each with `link(id)` (where citizens join it);
+    moderators get the buttons to run them."""
     blocks: list[Block] = kit.sections(notice) if notice else []
     blocks.append({"type": "header", "text": kit.plain(t("slack_campaigns.title"),
                                                        kit.HEADER_MAX)})
     if not lines:
         blocks += kit.sections(t("slack_campaigns.none"))
     for line in lines:
-        text = campaign_text(line, t, zone, campaigns.deep_link(bot_username, line.id))
+        text = campaign_text(line, t, zone, link(line.id) or "–")
         blocks += kit.sections(text)
         if moderator:
             blocks.append(campaign_actions(line, t))
@@ -261,7 +262,7 @@ async def show_list(bot: core.SlackBot, answer: core.Answer, *, replace: bool = 
     lines, total = await bot.db(sc.list_campaigns, bot.runtime.db, utcnow())
     moderator = await bot.moderators.is_moderator(answer.user_id)
     await answer.send(list_blocks(lines, total, answer.t, bot.zone, moderator=moderator,
-                                  bot_username=bot.settings.telegram_bot_username,
+                                  link=bot.runtime.campaign_link,
                                   notice=notice), replace=replace)
 
 
@@ -411,7 +412,7 @@ def register(bot: core.SlackBot) -> None:
             try:
                 if number is None:
                     created = await b.db(sc.create_campaign, b.runtime.db, form, by=by)
-                    link = campaigns.deep_link(b.settings.telegram_bot_username, created)
+                    link = b.runtime.campaign_link(created) or "–"
                     await a.say(t("slack_campaigns.created", id=created,
                                   title=kit.esc(form.title), link=kit.esc(link)))
                     return

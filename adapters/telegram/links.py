@@ -2,9 +2,11 @@
 `https://t.me/<bot>?start=k<ID>` opens it with idea competition ID chosen (the bot receives
 `/start k<ID>`, see `dialogs.campaigns`).
 
-Places that are not Telegram (the Slack competition list, `kominn campaigns create`) get the
-competition link through `bot.channels.CampaignLinks`, which the wiring (`bot.runtime`) fills
-with `campaign_links`; they never build a Telegram address themselves.
+Code that is not Telegram's (the Slack competition list) gets the competition link through
+`bot.channels.CampaignLinks` (`Runtime.campaign_link`), which the wiring
+(`bot.runtime.open_runtime`) fills with `campaign_links`, and never builds a Telegram address
+itself. `kominn campaigns create`, part of the composition root, prints `campaign_link` for
+`bot_username`, which may ask Telegram.
 """
 
 from __future__ import annotations
