@@ -3,7 +3,11 @@
 A channel adapter offers a `Service` (a part of `kominn run` with its own life and HTTP routes)
 and, when it can deliver messages outside a conversation (follow-ups, notices), a `Sender`
 that the dispatcher uses. Adapters import these contracts and the runtime, never the
-composition root (`bot.app`), which imports them to start them."""
+composition root (`bot.app`), which imports them to start them.
+
+`CampaignLinks` is how code outside the citizens' chat channel (the Slack competition list)
+gets the link that brings a citizen into an idea competition without knowing the channel: the
+wiring (`bot.runtime.open_runtime`) takes it from the adapter (Telegram's deep link)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Protocol
 
 from starlette.routing import BaseRoute
 
+from bot.config import Settings
 from dialogs.types import Reply
 
 STAFF_CHANNEL = "slack"
@@ -47,3 +52,15 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class CampaignLinks(Protocol):
+    """The link that opens a chat with competition `campaign_id` chosen, for the configured
+    bot; None when no channel offers one."""
+
+    def __call__(self, settings: Settings, campaign_id: int) -> str | None: ...
+
+
+def no_campaign_links(settings: Settings, campaign_id: int) -> str | None:
+    """`CampaignLinks` when no channel was wired in."""
+    return None

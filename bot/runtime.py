@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine as DbEngine
 
+from bot.channels import CampaignLinks, no_campaign_links
 from bot.config import Settings
 from bot.conversation.engine import Engine
 from bot.dedup.detector import DuplicateFinder
@@ -24,6 +25,11 @@ class Runtime:
     db: DbEngine
     index: SimilarIndex
     engine: Engine
+    campaign_links: CampaignLinks = no_campaign_links
+
+    def campaign_link(self, campaign_id: int) -> str | None:
+        """Where a citizen joins competition `campaign_id` (see `bot.channels.CampaignLinks`)."""
+        return self.campaign_links(self.settings, campaign_id)
 
     @property
     def features(self) -> Features:
@@ -44,11 +50,15 @@ def open_database(settings: Settings) -> DbEngine:
     return db
 
 
-def open_runtime(settings: Settings, features: Features | None = None) -> Runtime:
-    """Everything an entry point needs; `features` default to `bot.features.assemble`."""
+def open_runtime(settings: Settings, features: Features | None = None,
+                 campaign_links: CampaignLinks = no_campaign_links) -> Runtime:
+    """Everything an entry point needs; `features` default to `bot.features.assemble`. The
+    composition root passes what comes from the adapters (e.g. the channel that links citizens
+    into a competition); this module imports no adapter."""
     features = features or assemble(settings)
     db = open_database(settings)
     index = SimilarIndex(db, DuplicateFinder(settings.dedup_threshold, settings.triage_threshold))
     index.load()
     logging.getLogger("kominn").debug("index loaded")
-    return Runtime(settings, db, index, Engine(db, settings, index, features=features))
+    return Runtime(settings, db, index, Engine(db, settings, index, features=features),
+                   campaign_links=campaign_links)

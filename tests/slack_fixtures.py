@@ -30,6 +30,7 @@ import pytest
 from starlette.applications import Starlette
 
 from adapters.slack import service as adapter
+from adapters.telegram import links
 from bot.conversation.engine import Engine
 from bot.features import assemble, campaigns
 from bot.ideas import book
@@ -70,7 +71,8 @@ def rt(runtime: Runtime, fake: FakeSlackAPI, slack_settings: dict[str, Any]) -> 
         "slack_moderators": [MOD], "slack_moderator_group": GROUP,
         "slack_ideas_channel": "CIDEAS", **slack_settings})
     engine = Engine(runtime.db, settings, runtime.index, features=assemble(settings))
-    return dataclasses.replace(runtime, settings=settings, engine=engine)
+    return dataclasses.replace(runtime, settings=settings, engine=engine,
+                               campaign_links=links.campaign_links)
 
 
 @pytest.fixture

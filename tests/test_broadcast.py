@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from adapters.telegram import pacing
 from adapters.telegram import service as telegram
 from bot.app import App
 from bot.config import Settings, load_settings
@@ -283,7 +284,7 @@ async def test_sends_overlap_up_to_the_sender_and_keep_order_per_address(
 
 # --- the Telegram pacer, without a network ------------------------------------------------------
 
-async def paced(pacer: telegram.Pacer, count: int, stall: float = 0.0) -> list[float]:
+async def paced(pacer: pacing.Pacer, count: int, stall: float = 0.0) -> list[float]:
     """`count` messages through the pacer; after a few, the event loop stalls for `stall`
     seconds (as in a long garbage collection). Returns when each went out (loop time)."""
     loop = asyncio.get_running_loop()
@@ -302,14 +303,14 @@ async def paced(pacer: telegram.Pacer, count: int, stall: float = 0.0) -> list[f
 
 async def test_pacer_never_lets_more_than_the_cap_out_within_a_second_even_after_a_stall(
         ) -> None:
-    stamps = await paced(telegram.Pacer(rate=4.85, cap=5), 12, stall=0.8)
+    stamps = await paced(pacing.Pacer(rate=4.85, cap=5), 12, stall=0.8)
     # Turns the stall let pass are not all taken at once: any 6 messages span over a second.
     assert min(b - a for a, b in zip(stamps, stamps[5:], strict=False)) >= 1.0
 
 
 async def test_pacer_holds_everything_for_a_flood_wait() -> None:
     """A 429 moves every turn behind Telegram's retry_after, also turns already promised."""
-    pacer = telegram.Pacer(rate=20, cap=20)
+    pacer = pacing.Pacer(rate=20, cap=20)
     loop = asyncio.get_running_loop()
     stamps: list[float] = []
 

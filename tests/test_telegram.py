@@ -17,7 +17,8 @@ import pytest
 from sqlmodel import Session, select
 
 from adapters.telegram import service as telegram
-from adapters.telegram.service import TelegramService, chunks, keyboard
+from adapters.telegram.render import chunks, keyboard
+from adapters.telegram.service import TelegramService
 from bot.app import App
 from bot.channels import DeliveryError
 from bot.conversation.engine import Engine

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from adapters.telegram.render import MAX_TEXT, chunks
 from adapters.telegram.sender import open_sender
-from adapters.telegram.service import MAX_TEXT, chunks
 from bot.channels import DeliveryError
 from bot.config import Settings
 from bot.i18n import translator

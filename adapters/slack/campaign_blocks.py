@@ -10,7 +10,7 @@ button on a `useful` idea.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, tzinfo
 from typing import Any
 
@@ -68,7 +68,7 @@ def campaign_actions(line: sc.CampaignLine, t: Translator) -> Block:
 
 
 def list_blocks(lines: Sequence[sc.CampaignLine], total: int, t: Translator, zone: tzinfo, *,
-                moderator: bool, bot_username: str | None,
+                moderator: bool, link: Callable[[int], str | None],
                 notice: str | None = None) -> list[Block]:
     """The competitions, newest first; moderators get the buttons to run them."""
     blocks: list[Block] = kit.sections(notice) if notice else []
@@ -77,7 +77,7 @@ def list_blocks(lines: Sequence[sc.CampaignLine], total: int, t: Translator, zon
     if not lines:
         blocks += kit.sections(t("slack_campaigns.none"))
     for line in lines:
-        text = campaign_text(line, t, zone, campaigns.deep_link(bot_username, line.id))
+        text = campaign_text(line, t, zone, link(line.id) or "–")
         blocks += kit.sections(text)
         if moderator:
             blocks.append(campaign_actions(line, t))

@@ -1,28 +1,82 @@
-"""A Telegram `Sender` built from settings alone: a plain `telegram.Bot` (no polling, no
-webhook), for delivering follow-ups outside `kominn run` (`kominn jobs run-due`).
+"""Telegram `Sender`s for the follow-up dispatcher: notices outside a conversation.
 
-Inside `kominn run` the Telegram adapter's own sender is used; this one renders through the
-same `adapters.telegram.service.send_rendered`, so a notice looks the same whichever command
-delivers
-it: escaped HTML (nothing a citizen typed becomes markup), long texts split with the keyboard
-on the last part, short button labels sharing rows, link buttons, documents, no link previews.
-Errors become `DeliveryError`s through the same `adapters.telegram.service.send_notice`; only the
-bare bot and its pacing are this module's own.
+Two, alike but for where their bot comes from: `ServiceSender` sends through the running
+service's bot (inside `kominn run`), `TelegramSender` through a plain `telegram.Bot` built from
+settings alone, no polling, no webhook (`open_sender`, for `kominn jobs run-due`). Both render
+through `render.send_rendered` and turn Telegram's errors into `DeliveryError`s through
+`send_notice`, so a notice looks the same whichever command delivers it: escaped HTML (nothing
+a citizen typed becomes markup), long texts split with the keyboard on the last part, short
+button labels sharing rows, link buttons, documents, no link previews. Only the bare bot and
+its pacing are `open_sender`'s own.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 
+import httpx
 from telegram import Bot
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ExtBot
 
-from adapters.telegram.service import ChatRateLimiter, file_url, send_notice
+from adapters.telegram.api import CHANNEL, file_url
+from adapters.telegram.errors import error_kind, not_sent, retry_after_seconds
+from adapters.telegram.pacing import ChatRateLimiter
+from adapters.telegram.render import send_rendered
+from bot.channels import DeliveryError
 from bot.config import Settings
 from dialogs.types import Reply
 
-CHANNEL = "telegram"
+log = logging.getLogger("kominn.telegram")
+
+
+async def send_notice(bot: Bot, chat_id: int | str, replies: Sequence[Reply]) -> None:
+    """A follow-up notice (`kominn run`'s dispatcher and `kominn jobs run-due` alike), with
+    Telegram's errors turned into `DeliveryError`s the dispatcher acts on: give up (blocked,
+    chat gone), wait (flood control), retry later (unreachable). A timeout after the request
+    was sent is not retried: the notice may have arrived, and twice is worse than once."""
+    for reply in replies:
+        try:
+            await send_rendered(bot, chat_id, reply)
+        except (Forbidden, BadRequest) as exc:
+            raise DeliveryError(f"telegram: {error_kind(exc)}", permanent=True) from None
+        except RetryAfter as exc:
+            raise DeliveryError("telegram: flood control",
+                                retry_after=retry_after_seconds(exc)) from None
+        except InvalidToken:
+            raise DeliveryError("telegram: invalid token") from None
+        except TimedOut as exc:
+            if not_sent(exc):
+                raise DeliveryError("telegram: not reachable") from None
+            log.warning("notice send timed out; not retried (it may have arrived)",
+                        extra={"event": "telegram_send_ambiguous"})
+        except (TelegramError, httpx.HTTPError) as exc:
+            raise DeliveryError(f"telegram: {type(exc).__name__}") from None
+
+
+class ServiceSender:
+    """`bot.channels.Sender` of the running service (`TelegramService.sender`): refuses while
+    the service is not running (`running`), so the dispatcher tries again later."""
+
+    channel = CHANNEL
+    # Sends the dispatcher may have out at once: the flood limiter paces them, and a few in
+    # hand keep it busy through a slow database moment (a broadcast holds ~29/s).
+    concurrency = 8
+
+    def __init__(self, bot: Bot, running: Callable[[], bool]) -> None:
+        self.bot = bot
+        self._running = running
+
+    async def send(self, address: str, replies: Sequence[Reply]) -> None:
+        if not self._running():
+            raise DeliveryError("telegram is not running")
+        try:
+            chat_id: int | str = int(address)
+        except ValueError:
+            chat_id = address
+        await send_notice(self.bot, chat_id, replies)
 
 
 class TelegramSender:

@@ -27,25 +27,6 @@ def parse_time(value: str, option: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def bot_username() -> str | None:
-    """For the deep link: TELEGRAM_BOT_USERNAME, or asked from Telegram when a token is set."""
-    cfg = settings()
-    if cfg.telegram_bot_username or not cfg.telegram_bot_token:
-        return cfg.telegram_bot_username
-    import asyncio
-
-    from telegram import Bot
-
-    async def ask() -> str | None:
-        async with Bot(cfg.telegram_bot_token or "", base_url=cfg.telegram_api_base_url) as bot:
-            return bot.username
-
-    try:
-        return asyncio.run(ask())
-    except Exception:  # noqa: BLE001 - the link is a convenience; the id is what matters
-        return None
-
-
 @campaigns_app.command("create")
 def create(
     title: Annotated[str, typer.Option(help="the competition's title")],
@@ -56,6 +37,7 @@ def create(
     text: Annotated[str | None, typer.Option(help="a short text")] = None,
 ) -> None:
     """Create an idea competition; prints its id and Telegram deep link."""
+    from adapters.telegram import links
     from bot.features import campaigns
     from storage.db import transaction
 
@@ -72,7 +54,7 @@ def create(
     except campaigns.CampaignError as exc:
         fail(f"refused: {exc}", 1)
     typer.echo(f"campaign {number}")
-    typer.echo(campaigns.deep_link(bot_username(), number))
+    typer.echo(links.campaign_link(links.bot_username(settings()), number))
 
 
 @campaigns_app.command("list")

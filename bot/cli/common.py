@@ -26,10 +26,13 @@ def settings() -> Settings:
 
 
 def runtime():  # type: ignore[no-untyped-def]
+    """The runtime of every command that serves or delivers: the features of the settings,
+    and the citizens' way into a competition (Telegram's deep link)."""
+    from adapters.telegram.links import campaign_links
     from bot.runtime import open_runtime
 
     try:
-        return open_runtime(settings())
+        return open_runtime(settings(), campaign_links=campaign_links)
     except SchemaBehind as exc:
         fail(f"{exc}")
 

@@ -126,10 +126,6 @@ def choose(session: Session, campaign: Campaign, refs: list[str], now: datetime)
     return chosen
 
 
-def deep_link(bot_username: str | None, campaign_id: int) -> str:
-    return f"https://t.me/{bot_username or '<bot>'}?start=k{campaign_id}"
-
-
 # --- rules (run with the follow-up scans) ------------------------------------------------------
 
 def rule_campaign_invitations(session: Session, settings: Settings, now: datetime) -> int:

@@ -67,7 +67,7 @@ async def show_list(bot: SlackBot, answer: Answer, *, replace: bool = False,
     lines, total = await bot.db(sc.list_campaigns, bot.runtime.db, utcnow())
     moderator = await bot.moderators.is_moderator(answer.user_id)
     await answer.send(cb.list_blocks(lines, total, answer.t, bot.zone, moderator=moderator,
-                                     bot_username=bot.settings.telegram_bot_username,
+                                     link=bot.runtime.campaign_link,
                                      notice=notice), replace=replace)
 
 
@@ -195,7 +195,7 @@ def _register_modals(bot: SlackBot) -> None:
             try:
                 if number is None:
                     created = await b.db(sc.create_campaign, b.runtime.db, form, by=by)
-                    link = campaigns.deep_link(b.settings.telegram_bot_username, created)
+                    link = b.runtime.campaign_link(created) or "–"
                     await a.say(t("slack_campaigns.created", id=created,
                                   title=kit.esc(form.title), link=kit.esc(link)))
                     return
