@@ -32,8 +32,9 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.i18n import Translator
 from bot.ideas import book
+from dialogs import fields
+from dialogs.fields import DESCRIPTION_MAX, DESCRIPTION_MIN, TITLE_MAX, TITLE_MIN, Checked
 from dialogs.refs import format_ref
-from dialogs.submit import DESCRIPTION_MAX, DESCRIPTION_MIN, TITLE_MAX, TITLE_MIN
 from storage.db import transaction
 from storage.models import Idea, Support, utcnow
 
@@ -43,7 +44,6 @@ EXPORT_FIELDS = ("ref", "title", "description", "focus_area", "place", "status",
 IMPORT_REQUIRED = ("title", "description")
 IMPORT_OPTIONAL = ("focus_area", "place", "created_at", "channel")
 DEFAULT_CHANNEL = "import"
-PLACE_MAX = 300
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
 BATCH = 500
 
@@ -201,21 +201,14 @@ def validate(row: dict[str, str], *, t: Translator, focus_areas: list[str], zone
     if "__error__" in row:
         return None, [row["__error__"]]
     reasons: list[str] = []
-    title = " ".join(row.get("title", "").split())
-    description = row.get("description", "").strip()
-    if not TITLE_MIN <= len(title) <= TITLE_MAX:
-        reasons.append(t("report.reason_title_length", min=TITLE_MIN, max=TITLE_MAX,
-                         n=len(title)))
-    if not DESCRIPTION_MIN <= len(description) <= DESCRIPTION_MAX:
-        reasons.append(t("report.reason_description_length", min=DESCRIPTION_MIN,
-                         max=DESCRIPTION_MAX, n=len(description)))
+    title = _checked(fields.check_title(row.get("title")), "title", t, reasons)
+    description = _checked(fields.check_description(row.get("description")), "description",
+                           t, reasons)
     area = _area(row.get("focus_area", ""), focus_areas)
     if area is False:
         reasons.append(t("report.reason_area", value=repr(row["focus_area"].strip()),
                          allowed="; ".join(focus_areas)))
-    place = " ".join(row.get("place", "").split()) or None
-    if place and len(place) > PLACE_MAX:
-        reasons.append(t("report.reason_place_length", max=PLACE_MAX))
+    place = _checked(fields.check_place(row.get("place")), "place", t, reasons) or None
     created_at = _created_at(row.get("created_at", ""), zone, now, t, reasons)
     channel = row.get("channel", "").strip().casefold() or DEFAULT_CHANNEL
     if not _CHANNEL.match(channel):
@@ -225,6 +218,28 @@ def validate(row: dict[str, str], *, t: Translator, focus_areas: list[str], zone
     return book.NewIdea(
         title=title, description=description, channel=channel,
         focus_area=area or None, place=place, created_at=created_at), []
+
+
+def _checked(checked: Checked, column: str, t: Translator, reasons: list[str]) -> str:
+    """A field cleaned and checked by the chat's rules (`dialogs.fields`); its problem, if
+    any, is added to `reasons` in the operator's words."""
+    if checked.problem is not None:
+        reasons.append(_reason(checked.problem, column, t))
+    return checked.value
+
+
+def _reason(problem: fields.Problem, column: str, t: Translator) -> str:
+    """The import's wording of a field problem: the length window as a whole, for a fix in a
+    spreadsheet rather than a chat reply."""
+    n = problem.params.get("n", 0)
+    if problem.key == fields.NEED_WORDS:
+        return t("report.reason_need_words", column=column)
+    if column == "title":
+        return t("report.reason_title_length", min=TITLE_MIN, max=TITLE_MAX, n=n)
+    if column == "description":
+        return t("report.reason_description_length", min=DESCRIPTION_MIN,
+                 max=DESCRIPTION_MAX, n=n)
+    return t("report.reason_place_length", max=fields.PLACE_MAX)
 
 
 def _area(value: str, focus_areas: list[str]) -> str | None | bool:
