@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dialogs.text import clean, has_words
 
@@ -31,6 +32,16 @@ class Problem:
 
     key: str
     params: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FormProblem:
+    """A field of a form (a Slack modal, the CLI's options) that is not acceptable: which
+    field, and the text key and values saying why — so the form can mark that field."""
+
+    field: str
+    key: str
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)

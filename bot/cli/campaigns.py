@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from bot.cli.common import check_format, database, fail, print_json, settings
+from dialogs.fields import FormProblem
 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
 
@@ -58,21 +59,33 @@ def create(
     """Create an idea competition; prints its id and Telegram deep link."""
     from bot.features import campaigns
     from storage.db import transaction
+    from storage.models import utcnow
 
+    cfg = settings()
     closes_at = parse_time(closes, "--closes")
     opens_at = parse_time(opens, "--opens") if opens else None
-    if area and area not in settings().focus_areas:
-        fail(f"--area must be one of: {'; '.join(settings().focus_areas)}")
-    try:
-        with transaction(database()) as session:
-            campaign = campaigns.create(session, title=title, question=question,
-                                        closes_at=closes_at, opens_at=opens_at,
-                                        focus_area=area, text=text, by="cli")
-            number = campaign.id or 0
-    except campaigns.CampaignError as exc:
-        fail(f"refused: {exc}", 1)
+    draft, problems = campaigns.check_campaign(
+        title=title, question=question, text=text, focus_area=area or None, opens_at=opens_at,
+        closes_at=closes_at, areas=cfg.focus_areas, zone=cfg.zone, now=utcnow())
+    if draft is None:
+        fail(_refusal(problems, cfg.focus_areas), 1)
+        return
+    with transaction(database()) as session:
+        number = campaigns.create(session, title=draft.title, question=draft.question,
+                                  closes_at=draft.closes_at, opens_at=draft.opens_at,
+                                  focus_area=draft.focus_area, text=draft.text, by="cli").id or 0
     typer.echo(f"campaign {number}")
     typer.echo(campaigns.deep_link(bot_username(), number))
+
+
+def _refusal(problems: list[FormProblem], areas: list[str]) -> str:
+    """Every broken rule on one line, naming the options (and the areas there are)."""
+    from bot.features.campaigns import CampaignRefused
+
+    said = f"refused: {CampaignRefused(problems)}"
+    if any(p.field == "area" for p in problems):
+        said += f" (--area must be one of: {'; '.join(areas)})"
+    return said
 
 
 @campaigns_app.command("list")

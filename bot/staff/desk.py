@@ -24,7 +24,7 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.ideas import book, triage
 from bot.ideas.moderation import SetRequest, move
-from dialogs.fields import check_description, check_place, check_title
+from dialogs.fields import FormProblem, check_description, check_place, check_title
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
 from storage.db import transaction
@@ -248,15 +248,7 @@ def match_area(settings: Settings, text: str) -> str | None:
 
 # --- writing ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Problem:
-    """A field of the submission form that is not acceptable, and the text saying why."""
-
-    field: str
-    key: str
-    params: dict[str, Any]
-
-
+Problem = FormProblem  # the name the Slack adapter imports
 def check_new_idea(user_id: str, title: str | None, description: str | None,
                    area: str | None, place: str | None, follow_up: bool,
                    areas: Sequence[str]) -> tuple[StaffIdea | None, list[Problem]]:
