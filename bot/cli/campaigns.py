@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from bot.cli.common import check_format, database, fail, print_json, settings
+from bot.localtime import parse_moment
 from dialogs.fields import FormProblem
 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
@@ -19,13 +20,10 @@ campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idék
 def parse_time(value: str, option: str) -> datetime:
     """ISO date or time; without a zone it is the municipality's local time."""
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_moment(value, settings().zone)
     except ValueError:
         fail(f"{option}: not an ISO date/time: {value!r}")
         raise
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=settings().zone)
-    return moment.astimezone(UTC)
 
 
 def bot_username() -> str | None:

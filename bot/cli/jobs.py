@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +27,7 @@ from sqlalchemy import case, exists, func, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
+from bot.localtime import parse_moment
 from storage.models import Outbox, Person, utcnow
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
@@ -90,14 +91,9 @@ def failed_rows(session: Session) -> list[dict[str, Any]]:
              "last_error": r.last_error, "created_at": r.created_at.isoformat()} for r in rows]
 
 
-def parse_moment(value: str | None, zone: Any) -> datetime:
-    """An ISO time; without an offset it is local time in KOMINN_TIMEZONE."""
-    if not value:
-        return utcnow()
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+def run_moment(value: str | None, zone: tzinfo) -> datetime:
+    """--now: an ISO time (without an offset local time in KOMINN_TIMEZONE), default now."""
+    return parse_moment(value, zone) if value else utcnow()
 
 
 def jobs_run_due(
@@ -111,7 +107,7 @@ def jobs_run_due(
     cli.check_format(fmt)
     settings = cli.settings()
     try:
-        moment = parse_moment(now, settings.zone)
+        moment = run_moment(now, settings.zone)
     except ValueError:
         cli.fail(f"--now must be an ISO time like 2026-05-01T09:00, not {now!r}")
     summary = asyncio.run(_run_due(cli.runtime(), moment))

@@ -24,6 +24,7 @@ from bot.followups import rules
 from bot.followups.notices import enqueue, enqueue_for_person, renderer
 from bot.i18n import Translator, translator
 from bot.ideas import book
+from bot.localtime import local_date
 from dialogs import campaigns as campaign_dialogs  # noqa: F401  (registers the commands)
 from dialogs.fields import FormProblem
 from dialogs.payload import global_choice
@@ -90,7 +91,7 @@ def check_campaign(*, title: str | None, question: str | None, text: str | None,
     if focus_area is not None and focus_area not in areas:
         problems.append(FormProblem("area", "slack.modal.pick_area", {}))
     starts = existing.opens_at if existing is not None else opens_at or now
-    if existing is None and starts.astimezone(zone).date() < now.astimezone(zone).date():
+    if existing is None and local_date(starts, zone) < local_date(now, zone):
         problems.append(FormProblem("opens", "slack_campaigns.opens_past", {}))
     problems += _check_closes(closes_at, starts, now, existing)
     if problems or closes_at is None:

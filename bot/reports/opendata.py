@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.i18n import Translator
 from bot.ideas import book
+from bot.localtime import parse_moment
 from dialogs import fields
 from dialogs.fields import DESCRIPTION_MAX, DESCRIPTION_MIN, TITLE_MAX, TITLE_MIN, Checked
 from dialogs.refs import format_ref
@@ -262,7 +263,7 @@ def _created_at(value: str, zone: ZoneInfo, now: datetime, t: Translator,
     if not value:
         return None
     try:
-        parsed = parse_when(value, zone)
+        parsed = parse_moment(value, zone)
     except ValueError:
         reasons.append(t("report.reason_date", value=repr(value)))
         return None
@@ -270,16 +271,6 @@ def _created_at(value: str, zone: ZoneInfo, now: datetime, t: Translator,
         reasons.append(t("report.reason_future", value=value))
         return None
     return parsed
-
-
-def parse_when(value: str, zone: ZoneInfo) -> datetime:
-    """`2024-03-05` (local midnight), `2024-03-05T10:00` (local) or with an offset/`Z`."""
-    if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), time(), zone).astimezone(UTC)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
 
 
 def check(rows: list[tuple[int, dict[str, str]]], *, t: Translator, focus_areas: list[str],

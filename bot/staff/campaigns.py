@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from bot.features import campaigns, collaboration
 from bot.features.campaigns import Existing
 from bot.ideas import book
+from bot.localtime import local_date, local_day, parse_day
 from bot.staff import desk
 from bot.staff.desk import Problem
 from dialogs.refs import format_ref
@@ -54,14 +55,10 @@ class CampaignForm:
     opens_at: datetime | None = None
 
 
-def local_day(day: date, at: time, zone: tzinfo) -> datetime:
-    """A local day and time in the municipality's zone, as aware UTC (how it is stored)."""
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
-
-
 def _day(value: str | None) -> date | None:
+    """A date picker's day; None when none was picked (or it is unreadable)."""
     try:
-        return date.fromisoformat(value) if value else None
+        return parse_day(value) if value else None
     except ValueError:
         return None
 
@@ -74,10 +71,10 @@ def check_form(title: str | None, question: str | None, text: str | None, area: 
     (the one set of competition rules): it opens at the start of its first day (default
     today) and closes at the end of its last; editing to the same last day keeps the time it
     had (the CLI may have set any)."""
-    opens_at = local_day(_day(opens) or now.astimezone(zone).date(), time(0, 0), zone)
+    opens_at = local_day(_day(opens) or local_date(now, zone), zone)
     closes_day = _day(closes)
-    closes_at = local_day(closes_day, CLOSES_AT, zone) if closes_day else None
-    if existing is not None and closes_day == existing.closes_at.astimezone(zone).date():
+    closes_at = local_day(closes_day, zone, CLOSES_AT) if closes_day else None
+    if existing is not None and closes_day == local_date(existing.closes_at, zone):
         closes_at = existing.closes_at
     draft, problems = campaigns.check_campaign(
         title=title, question=question, text=text, focus_area=_picked_area(area, areas),
