@@ -9,7 +9,7 @@ import's reasons for the operator) maps the key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,24 @@ def check_place(text: str | None) -> Checked:
     if len(value) > PLACE_MAX:
         return Checked(value, Problem(PLACE_TOO_LONG, {"max": PLACE_MAX, "n": len(value)}))
     return Checked(value)
+
+
+def match_area(text: str | None, areas: Sequence[str], *, partial: bool = False) -> str | None:
+    """The configured focus area someone typed, in its configured spelling: the same name in
+    any case and spacing; with `partial` (a search word), else the first that starts with it,
+    else the first that contains it. None when nothing (or nothing usable) matches."""
+    wanted = " ".join((text or "").split()).casefold()
+    if not wanted:
+        return None
+    folded = [(" ".join(area.split()).casefold(), area) for area in areas]
+    tests: list[Callable[[str], bool]] = [lambda name: name == wanted]
+    if partial:
+        tests += [lambda name: name.startswith(wanted), lambda name: wanted in name]
+    for test in tests:
+        hit = next((area for name, area in folded if test(name)), None)
+        if hit is not None:
+            return hit
+    return None
 
 
 def _check(value: str, low: int, high: int, too_short: str, too_long: str) -> Checked:

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlmodel import Session, select
 
+from bot.config import Settings
+from bot.features import campaigns
 from bot.i18n import translator
 from bot.reports import opendata
 from bot.runtime import Runtime
 from bot.staff import desk
 from dialogs import fields
-from storage.models import Idea
+from storage.models import Campaign, Idea
 from tests.helpers import IDEA, ChatPerson
+from tests.test_cli import kominn
 
 NB = translator("nb")
 AREAS = ["Folkehelse", "Annet"]
@@ -89,3 +95,46 @@ def test_import_refuses_what_the_chat_refuses(runtime: Runtime) -> None:
         (2, "kolonnen title må ha ord, ikke bare symboler eller emoji; "
             "kolonnen place må ha ord, ikke bare symboler eller emoji"),
         (3, "tittelen må ha 5–120 tegn (har 4)")]
+
+
+# --- focus areas: one matcher (dialogs.fields.match_area) --------------------------------------
+
+CONFIGURED = ["Vekst og utvikling", "Areal og transport", "Folkehelse", "Annet"]
+
+
+@pytest.mark.parametrize(("typed", "exact", "partial"), [
+    ("Folkehelse", "Folkehelse", "Folkehelse"),
+    ("  areal   OG transport ", "Areal og transport", "Areal og transport"),
+    ("areal", None, "Areal og transport"),  # the start of one
+    ("transport", None, "Areal og transport"),  # part of one
+    ("Sykling", None, None),
+    ("", None, None),
+    (None, None, None),
+])
+def test_match_area(typed: str | None, exact: str | None, partial: str | None) -> None:
+    assert fields.match_area(typed, CONFIGURED) == exact
+    assert fields.match_area(typed, CONFIGURED, partial=True) == partial
+
+
+def test_every_entry_knows_an_area_in_any_case(runtime: Runtime, settings: Settings) -> None:
+    """The import, the CLI's competitions and idea list, and Slack's list all match an area by
+    the same rule, and store or ask for its configured spelling."""
+    result = import_rows(runtime, [IDEA["title"], IDEA["description"], " FOLKEHELSE ", ""])
+    assert result.ok
+    with Session(runtime.db) as session:
+        assert session.exec(select(Idea.focus_area)).one() == "Folkehelse"
+    listed = kominn(settings, "ideas", "list", "--area", "folkehelse", "--format", "json")
+    assert [i["focus_area"] for i in json.loads(listed.stdout)] == ["Folkehelse"]
+    created = kominn(settings, "campaigns", "create", "--title", "Sykkelbyen Asker",
+                     "--question", "Hva trenger syklistene?", "--closes", "2099-01-31",
+                     "--area", "areal og transport")
+    assert created.returncode == 0, created.stderr
+    with Session(runtime.db) as session:
+        assert session.exec(select(Campaign.focus_area)).one() == "Areal og transport"
+    assert desk.match_area(runtime.settings, "folke") == "Folkehelse"
+    draft, problems = campaigns.check_campaign(
+        title="Sykkelbyen", question="Hva trenger syklistene?", text=None,
+        focus_area="folkehelse", opens_at=None, closes_at=datetime(2099, 1, 1, tzinfo=UTC),
+        areas=runtime.settings.focus_areas, zone=runtime.settings.zone,
+        now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert problems == [] and draft is not None and draft.focus_area == "Folkehelse"

@@ -26,7 +26,7 @@ from bot.i18n import Translator, translator
 from bot.ideas import book
 from bot.localtime import local_date
 from dialogs import campaigns as campaign_dialogs  # noqa: F401  (registers the commands)
-from dialogs.fields import FormProblem
+from dialogs.fields import FormProblem, match_area
 from dialogs.payload import global_choice
 from dialogs.refs import format_ref
 from dialogs.text import clean
@@ -88,7 +88,8 @@ def check_campaign(*, title: str | None, question: str | None, text: str | None,
     Editing keeps the opening; a closed competition keeps its closing time."""
     texts = _check_texts(title, question, text)
     problems = list(texts.problems)
-    if focus_area is not None and focus_area not in areas:
+    area = match_area(focus_area, areas)
+    if focus_area and area is None:
         problems.append(FormProblem("area", "slack.modal.pick_area", {}))
     starts = existing.opens_at if existing is not None else opens_at or now
     if existing is None and local_date(starts, zone) < local_date(now, zone):
@@ -96,7 +97,7 @@ def check_campaign(*, title: str | None, question: str | None, text: str | None,
     problems += _check_closes(closes_at, starts, now, existing)
     if problems or closes_at is None:
         return None, problems
-    return Draft(texts.title, texts.question, texts.text, focus_area, starts, closes_at), []
+    return Draft(texts.title, texts.question, texts.text, area, starts, closes_at), []
 
 
 @dataclass(frozen=True)

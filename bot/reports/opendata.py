@@ -205,8 +205,8 @@ def validate(row: dict[str, str], *, t: Translator, focus_areas: list[str], zone
     title = _checked(fields.check_title(row.get("title")), "title", t, reasons)
     description = _checked(fields.check_description(row.get("description")), "description",
                            t, reasons)
-    area = _area(row.get("focus_area", ""), focus_areas)
-    if area is False:
+    area = fields.match_area(row.get("focus_area"), focus_areas)
+    if area is None and row.get("focus_area", "").strip():
         reasons.append(t("report.reason_area", value=repr(row["focus_area"].strip()),
                          allowed="; ".join(focus_areas)))
     place = _checked(fields.check_place(row.get("place")), "place", t, reasons) or None
@@ -218,7 +218,7 @@ def validate(row: dict[str, str], *, t: Translator, focus_areas: list[str], zone
         return None, reasons
     return book.NewIdea(
         title=title, description=description, channel=channel,
-        focus_area=area or None, place=place, created_at=created_at), []
+        focus_area=area, place=place, created_at=created_at), []
 
 
 def _checked(checked: Checked, column: str, t: Translator, reasons: list[str]) -> str:
@@ -241,18 +241,6 @@ def _reason(problem: fields.Problem, column: str, t: Translator) -> str:
         return t("report.reason_description_length", min=DESCRIPTION_MIN,
                  max=DESCRIPTION_MAX, n=n)
     return t("report.reason_place_length", max=fields.PLACE_MAX)
-
-
-def _area(value: str, focus_areas: list[str]) -> str | None | bool:
-    """The configured spelling of a focus area (case-insensitive), None if empty, False if
-    unknown."""
-    wanted = " ".join(value.split()).casefold()
-    if not wanted:
-        return None
-    for area in focus_areas:
-        if area.casefold() == wanted:
-            return area
-    return False
 
 
 def _created_at(value: str, zone: ZoneInfo, now: datetime, t: Translator,

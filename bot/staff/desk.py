@@ -24,6 +24,7 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.ideas import book, triage
 from bot.ideas.moderation import SetRequest, move
+from dialogs import fields
 from dialogs.fields import FormProblem, check_description, check_place, check_title
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
@@ -233,17 +234,9 @@ def report(db: DbEngine, settings: Settings) -> dict[str, Any]:
 
 
 def match_area(settings: Settings, text: str) -> str | None:
-    """A configured focus area from what was typed: exact, then prefix, then part of it."""
-    wanted = text.strip().casefold()
-    if not wanted:
-        return None
-    areas = settings.focus_areas
-    for test in (lambda a: a.casefold() == wanted, lambda a: a.casefold().startswith(wanted),
-                 lambda a: wanted in a.casefold()):
-        hit = next((a for a in areas if test(a)), None)
-        if hit is not None:
-            return hit
-    return None
+    """A configured focus area from a search word (`/kominn list … AREA`): the name, the start
+    of one, or part of one (`dialogs.fields.match_area`)."""
+    return fields.match_area(text, settings.focus_areas, partial=True)
 
 
 # --- writing ----------------------------------------------------------------------------------
