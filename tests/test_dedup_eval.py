@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.dedup.detector import DEDUP_ENV, DEFAULT_DEDUP_THRESHOLD, TRIAGE_ENV
+from bot.config import DEFAULT_DEDUP_THRESHOLD
 from bot.dedup.evaluate import Pair, evaluate, format_table, load_pairs, main, metrics
 
 GITBUGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gitbugs_pairs.csv"
@@ -15,6 +15,7 @@ ACHIEVED_F1 = 0.754  # at DEFAULT_DEDUP_THRESHOLD, recorded in bot/dedup/detecto
 
 REQUIRED_KEYS = {"pairs", "threshold", "precision", "recall", "f1", "best_threshold", "best_f1"}
 
+DEDUP_ENV, TRIAGE_ENV = "KOMINN_DEDUP_THRESHOLD", "KOMINN_TRIAGE_THRESHOLD"
 HEADER = "title_a,description_a,title_b,description_b,label,kind,source\n"
 
 
