@@ -39,7 +39,7 @@ every add/remove, and the exact score always uses the current ones; only the app
 used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
 add/remove stay cheap.
 
-Tuning (`python -m bot.dedup_eval PAIRS.csv`) on the GitBugs pairs (333 pairs: 111 duplicates,
+Tuning (`kominn dedup eval PAIRS.csv`) on the GitBugs pairs (333 pairs: 111 duplicates,
 111 random and 111 hard non-duplicates; English bug reports), IDF from all texts in the file:
 
     threshold  precision  recall  F1
