@@ -31,7 +31,8 @@ from dialogs.payload import global_choice
 from dialogs.refs import format_ref
 from dialogs.text import clean
 from dialogs.types import Reply
-from storage.models import Campaign, DialogState, Idea, Outbox, Person, Support, utcnow
+from storage import outbox
+from storage.models import Campaign, DialogState, Idea, Person, Support, utcnow
 
 REMINDER_BEFORE = timedelta(days=3)
 TITLE_MIN, TITLE_MAX = 3, 200
@@ -264,8 +265,7 @@ def rule_campaign_invitations(session: Session, settings: Settings, now: datetim
     queued = 0
     for campaign in _open(session, now):
         prefix = f"campaign_invite:{campaign.id}:"
-        done = set(session.exec(select(Outbox.dedupe_key).where(
-            col(Outbox.dedupe_key).startswith(prefix))).all())
+        done = outbox.keys_with_prefix(session, prefix)
         people = session.exec(select(Person).where(
             Person.invite_consent == True,  # noqa: E712
             col(Person.erased_at).is_(None), col(Person.chat_id).is_not(None))).all()

@@ -29,8 +29,9 @@ from bot.localtime import local_date, local_day, parse_day
 from bot.staff import desk
 from bot.staff.desk import Problem
 from dialogs.refs import format_ref
+from storage import outbox
 from storage.db import transaction
-from storage.models import Campaign, CollabInvite, Idea, Outbox
+from storage.models import Campaign, CollabInvite, Idea
 
 log = logging.getLogger("kominn.staff")
 
@@ -215,17 +216,12 @@ def choose(db: DbEngine, campaign_id: int, refs: Sequence[str], now: datetime) -
     every participant the outcome (once per idea: a later choice marks, but tells nobody again)."""
     prefix = f"campaign_outcome:{campaign_id}:"
     with transaction(db) as session:
-        before = _count_keys(session, prefix)
+        before = outbox.count_with_prefix(session, prefix)
         chosen = campaigns.choose(session, campaigns.get(session, campaign_id), list(refs), now)
-        told = _count_keys(session, prefix) - before
+        told = outbox.count_with_prefix(session, prefix) - before
     log.info("campaign chosen", extra={"event": "campaign_chosen", "campaign": campaign_id,
                                        "count": len(chosen)})
     return Chosen([format_ref(i.id or 0) for i in chosen], told)
-
-
-def _count_keys(session: Session, prefix: str) -> int:
-    return session.exec(select(func.count()).select_from(Outbox).where(
-        col(Outbox.dedupe_key).startswith(prefix))).one()
 
 
 def invite_collaborators(db: DbEngine, ref: str, text: str, *, by: str) -> int:
