@@ -241,7 +241,9 @@ def match_area(settings: Settings, text: str) -> str | None:
 
 # --- writing ----------------------------------------------------------------------------------
 
-Problem = FormProblem  # the name the Slack adapter imports
+Problem = FormProblem  # a form field that is not acceptable (the name adapters import)
+
+
 def check_new_idea(user_id: str, title: str | None, description: str | None,
                    area: str | None, place: str | None, follow_up: bool,
                    areas: Sequence[str]) -> tuple[StaffIdea | None, list[Problem]]:
