@@ -38,10 +38,10 @@ from benchmarks.common import fresh_schema  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.features import assemble  # noqa: E402
 from bot.followups.dispatcher import Policy, dispatch  # noqa: E402
-from bot.followups.notices import enqueue  # noqa: E402
 from bot.followups.rules import create_due  # noqa: E402
 from storage.db import make_engine, transaction  # noqa: E402
 from storage.models import Idea, Outbox, Person, StatusChange  # noqa: E402
+from storage.outbox import enqueue  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 

@@ -21,6 +21,11 @@ DEFAULT_FOCUS_AREAS = (
     "Annet",
 )
 LANGUAGES = ("nb", "nn", "en")
+# The duplicate detector's tuned thresholds (0–100; the measurements are in
+# bot/dedup/detector.py). Settings is the one reader of KOMINN_DEDUP_THRESHOLD and
+# KOMINN_TRIAGE_THRESHOLD; a `DuplicateFinder()` without arguments asks it.
+DEFAULT_DEDUP_THRESHOLD: float = 48.0
+DEFAULT_TRIAGE_THRESHOLD: float = 38.0
 
 
 class ConfigError(SystemExit):
@@ -89,11 +94,11 @@ class Settings(BaseSettings):
     locale: Literal["nb", "nn", "en"] = Field("nb", validation_alias=_env("KOMINN_LOCALE"))
     timezone: str = Field("Europe/Oslo", validation_alias=_env("KOMINN_TIMEZONE"))
     quiet_hours: str = Field("21-08", validation_alias=_env("KOMINN_QUIET_HOURS"))
-    dedup_threshold: float | None = Field(
-        None, ge=0, le=100, validation_alias=_env("KOMINN_DEDUP_THRESHOLD")
+    dedup_threshold: float = Field(
+        DEFAULT_DEDUP_THRESHOLD, ge=0, le=100, validation_alias=_env("KOMINN_DEDUP_THRESHOLD")
     )
-    triage_threshold: float | None = Field(
-        None, ge=0, le=100, validation_alias=_env("KOMINN_TRIAGE_THRESHOLD")
+    triage_threshold: float = Field(
+        DEFAULT_TRIAGE_THRESHOLD, ge=0, le=100, validation_alias=_env("KOMINN_TRIAGE_THRESHOLD")
     )
     focus_areas: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_FOCUS_AREAS),

@@ -13,14 +13,23 @@ from dialogs.core import (
     State,
     SubmitIdea,
 )
+from dialogs.fields import (
+    DESCRIPTION_MAX,
+    DESCRIPTION_MIN,
+    NEED_WORDS,
+    TITLE_MAX,
+    TITLE_MIN,
+    Checked,
+    check_description,
+    check_place,
+    check_title,
+)
+from dialogs.fields import PLACE_MAX as PLACE_MAX  # re-exported: the Slack modal reads it here
 from dialogs.payload import global_choice, step_choice
-from dialogs.text import clean, has_words, shorten
+from dialogs.text import shorten
 from dialogs.types import Incoming, Reply
 
 FLOW = "submit"
-TITLE_MIN, TITLE_MAX = 5, 120
-DESCRIPTION_MIN, DESCRIPTION_MAX = 20, 3000
-PLACE_MAX = 200
 EDITABLE = ("title", "description", "area", "place")
 
 
@@ -114,30 +123,25 @@ def _to_summary(state: State, ctx: Context, **data: Any) -> Outcome:
 
 
 def _title(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
-    text = clean(incoming.text)
-    if action is not None or not text:
+    checked = check_title(incoming.text)
+    if action is not None or not checked.value:
         return _ask_again(state, ctx, "submit.need_text")
-    if not has_words(text):
-        return _ask_again(state, ctx, "submit.need_words")
-    if len(text) < TITLE_MIN:
-        return _ask_again(state, ctx, "submit.title_too_short", min=TITLE_MIN)
-    if len(text) > TITLE_MAX:
-        return _ask_again(state, ctx, "submit.title_too_long", max=TITLE_MAX, n=len(text))
-    return _advance(state, ctx, "description", title=text)
+    return _accept(state, ctx, checked, "description", "title")
 
 
 def _description(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
-    text = clean(incoming.text, multiline=True)
-    if action is not None or not text:
+    checked = check_description(incoming.text)
+    if action is not None or not checked.value:
         return _ask_again(state, ctx, "submit.need_text")
-    if not has_words(text):
-        return _ask_again(state, ctx, "submit.need_words")
-    if len(text) < DESCRIPTION_MIN:
-        return _ask_again(state, ctx, "submit.description_too_short", min=DESCRIPTION_MIN)
-    if len(text) > DESCRIPTION_MAX:
-        return _ask_again(state, ctx, "submit.description_too_long", max=DESCRIPTION_MAX,
-                          n=len(text))
-    return _advance(state, ctx, "area", description=text)
+    return _accept(state, ctx, checked, "area", "description")
+
+
+def _accept(state: State, ctx: Context, checked: Checked, next_step: str,
+            name: str) -> Outcome:
+    """Store a checked text field and move on, or ask again saying what is wrong."""
+    if checked.problem is not None:
+        return _ask_again(state, ctx, checked.problem.key, **checked.problem.params)
+    return _advance(state, ctx, next_step, **{name: checked.value})
 
 
 def _area(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
@@ -159,12 +163,12 @@ def _place(state: State, incoming: Incoming, action: str | None, ctx: Context) -
         return _advance(state, ctx, "consent", place=None,
                         latitude=incoming.location.latitude,
                         longitude=incoming.location.longitude)
-    text = clean(incoming.text)
-    if not text or not has_words(text):
+    checked = check_place(incoming.text)
+    if not checked.value or (checked.problem and checked.problem.key == NEED_WORDS):
         return _ask_again(state, ctx, "submit.place_help")
-    if len(text) > PLACE_MAX:
-        return _ask_again(state, ctx, "submit.place_too_long", max=PLACE_MAX)
-    return _advance(state, ctx, "consent", place=text, latitude=None, longitude=None)
+    if checked.problem is not None:
+        return _ask_again(state, ctx, checked.problem.key, **checked.problem.params)
+    return _advance(state, ctx, "consent", place=checked.value, latitude=None, longitude=None)
 
 
 def _consent(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:

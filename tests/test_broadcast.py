@@ -30,7 +30,6 @@ from bot.app import App
 from bot.config import Settings, load_settings
 from bot.features import campaigns
 from bot.followups.dispatcher import dispatch
-from bot.followups.notices import enqueue
 from bot.followups.rules import create_due
 from bot.followups.scheduler import SchedulerService
 from bot.runtime import Runtime, open_runtime
@@ -38,6 +37,7 @@ from dialogs.payload import global_choice
 from dialogs.types import Reply
 from storage.db import transaction
 from storage.models import Outbox, Person, utcnow
+from storage.outbox import enqueue
 from tests.fakes.telegram_api import FakeTelegramAPI
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -37,3 +37,15 @@ def test_eval_reports_the_contract_keys(settings: Settings, tmp_path: Path) -> N
     assert "precision" in table.stdout and "30" in table.stdout
     missing = kominn(settings, "dedup", "eval", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and "cannot evaluate" in missing.stderr
+    broken = tmp_path / "broken.csv"
+    broken.write_text("title_a,label\nLys i lysløypa,1\n", "utf-8")
+    refused = kominn(settings, "dedup", "eval", str(broken))
+    assert refused.returncode == 2 and "cannot evaluate" in refused.stderr
+    assert "title_b" in refused.stderr  # names the missing column
+
+
+def test_eval_has_one_entry_point() -> None:
+    """`kominn dedup eval` is the only way in; the library has no command line of its own."""
+    from bot.dedup import evaluate
+
+    assert not hasattr(evaluate, "main")

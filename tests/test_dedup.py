@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import FrozenInstanceError
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.dedup.detector import (
-    DEDUP_ENV,
-    DEFAULT_DEDUP_THRESHOLD,
-    DEFAULT_TRIAGE_THRESHOLD,
-    TRIAGE_ENV,
-    DuplicateFinder,
-    Match,
-)
+from bot import config
+from bot.config import ConfigError
+from bot.dedup import DuplicateFinder
+from bot.dedup.detector import DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD, Match
 from bot.dedup.normalize import STOP_WORDS, clean, stem, tokenize, words
+
+DEDUP_ENV, TRIAGE_ENV = "KOMINN_DEDUP_THRESHOLD", "KOMINN_TRIAGE_THRESHOLD"
 
 IDEAS = {
     "KI-1": (
@@ -267,6 +266,9 @@ def test_default_thresholds() -> None:
     assert f.dedup_threshold == DEFAULT_DEDUP_THRESHOLD
     assert f.triage_threshold == DEFAULT_TRIAGE_THRESHOLD
     assert 0 < DEFAULT_TRIAGE_THRESHOLD < DEFAULT_DEDUP_THRESHOLD < 100
+    # One set of defaults: the detector's are the settings' own.
+    assert (DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD) == (
+        config.DEFAULT_DEDUP_THRESHOLD, config.DEFAULT_TRIAGE_THRESHOLD)
 
 
 def test_thresholds_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,14 +276,31 @@ def test_thresholds_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TRIAGE_ENV, " 40 ")
     f = DuplicateFinder()
     assert (f.dedup_threshold, f.triage_threshold) == (71.5, 40.0)
+    settings = config.load_settings()
+    assert (settings.dedup_threshold, settings.triage_threshold) == (71.5, 40.0)
     explicit = DuplicateFinder(dedup_threshold=80, triage_threshold=20)
     assert (explicit.dedup_threshold, explicit.triage_threshold) == (80.0, 20.0)
+    half = DuplicateFinder(dedup_threshold=80)  # the other one still comes from the settings
+    assert (half.dedup_threshold, half.triage_threshold) == (80.0, 40.0)
+
+
+def test_the_finder_asks_the_settings_only_when_it_must(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """Settings is the one reader of the configuration: given both thresholds, the finder
+    reads nothing (a bad value elsewhere does not matter); without, it gets what Settings
+    gets, `.env` included."""
+    monkeypatch.setenv(DEDUP_ENV, "abc")
+    assert DuplicateFinder(dedup_threshold=50, triage_threshold=30).dedup_threshold == 50.0
+    monkeypatch.delenv(DEDUP_ENV)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"{DEDUP_ENV}=61\n", encoding="utf-8")
+    assert DuplicateFinder().dedup_threshold == config.load_settings().dedup_threshold == 61.0
 
 
 @pytest.mark.parametrize("raw", ["abc", "101", "-1", "nan"])
 def test_bad_threshold_names_the_key(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
     monkeypatch.setenv(DEDUP_ENV, raw)
-    with pytest.raises(ValueError, match=DEDUP_ENV):
+    with pytest.raises(ConfigError, match=DEDUP_ENV):
         DuplicateFinder()
     with pytest.raises(ValueError):
         DuplicateFinder(dedup_threshold=50, triage_threshold=150)

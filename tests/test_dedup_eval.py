@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.dedup.detector import DEDUP_ENV, DEFAULT_DEDUP_THRESHOLD, TRIAGE_ENV
-from bot.dedup.evaluate import Pair, evaluate, format_table, load_pairs, main, metrics
+from bot.config import DEFAULT_DEDUP_THRESHOLD
+from bot.dedup.evaluate import Pair, evaluate, format_table, load_pairs, metrics
 
 GITBUGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gitbugs_pairs.csv"
 ACHIEVED_F1 = 0.754  # at DEFAULT_DEDUP_THRESHOLD, recorded in bot/dedup/detector.py's docstring
 
 REQUIRED_KEYS = {"pairs", "threshold", "precision", "recall", "f1", "best_threshold", "best_f1"}
 
+DEDUP_ENV, TRIAGE_ENV = "KOMINN_DEDUP_THRESHOLD", "KOMINN_TRIAGE_THRESHOLD"
 HEADER = "title_a,description_a,title_b,description_b,label,kind,source\n"
 
 
@@ -110,16 +111,6 @@ def test_evaluate_uses_the_given_threshold() -> None:
 def test_evaluate_follows_the_configured_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DEDUP_ENV, "12.5")
     assert evaluate(sample_pairs())["threshold"] == 12.5
-
-
-def test_main_prints_json_and_fails_cleanly(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = write(tmp_path, HEADER + "Flere benker,,Benker her,,1,,\nBuss,,Park,,0,,\n")
-    assert main([str(path), "--format", "json"]) == 0
-    assert '"best_threshold"' in capsys.readouterr().out
-    assert main([str(tmp_path / "nope.csv")]) == 2
-    assert "error:" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not GITBUGS.exists(), reason="../shared/data/gitbugs_pairs.csv not present")

@@ -14,11 +14,11 @@ from sqlmodel import col
 
 from bot.channels import DeliveryError
 from bot.config import Settings
-from bot.followups.notices import enqueue
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import Outbox, Person
+from storage.outbox import enqueue
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_cli import KOMINN, kominn

@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from adapters import console
 from bot.channels import DeliveryError
 from bot.followups.dispatcher import Policy, claim, dispatch, quiet_until
-from bot.followups.notices import enqueue
 from bot.runtime import Runtime, open_runtime
 from dialogs.lifecycle import Status
 from storage.db import transaction
 from storage.models import Outbox
+from storage.outbox import enqueue
 from tests.test_followups import (
     T0,
     RecordingSender,

@@ -4,12 +4,11 @@ from datetime import timedelta
 
 from sqlmodel import Session, func, select
 
-from bot.followups.dispatcher import CANCELLED, FAILED, PENDING, SENT
-from bot.followups.notices import enqueue
 from bot.followups.retention import Pruned, prune
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import DialogState, Idea, Outbox, ProcessedUpdate, utcnow
+from storage.outbox import CANCELLED, FAILED, PENDING, SENT, enqueue
 from tests.helpers import ChatPerson
 
 

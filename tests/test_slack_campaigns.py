@@ -6,6 +6,7 @@ The bench (fixtures, request and reading helpers) is tests/slack_fixtures.py."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -42,6 +43,7 @@ from tests.slack_fixtures import (
     shown,
     today,
 )
+from tests.test_cli import kominn
 
 fake, rt, service, http = bench.fake, bench.rt, bench.service, bench.http
 kari, ola = bench.kari, bench.ola  # citizens of the Slack-configured runtime
@@ -278,6 +280,49 @@ async def test_the_modal_says_what_is_wrong(http: httpx.AsyncClient, fake: FakeS
     with Session(rt.db) as session:
         (only,) = session.exec(select(Campaign)).all()
     assert only.focus_area is None
+
+
+# The same bad competitions, as the modal's fields and as `kominn campaigns create` options
+# (days from today): (title, question, text, opens, closes), and the fields both refuse.
+BAD_COMPETITIONS = [
+    (("Ja", "Hva", "x" * 2001, None, 14), {"title", "question", "text"}),
+    (("\u200bJa\u200b\u200b\u200b", QUESTION, "", None, 14), {"title"}),  # cleaned first
+    (("Sykkelbyen Asker", QUESTION, "", 5, 2), {"closes"}),
+    (("Sykkelbyen Asker", QUESTION, "", -1, 14), {"opens"}),
+    (("Sykkelbyen Asker", QUESTION, "", None, -1), {"closes"}),
+]
+
+
+@pytest.mark.parametrize(("values", "fields"), BAD_COMPETITIONS)
+async def test_cli_and_slack_refuse_the_same_competitions(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime, settings: Any,
+        values: tuple[str, str, str, int | None, int], fields: set[str]) -> None:
+    title, question, text, opens, closes = values
+    day = today(rt)
+    opens_day = day + timedelta(days=opens) if opens is not None else None
+    closes_day = day + timedelta(days=closes)
+    meta = json.dumps({"id": None, "url": fake.response_url("cmd")})
+    modal = await submit(http, ui.CAMPAIGN_VIEW, campaign_values(
+        title, question, opens=opens_day, closes=closes_day, text=text), meta)
+    assert modal.json()["response_action"] == "errors"
+    assert set(modal.json()["errors"]) == fields
+
+    options = ["--title", title, "--question", question, "--closes", closes_day.isoformat()]
+    options += ["--text", text] if text else []
+    options += ["--opens", opens_day.isoformat()] if opens_day else []
+    cli = kominn(settings, "campaigns", "create", *options)
+    assert cli.returncode == 1 and cli.stderr.startswith("refused: ")
+    assert set(re.findall(r"(?:^refused: |; )(\w+): ", cli.stderr)) == fields
+    with Session(rt.db) as session:
+        assert session.exec(select(Campaign)).all() == []
+
+
+def test_the_cli_names_the_areas_it_knows(settings: Any) -> None:
+    cli = kominn(settings, "campaigns", "create", "--title", "Sykkelbyen Asker", "--question",
+                 QUESTION, "--closes", "2099-01-31", "--area", "Sykling")
+    assert cli.returncode == 1
+    assert cli.stderr.startswith("refused: area: Choose a focus area")
+    assert "(--area must be one of: Vekst og utvikling; " in cli.stderr
 
 
 # --- edit, close, choose ----------------------------------------------------------------------
@@ -577,14 +622,14 @@ def test_update_validates_like_create(runtime: Runtime) -> None:
             fields = {"title": "Sykkelbyen", "question": QUESTION, "text": None,
                       "focus_area": None, "closes_at": campaign.closes_at, **bad}
             with pytest.raises(campaigns.CampaignError):
-                sc.update(session, campaign, **fields)  # type: ignore[arg-type]
-        sc.update(session, campaign, title=" Sykkelbyen Asker ", question=QUESTION,
+                campaigns.update(session, campaign, **fields)  # type: ignore[arg-type]
+        campaigns.update(session, campaign, title=" Sykkelbyen Asker ", question=QUESTION,
                   text="  ", focus_area="Folkehelse", closes_at=now + timedelta(days=9))
         assert (campaign.title, campaign.text, campaign.focus_area) == (
             "Sykkelbyen Asker", None, "Folkehelse")
         campaigns.close(session, campaign, now)
         with pytest.raises(campaigns.CampaignError):
-            sc.update(session, campaign, title="Sykkelbyen", question=QUESTION, text=None,
+            campaigns.update(session, campaign, title="Sykkelbyen", question=QUESTION, text=None,
                       focus_area=None, closes_at=now + timedelta(days=20))
 
 

@@ -22,10 +22,10 @@ from adapters.slack.sender import SlackSender, open_sender
 from bot.channels import STAFF_CHANNEL
 from bot.features import ideas_channel
 from bot.followups.dispatcher import dispatch
-from bot.followups.notices import enqueue
 from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import Outbox
+from storage.outbox import enqueue
 from tests import slack_fixtures as bench
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.helpers import ChatPerson

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -11,6 +11,8 @@ from rich.table import Table
 from sqlmodel import Session
 
 from bot.cli.common import check_format, database, fail, print_json, settings
+from bot.localtime import parse_moment
+from dialogs.fields import FormProblem
 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
 
@@ -18,13 +20,10 @@ campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idék
 def parse_time(value: str, option: str) -> datetime:
     """ISO date or time; without a zone it is the municipality's local time."""
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_moment(value, settings().zone)
     except ValueError:
         fail(f"{option}: not an ISO date/time: {value!r}")
         raise
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=settings().zone)
-    return moment.astimezone(UTC)
 
 
 @campaigns_app.command("create")
@@ -40,21 +39,33 @@ def create(
     from adapters.telegram import links
     from bot.features import campaigns
     from storage.db import transaction
+    from storage.models import utcnow
 
+    cfg = settings()
     closes_at = parse_time(closes, "--closes")
     opens_at = parse_time(opens, "--opens") if opens else None
-    if area and area not in settings().focus_areas:
-        fail(f"--area must be one of: {'; '.join(settings().focus_areas)}")
-    try:
-        with transaction(database()) as session:
-            campaign = campaigns.create(session, title=title, question=question,
-                                        closes_at=closes_at, opens_at=opens_at,
-                                        focus_area=area, text=text, by="cli")
-            number = campaign.id or 0
-    except campaigns.CampaignError as exc:
-        fail(f"refused: {exc}", 1)
+    draft, problems = campaigns.check_campaign(
+        title=title, question=question, text=text, focus_area=area or None, opens_at=opens_at,
+        closes_at=closes_at, areas=cfg.focus_areas, zone=cfg.zone, now=utcnow())
+    if draft is None:
+        fail(_refusal(problems, cfg.focus_areas), 1)
+        return
+    with transaction(database()) as session:
+        number = campaigns.create(session, title=draft.title, question=draft.question,
+                                  closes_at=draft.closes_at, opens_at=draft.opens_at,
+                                  focus_area=draft.focus_area, text=draft.text, by="cli").id or 0
     typer.echo(f"campaign {number}")
     typer.echo(links.campaign_link(links.bot_username(settings()), number))
+
+
+def _refusal(problems: list[FormProblem], areas: list[str]) -> str:
+    """Every broken rule on one line, naming the options (and the areas there are)."""
+    from bot.features.campaigns import CampaignRefused
+
+    said = f"refused: {CampaignRefused(problems)}"
+    if any(p.field == "area" for p in problems):
+        said += f" (--area must be one of: {'; '.join(areas)})"
+    return said
 
 
 @campaigns_app.command("list")

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import case, exists, func, update
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from storage.models import Outbox, Person, utcnow
+from bot.localtime import parse_moment
+from storage import outbox
+from storage.models import utcnow
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 COLUMNS = ("due", "scheduled", "sending", "sent", "failed", "cancelled")
@@ -71,33 +71,22 @@ def jobs_list(
 def outbox_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
     """{kind: {due, scheduled, sending, sent, failed, cancelled}}; pending rows split by
     whether they are due at `now`."""
-    bucket = case(
-        ((Outbox.state == "pending") & (col(Outbox.due_at) <= now), "due"),
-        (Outbox.state == "pending", "scheduled"),
-        else_=Outbox.state)
-    query = select(Outbox.kind, bucket, func.count()).group_by(Outbox.kind, bucket)
     counts: dict[str, dict[str, int]] = {}
-    for kind, state, n in session.exec(query):
+    for kind, state, n in outbox.counts_by_kind(session, now):
         row = counts.setdefault(kind, dict.fromkeys(COLUMNS, 0))
         row[state if state in COLUMNS else "failed"] += n
     return dict(sorted(counts.items()))
 
 
 def failed_rows(session: Session) -> list[dict[str, Any]]:
-    rows = session.exec(select(Outbox).where(Outbox.state == "failed")
-                        .order_by(col(Outbox.id))).all()
+    rows = outbox.failed(session)
     return [{"id": r.id, "kind": r.kind, "channel": r.channel, "attempts": r.attempts,
              "last_error": r.last_error, "created_at": r.created_at.isoformat()} for r in rows]
 
 
-def parse_moment(value: str | None, zone: Any) -> datetime:
-    """An ISO time; without an offset it is local time in KOMINN_TIMEZONE."""
-    if not value:
-        return utcnow()
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+def run_moment(value: str | None, zone: tzinfo) -> datetime:
+    """--now: an ISO time (without an offset local time in KOMINN_TIMEZONE), default now."""
+    return parse_moment(value, zone) if value else utcnow()
 
 
 def jobs_run_due(
@@ -111,7 +100,7 @@ def jobs_run_due(
     cli.check_format(fmt)
     settings = cli.settings()
     try:
-        moment = parse_moment(now, settings.zone)
+        moment = run_moment(now, settings.zone)
     except ValueError:
         cli.fail(f"--now must be an ISO time like 2026-05-01T09:00, not {now!r}")
     summary = asyncio.run(_run_due(cli.runtime(), moment))
@@ -137,10 +126,7 @@ async def _run_due(runtime: Any, moment: datetime) -> dict[str, Any]:
         senders = await _senders(runtime.settings, stack)
         summary = await run_due(runtime, senders, moment)
     with Session(runtime.db) as session:
-        summary["waiting"] = {channel: n for channel, n in session.exec(
-            select(Outbox.channel, func.count()).where(
-                Outbox.state == "pending", col(Outbox.due_at) <= moment,
-                col(Outbox.channel).not_in(list(senders))).group_by(Outbox.channel))}
+        summary["waiting"] = outbox.waiting_by_channel(session, moment, list(senders))
     return summary
 
 
@@ -197,34 +183,12 @@ def jobs_requeue(
 def requeue_failed(session: Session, now: datetime, ids: list[int] | None, *,
                    kind: str | None = None, channel: str | None = None) -> dict[str, Any]:
     """Move `failed` rows (these ids, or all when None; narrowed by kind/channel) back to
-    `pending`, due `now`, with fresh attempts; say which rows were skipped and why.
-
-    One conditional UPDATE … RETURNING decides: only rows still `failed` at that instant move,
-    so a row the dispatcher or a second operator touched meanwhile is never reset twice, and the
-    ids it returns are exactly what moved (SQLite ≥ 3.35 and PostgreSQL both return them).
-    Rows of an erased person stay parked: nothing may be sent to them."""
-    from bot.followups.dispatcher import FAILED, PENDING
-
-    erased = exists().where(col(Person.id) == col(Outbox.person_id),
-                            col(Person.erased_at).is_not(None))
-    scope: list[ColumnElement[bool]] = []
-    if ids is not None:
-        scope.append(col(Outbox.id).in_(ids))
-    if kind:
-        scope.append(col(Outbox.kind) == kind)
-    if channel:
-        scope.append(col(Outbox.channel) == channel)
-    moved = sorted(session.execute(
-        update(Outbox).where(col(Outbox.state) == FAILED, ~erased, *scope)
-        .values(state=PENDING, due_at=now, attempts=0, last_error=None)
-        .returning(col(Outbox.id)).execution_options(synchronize_session=False)).scalars())
-    if ids is None:  # --all: the only failed rows in scope left behind are the erased ones
-        rest = list(session.exec(select(Outbox.id).where(
-            col(Outbox.state) == FAILED, erased, *scope)).all())
-    else:
-        rest = sorted(set(ids) - set(moved))
-    skipped = _skipped(session, rest, kind, channel)
-    return {"requeued": len(moved), "ids": moved, "skipped": skipped}
+    `pending`, due `now`, with fresh attempts (`storage.outbox.requeue_failed`: one
+    conditional UPDATE, never a row twice, never an erased person's); say which rows were
+    skipped and why."""
+    moved, rest = outbox.requeue_failed(session, now, ids, kind=kind, channel=channel)
+    return {"requeued": len(moved), "ids": moved,
+            "skipped": _skipped(session, rest, kind, channel)}
 
 
 def _skipped(session: Session, ids: list[Any], kind: str | None,
@@ -232,11 +196,7 @@ def _skipped(session: Session, ids: list[Any], kind: str | None,
     """Why each of these rows did not move: unknown, not failed, another kind or channel, or
     addressed to an erased person (`changed`: on PostgreSQL a dispatcher may park a row as
     failed between the UPDATE and this look; running the command again takes it)."""
-    from bot.followups.dispatcher import FAILED
-
-    found = {row.id: (row, erased_at) for row, erased_at in session.exec(
-        select(Outbox, Person.erased_at).outerjoin(Person, col(Person.id) == Outbox.person_id)
-        .where(col(Outbox.id).in_(ids)))} if ids else {}
+    found = outbox.with_erasure(session, ids)
     skipped: list[dict[str, Any]] = []
     for row_id in sorted(ids):
         if row_id not in found:
@@ -244,7 +204,7 @@ def _skipped(session: Session, ids: list[Any], kind: str | None,
             continue
         row, erased_at = found[row_id]
         item = {"id": row_id, "kind": row.kind, "channel": row.channel, "state": row.state}
-        if row.state != FAILED:
+        if row.state != outbox.FAILED:
             item["reason"] = "not_failed"
         elif kind and row.kind != kind:
             item["reason"] = "other_kind"

@@ -88,6 +88,7 @@ def ideas_list(
     from sqlmodel import Session
 
     from bot.ideas.records import idea_record
+    from dialogs.fields import match_area
     from dialogs.lifecycle import parse_status
     from storage.models import Idea
 
@@ -99,7 +100,9 @@ def ideas_list(
         except ValueError as exc:
             fail(str(exc))
     if area:
-        query = query.where(Idea.focus_area == area)
+        # A configured area in any case; another name as given (older ideas may carry it).
+        wanted = match_area(area, settings().focus_areas) or area
+        query = query.where(Idea.focus_area == wanted)
     if limit:
         query = query.limit(limit)
     with Session(database()) as session:

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot.i18n import Translator, translator
+from bot.localtime import parse_day
 
 if TYPE_CHECKING:
     from bot.reports.opendata import ImportResult
@@ -46,7 +47,7 @@ def _date(value: str | None, t: Translator) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value.strip())
+        return parse_day(value.strip())
     except ValueError:
         cli.fail(t("report.bad_date", value=value))
         raise  # unreachable

@@ -39,7 +39,7 @@ every add/remove, and the exact score always uses the current ones; only the app
 used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
 add/remove stay cheap.
 
-Tuning (`python -m bot.dedup_eval PAIRS.csv`) on the GitBugs pairs (333 pairs: 111 duplicates,
+Tuning (`kominn dedup eval PAIRS.csv`) on the GitBugs pairs (333 pairs: 111 duplicates,
 111 random and 111 hard non-duplicates; English bug reports), IDF from all texts in the file:
 
     threshold  precision  recall  F1
@@ -73,7 +73,6 @@ query. Words alone: build 3.6 s, 127 MB, p50 1.8 ms, recall@3 0.981.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from array import array
 from collections import Counter
@@ -83,6 +82,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from bot.config import DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD, load_settings
 from bot.dedup.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
 from bot.dedup.normalize import stems, words
 
@@ -92,12 +92,6 @@ __all__ = [
     "DuplicateFinder",
     "Match",
 ]
-
-DEFAULT_DEDUP_THRESHOLD: float = 48.0
-DEFAULT_TRIAGE_THRESHOLD: float = 38.0
-
-DEDUP_ENV = "KOMINN_DEDUP_THRESHOLD"
-TRIAGE_ENV = "KOMINN_TRIAGE_THRESHOLD"
 
 TITLE_WEIGHT = 1.25  # a title word counts this many description words
 IDF_POWER = 1.5  # >1 favours rare words more than plain TF-IDF does
@@ -132,18 +126,6 @@ Neighbours = dict[str, list[tuple[str, float]]]  # word -> [(related word, simil
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def _threshold_from_env(key: str, default: float) -> float:
-    """Read a 0–100 threshold from the environment; a bad value names the key in one line."""
-    raw = os.environ.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a number between 0 and 100, got {raw!r}") from None
-    return _checked(key, value)
 
 
 def _checked(name: str, value: float) -> float:
@@ -299,22 +281,25 @@ def _to_score(similarity: float) -> float:
 class DuplicateFinder:
     """An index of ideas that finds the ones most similar to a new title and description.
 
+    A threshold not given is the configured one (`bot.config.Settings`, the one reader of
+    KOMINN_DEDUP_THRESHOLD and KOMINN_TRIAGE_THRESHOLD), so `DuplicateFinder()` embedded in a
+    script scores like the running bot.
     Thread-safe: every public method takes one lock (adapters call it from worker threads).
     """
 
     def __init__(
         self, dedup_threshold: float | None = None, triage_threshold: float | None = None
     ) -> None:
-        self.dedup_threshold: float = (
-            _threshold_from_env(DEDUP_ENV, DEFAULT_DEDUP_THRESHOLD)
-            if dedup_threshold is None
-            else _checked("dedup_threshold", dedup_threshold)
-        )
-        self.triage_threshold: float = (
-            _threshold_from_env(TRIAGE_ENV, DEFAULT_TRIAGE_THRESHOLD)
-            if triage_threshold is None
-            else _checked("triage_threshold", triage_threshold)
-        )
+        if dedup_threshold is None or triage_threshold is None:
+            # The configured thresholds (Settings reads the environment and `.env`; a bad
+            # value is a ConfigError naming the key), asked only when one is not given.
+            configured = load_settings()
+            if dedup_threshold is None:
+                dedup_threshold = configured.dedup_threshold
+            if triage_threshold is None:
+                triage_threshold = configured.triage_threshold
+        self.dedup_threshold: float = _checked("dedup_threshold", dedup_threshold)
+        self.triage_threshold: float = _checked("triage_threshold", triage_threshold)
         self._lock = threading.Lock()
         # vocabulary: stem <-> id, live document frequency, postings (slots and term weights)
         self._word_id: dict[str, int] = {}

@@ -7,16 +7,13 @@ distinct text of the file — the same thing the live system does with its idea 
 scores each pair with `DuplicateFinder.score`. A pair is predicted duplicate when its score is
 at or above the threshold (by default the finder's configured dedup threshold).
 
-Run `python -m bot.dedup_eval PAIRS.csv [--format table|json] [--threshold T]`; the operator
-CLI offers the same as `kominn dedup eval`.
+The one way to run it is the operator CLI: `kominn dedup eval PAIRS.csv [--format table|json]
+[--threshold T]` (bot/cli/dedup.py); this module is the library behind it.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,7 @@ from typing import Any
 
 from bot.dedup.detector import DuplicateFinder
 
-__all__ = ["Pair", "build_finder", "evaluate", "load_pairs", "main", "metrics", "score_pairs"]
+__all__ = ["Pair", "build_finder", "evaluate", "load_pairs", "metrics", "score_pairs"]
 
 REQUIRED_COLUMNS = ("title_a", "title_b", "label")
 _TRUE = {"1", "true", "yes", "ja"}
@@ -170,26 +167,3 @@ def format_table(result: dict[str, Any], sweep_step: int = 5) -> str:
         if t % sweep_step == 0 or t in (result["threshold"], best):
             lines.append(f"{t:9g}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:.3f}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bot.dedup_eval PAIRS.csv [--format table|json] [--threshold T]`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pairs", type=Path)
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument("--threshold", type=float, default=None)
-    args = parser.parse_args(argv)
-    try:
-        result = evaluate(load_pairs(args.pairs), threshold=args.threshold)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_table(result, sweep_step=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -14,15 +14,15 @@ from sqlmodel import Session, col, select
 from bot.config import Settings
 from bot.conversation.effects import Applied
 from bot.followups.listeners import idea_payload, wants_followups
-from bot.followups.notices import enqueue_for_person
-from bot.followups.rules import existing_keys
 from bot.i18n import Translator
 from bot.ideas import book
 from bot.wiring import Feature
 from dialogs import benefit
 from dialogs.lifecycle import Status
 from dialogs.types import Reply
+from storage import outbox
 from storage.models import BenefitAnswer, Idea, Person
+from storage.outbox import enqueue_for_person
 
 log = logging.getLogger("kominn.followups")
 
@@ -30,7 +30,7 @@ log = logging.getLogger("kominn.followups")
 def rule_benefit_check(session: Session, settings: Settings, now: datetime) -> int:
     """KOMINN_BENEFIT_CHECK_DAYS after `realised`, ask the author whether it helped."""
     cutoff = now - timedelta(days=settings.benefit_check_days)
-    done = existing_keys(session, "benefit:")
+    done = outbox.keys_with_prefix(session, "benefit:")
     queued = 0
     ideas = session.exec(select(Idea).where(Idea.status == Status.REALISED.value,
                                             col(Idea.status_changed_at) <= cutoff,

@@ -11,7 +11,9 @@ and the Telegram sender's business, as for every notice.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -20,40 +22,168 @@ from sqlmodel import Session, col, select
 from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.followups.listeners import moderator_channel
-from bot.followups.notices import enqueue, enqueue_for_person
-from bot.i18n import Translator
+from bot.i18n import Translator, translator
 from bot.ideas import book
+from bot.localtime import local_date
 from bot.wiring import Feature
 from dialogs import campaigns as campaign_dialogs
+from dialogs.fields import FormProblem, match_area
 from dialogs.payload import global_choice
 from dialogs.refs import format_ref
+from dialogs.text import clean
 from dialogs.types import Reply
-from storage.models import Campaign, DialogState, Idea, Outbox, Person, Support, utcnow
+from storage import outbox
+from storage.models import Campaign, DialogState, Idea, Person, Support, utcnow
+from storage.outbox import enqueue, enqueue_for_person
 
 REMINDER_BEFORE = timedelta(days=3)
-TITLE_MAX, QUESTION_MAX, TEXT_MAX = 200, 1000, 2000
+TITLE_MIN, TITLE_MAX = 3, 200
+QUESTION_MIN, QUESTION_MAX = 5, 1000
+TEXT_MAX = 2000
 
 
 class CampaignError(ValueError):
     pass
 
 
+class CampaignRefused(CampaignError):
+    """A competition that breaks the rules of `check_campaign`; says every problem."""
+
+    def __init__(self, problems: Sequence[FormProblem]) -> None:
+        self.problems = list(problems)
+        english = translator("en")
+        super().__init__("; ".join(f"{p.field}: {english(p.key, **p.params)}"
+                                   for p in self.problems))
+
+
+# --- the rules of a competition ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Existing:
+    """What the rules need to know of the competition being edited."""
+
+    opens_at: datetime
+    closes_at: datetime
+    closed: bool
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A competition that passed `check_campaign`: cleaned texts, aware UTC times."""
+
+    title: str
+    question: str
+    text: str | None
+    focus_area: str | None
+    opens_at: datetime
+    closes_at: datetime
+
+
+def check_campaign(*, title: str | None, question: str | None, text: str | None,
+                   focus_area: str | None, opens_at: datetime | None,
+                   closes_at: datetime | None, areas: Sequence[str], zone: tzinfo,
+                   now: datetime, existing: Existing | None = None
+                   ) -> tuple[Draft | None, list[FormProblem]]:
+    """Every rule of a competition, field by field, for every form that makes or edits one
+    (the Slack modal, `kominn campaigns create`): 3–200 characters of title, 5–1000 of
+    question, at most 2000 of text (cleaned like any typed text), a configured focus area or
+    none, opening today or later (default now), closing in the future and after it opens.
+    Editing keeps the opening; a closed competition keeps its closing time."""
+    texts = _check_texts(title, question, text)
+    problems = list(texts.problems)
+    area = match_area(focus_area, areas)
+    if focus_area and area is None:
+        problems.append(FormProblem("area", "slack.modal.pick_area", {}))
+    starts = existing.opens_at if existing is not None else opens_at or now
+    if existing is None and local_date(starts, zone) < local_date(now, zone):
+        problems.append(FormProblem("opens", "slack_campaigns.opens_past", {}))
+    problems += _check_closes(closes_at, starts, now, existing)
+    if problems or closes_at is None:
+        return None, problems
+    return Draft(texts.title, texts.question, texts.text, area, starts, closes_at), []
+
+
+@dataclass(frozen=True)
+class Texts:
+    title: str
+    question: str
+    text: str | None
+    problems: list[FormProblem]
+
+
+def _check_texts(title: str | None, question: str | None, text: str | None) -> Texts:
+    """The competition's own texts, cleaned; the rule every stored competition keeps."""
+    clean_title, clean_question = clean(title), clean(question, multiline=True)
+    clean_text = clean(text, multiline=True) or None
+    problems = [FormProblem(name, "slack_campaigns.length", {"min": low, "max": high})
+                for name, value, low, high in (
+                    ("title", clean_title, TITLE_MIN, TITLE_MAX),
+                    ("question", clean_question, QUESTION_MIN, QUESTION_MAX))
+                if not low <= len(value) <= high]
+    if clean_text and len(clean_text) > TEXT_MAX:
+        problems.append(FormProblem("text", "slack_campaigns.too_long", {"max": TEXT_MAX}))
+    return Texts(clean_title, clean_question, clean_text, problems)
+
+
+def _check_closes(closes_at: datetime | None, opens_at: datetime, now: datetime,
+                  existing: Existing | None) -> list[FormProblem]:
+    """A closing time that is given and, when it is new or moved, in the future and after the
+    opening; a closed competition's closing time cannot move (it would reopen)."""
+    if closes_at is None:
+        return [FormProblem("closes", "slack_campaigns.closes_missing", {})]
+    if existing is not None and closes_at == existing.closes_at:
+        return []
+    if existing is not None and existing.closed:
+        return [FormProblem("closes", "slack_campaigns.closed_keeps_dates", {})]
+    if closes_at <= now:
+        return [FormProblem("closes", "slack_campaigns.closes_past", {})]
+    if closes_at <= opens_at:
+        return [FormProblem("closes", "slack_campaigns.closes_before_opens", {})]
+    return []
+
+
+def check_stored(campaign: Campaign | None, *, title: str, question: str, text: str | None,
+                 opens_at: datetime, closes_at: datetime) -> Texts:
+    """What every stored competition keeps, whoever writes it (also a script or a test that
+    backdates one): the texts' rules, closing after opening, and a closed competition's
+    closing time unmoved. Raises `CampaignRefused`."""
+    texts = _check_texts(title, question, text)
+    problems = list(texts.problems)
+    if campaign is None or closes_at != campaign.closes_at:
+        if campaign is not None and campaign.closed_at is not None:
+            problems.append(FormProblem("closes", "slack_campaigns.closed_keeps_dates", {}))
+        elif closes_at <= opens_at:
+            problems.append(FormProblem("closes", "slack_campaigns.closes_before_opens", {}))
+    if problems:
+        raise CampaignRefused(problems)
+    return texts
+
+
 def create(session: Session, *, title: str, question: str, closes_at: datetime,
            opens_at: datetime | None = None, focus_area: str | None = None,
            text: str | None = None, by: str) -> Campaign:
+    """Store a new competition (forms check it first with `check_campaign`)."""
     opens_at = opens_at or utcnow()
-    title, question = title.strip(), question.strip()
-    if not 3 <= len(title) <= TITLE_MAX:
-        raise CampaignError(f"the title needs 3–{TITLE_MAX} characters")
-    if not 5 <= len(question) <= QUESTION_MAX:
-        raise CampaignError(f"the question needs 5–{QUESTION_MAX} characters")
-    if text and len(text) > TEXT_MAX:
-        raise CampaignError(f"the text can have at most {TEXT_MAX} characters")
-    if closes_at <= opens_at:
-        raise CampaignError("the competition must close after it opens")
-    campaign = Campaign(title=title, question=question, text=(text or "").strip() or None,
+    texts = check_stored(None, title=title, question=question, text=text, opens_at=opens_at,
+                         closes_at=closes_at)
+    campaign = Campaign(title=texts.title, question=texts.question, text=texts.text,
                         focus_area=focus_area, opens_at=opens_at, closes_at=closes_at,
                         created_by=by)
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def update(session: Session, campaign: Campaign, *, title: str, question: str,
+           text: str | None, focus_area: str | None, closes_at: datetime) -> Campaign:
+    """Change a competition's texts, area or closing time, by the rules `create` applies.
+
+    The opening cannot move (invitations may be out); a closed competition keeps its dates, and
+    a competition whose closing time is moved past `now` is not reopened by it."""
+    texts = check_stored(campaign, title=title, question=question, text=text,
+                         opens_at=campaign.opens_at, closes_at=closes_at)
+    campaign.title, campaign.question, campaign.text = texts.title, texts.question, texts.text
+    campaign.focus_area, campaign.closes_at = focus_area, closes_at
     session.add(campaign)
     session.flush()
     return campaign
@@ -133,8 +263,7 @@ def rule_campaign_invitations(session: Session, settings: Settings, now: datetim
     queued = 0
     for campaign in _open(session, now):
         prefix = f"campaign_invite:{campaign.id}:"
-        done = set(session.exec(select(Outbox.dedupe_key).where(
-            col(Outbox.dedupe_key).startswith(prefix))).all())
+        done = outbox.keys_with_prefix(session, prefix)
         people = session.exec(select(Person).where(
             Person.invite_consent == True,  # noqa: E712
             col(Person.erased_at).is_(None), col(Person.chat_id).is_not(None))).all()

@@ -15,7 +15,6 @@ from sqlmodel import Session, select
 
 from bot.conversation.effects import Applied
 from bot.followups.listeners import followers
-from bot.followups.notices import enqueue_for_person
 from bot.i18n import Translator
 from bot.wiring import Feature
 from dialogs import collab as collab_dialogs
@@ -23,6 +22,7 @@ from dialogs.lifecycle import Status
 from dialogs.refs import format_ref
 from dialogs.types import Reply
 from storage.models import CollabAnswer, CollabInvite, Idea, Person, utcnow
+from storage.outbox import enqueue_for_person
 
 TEXT_MAX = 1000
 

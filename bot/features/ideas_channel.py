@@ -16,7 +16,6 @@ from sqlmodel import Session
 
 from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
-from bot.followups.notices import enqueue
 from bot.i18n import Translator
 from bot.ideas import book
 from bot.ideas.triage import excerpt
@@ -24,6 +23,7 @@ from bot.wiring import Feature
 from dialogs.refs import format_ref
 from dialogs.types import Choice, Reply
 from storage.models import Idea
+from storage.outbox import enqueue
 
 KIND = "slack_new_idea"
 CHANNEL = STAFF_CHANNEL

@@ -11,7 +11,9 @@ forward by a lease, in one short transaction. On PostgreSQL the candidate rows a
 on SQLite (one writer at a time) each row is taken by a conditional UPDATE that only succeeds
 while the row is still due. A worker that dies mid-send leaves its rows `sending`; when the
 lease runs out they are due again and another worker takes them (at-least-once; the dedupe key
-stops the same notice from ever being queued twice).
+stops the same notice from ever being queued twice). The SQL of all this — the claim, the
+quiet-hours postponement, the outcomes — lives with the table in storage/outbox.py; this module
+holds the policy (what is due for whom, retries, order, quiet hours) and the sending.
 
 Order: notices about a person's own idea (status news, merges, benefit checks, reminders) go
 before mass mailings (competition invitations and reminders, collaboration invitations,
@@ -34,8 +36,7 @@ from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import case, delete, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.channels import STAFF_CHANNEL, DeliveryError, Sender
 from bot.config import Settings
@@ -43,13 +44,18 @@ from bot.followups.notices import Renderer
 from bot.i18n import translator
 from bot.retry import retry_transient
 from dialogs.types import Reply
-from storage.db import is_sqlite, transaction
+from storage import outbox
+from storage.db import transaction
 from storage.models import Outbox, Person, utcnow
+from storage.outbox import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    SENT,
+)
 
 log = logging.getLogger("kominn.dispatcher")
 
-PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
-STATES = (PENDING, SENDING, SENT, FAILED, CANCELLED)
 # Channels where the recipients are staff, not citizens: no quiet hours (Slack has its own
 # do-not-disturb, and the moderators' channel is not a person).
 STAFF_CHANNELS = frozenset({STAFF_CHANNEL})
@@ -134,15 +140,7 @@ def _postpone_quiet(session: Session, channels: list[str], now: datetime,
     citizen = [c for c in channels if c not in STAFF_CHANNELS]
     if not citizen:
         return 0
-    due = select(Outbox.id).where(
-        col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
-        col(Outbox.channel).in_(citizen), col(Outbox.person_id).is_not(None))
-    if not is_sqlite(session.get_bind()):
-        due = due.with_for_update(skip_locked=True)  # never wait on (or deadlock with) a peer
-    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
-        col(Outbox.id).in_(due.scalar_subquery()),
-    ).values(state=PENDING, due_at=until).execution_options(synchronize_session=False))
-    return result.rowcount or 0
+    return outbox.postpone_due(session, citizen, now, until)
 
 
 # --- claiming ---------------------------------------------------------------------------------
@@ -159,48 +157,9 @@ def claim(db: DbEngine, settings: Settings, channels: Iterable[str], now: dateti
         until = quiet_until(now, settings.quiet_window, settings.zone)
         if until is not None:
             result.postponed += _postpone_quiet(session, channels, now, until)
-        due = (select(Outbox)
-               .where(col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
-                      col(Outbox.channel).in_(channels))
-               .order_by(_MASS_LAST, col(Outbox.due_at), col(Outbox.id)).limit(policy.batch))
-        if is_sqlite(db):
-            rows = _take_some(session, due, now, lease_until)
-        else:
-            rows = list(session.exec(due.with_for_update(skip_locked=True)).all())
-            for row in rows:
-                row.state, row.due_at, row.attempts = SENDING, lease_until, row.attempts + 1
-                session.add(row)
-            session.flush()
+        rows = outbox.claim_due(session, channels, now, lease_until, batch=policy.batch,
+                                last_kinds=MASS_KINDS)
         return _prepared(session, rows, settings, result)
-
-
-_MASS_LAST = case((col(Outbox.kind).in_(sorted(MASS_KINDS)), 1), else_=0)
-
-
-def _take_some(session: Session, due: Any, now: datetime, lease_until: datetime,
-               tries: int = 3) -> list[Outbox]:
-    """SQLite: take what is still due among the candidates; if another worker took them all
-    first, look again (now inside our write transaction, so the second look is current)."""
-    for _ in range(tries):
-        candidates = session.exec(due).all()
-        taken = [row for row in candidates if _take(session, row, now, lease_until)]
-        if taken or not candidates:
-            return taken
-    return []
-
-
-def _take(session: Session, row: Outbox, now: datetime, lease_until: datetime) -> bool:
-    """SQLite claim: succeeds only if the row is still due (nobody claimed it meanwhile)."""
-    taken = session.exec(update(Outbox).where(  # type: ignore[call-overload]
-        col(Outbox.id) == row.id, col(Outbox.state).in_((PENDING, SENDING)),
-        col(Outbox.due_at) <= now,
-    ).values(state=SENDING, due_at=lease_until, attempts=col(Outbox.attempts) + 1)
-        .execution_options(synchronize_session=False))
-    if taken.rowcount != 1:
-        return False
-    session.expunge(row)  # a detached copy now: the UPDATE above is the only write
-    row.state, row.due_at, row.attempts = SENDING, lease_until, row.attempts + 1
-    return True
 
 
 def _prepared(session: Session, rows: list[Outbox], settings: Settings,
@@ -213,7 +172,7 @@ def _prepared(session: Session, rows: list[Outbox], settings: Settings,
         if row.person_id is not None:
             person = session.get(Person, row.person_id)
             if person is None or person.erased_at is not None:
-                _set_state(session, row.id, CANCELLED, error="recipient erased")
+                outbox.set_state(session, row.id, CANCELLED, error="recipient erased")
                 result.cancelled += 1
                 continue
             language = person.language or settings.locale
@@ -225,18 +184,7 @@ def _prepared(session: Session, rows: list[Outbox], settings: Settings,
 
 def _set_state_alone(db: DbEngine, row_id: int | None, state: str, **values: Any) -> None:
     with transaction(db) as session:
-        _set_state(session, row_id, state, **values)
-
-
-def _set_state(session: Session, row_id: int | None, state: str, *, error: str | None = None,
-               sent_at: datetime | None = None, due_at: datetime | None = None) -> None:
-    values: dict[str, object] = {"state": state, "last_error": error}
-    if sent_at is not None:
-        values["sent_at"] = sent_at
-    if due_at is not None:
-        values["due_at"] = due_at
-    session.exec(update(Outbox).where(col(Outbox.id) == row_id)  # type: ignore[call-overload]
-                 .values(**values).execution_options(synchronize_session=False))
+        outbox.set_state(session, row_id, state, **values)
 
 
 # --- delivering -------------------------------------------------------------------------------
@@ -384,12 +332,12 @@ def _finish_failed(db: DbEngine, item: Claimed, error: str, now: datetime, perma
     error = error[:500]
     with transaction(db) as session:
         if permanent or item.attempts >= policy.max_attempts:
-            _set_state(session, item.id, FAILED, error=error)
+            outbox.set_state(session, item.id, FAILED, error=error)
             log.error("notice parked as failed", extra={
                 "event": "outbox_failed", "kind": item.kind, "channel": item.channel,
                 "attempt": item.attempts})
             return True
-        _set_state(session, item.id, PENDING, error=error,
+        outbox.set_state(session, item.id, PENDING, error=error,
                    due_at=now + policy.backoff(item.attempts, retry_after))
         log.warning("notice delivery failed, will retry", extra={
             "event": "outbox_retry", "kind": item.kind, "channel": item.channel,
@@ -407,26 +355,15 @@ def take_pending(db: DbEngine, settings: Settings, renderers: Mapping[str, Rende
     now = now or utcnow()
     replies: list[Reply] = []
     with transaction(db) as session:
-        rows = session.exec(select(Outbox).where(
-            Outbox.channel == channel, Outbox.address == address,
-            col(Outbox.state).in_((PENDING, SENDING)), col(Outbox.due_at) <= now,
-        ).order_by(col(Outbox.due_at), col(Outbox.id))).all()
-        for row in rows:
-            if not _take(session, row, now, now):
+        for row in outbox.due_for_address(session, channel, address, now):
+            if not outbox.take(session, row, now, now):
                 continue
             for item in _prepared(session, [row], settings, DispatchResult()):
                 try:
                     replies.extend(render_claimed(item, renderers))
                 except Exception as exc:  # noqa: BLE001 - park it, show the rest
-                    _set_state(session, row.id, FAILED, error=f"render: {type(exc).__name__}")
+                    outbox.set_state(session, row.id, FAILED, error=f"render: {type(exc).__name__}")
                     continue
-                _set_state(session, row.id, SENT, sent_at=now)
+                outbox.set_state(session, row.id, SENT, sent_at=now)
     return replies
 
-
-def forget_person(session: Session, person_id: int | None) -> int:
-    """Erasure: every outbox row addressed to the person goes (address, payload, dedupe key
-    are personal data); nothing can be sent to an erased person anyway."""
-    result = session.exec(delete(Outbox).where(  # type: ignore[call-overload]
-        col(Outbox.person_id) == person_id))
-    return result.rowcount or 0

@@ -10,11 +10,11 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.config import Settings
-from bot.followups import dispatcher
-from bot.followups.notices import enqueue_for_person
 from bot.ideas import book
 from dialogs.lifecycle import Status
+from storage import outbox
 from storage.models import Idea, Person, StatusChange
+from storage.outbox import enqueue_for_person
 
 SUPPORT_MILESTONES = frozenset({1, 5, 10, 25, 50, 100, 250, 500, 1000})
 
@@ -84,7 +84,7 @@ def on_supported(session: Session, idea: Idea, person_id: int) -> None:
 
 
 def on_erased(session: Session, person: Person) -> None:
-    dispatcher.forget_person(session, person.id)
+    outbox.forget_person(session, person.id)
 
 
 LISTENERS = book.IdeaListeners(status_changed=(on_status_changed,), merged=(on_merged,),

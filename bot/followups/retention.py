@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, update
-from sqlmodel import Session, col
+from sqlalchemy import delete
+from sqlmodel import Session
 
-from storage.models import DialogState, Outbox, ProcessedUpdate
+from storage import outbox
+from storage.models import DialogState, ProcessedUpdate
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,5 @@ def prune(session: Session, now: datetime, days: int) -> Pruned:
         DialogState.updated_at < cutoff))
     updates = session.exec(delete(ProcessedUpdate).where(  # type: ignore[call-overload]
         ProcessedUpdate.at < cutoff))
-    notices = session.exec(update(Outbox).where(  # type: ignore[call-overload]
-        col(Outbox.state).in_(("sent", "cancelled")),
-        or_(col(Outbox.sent_at) < cutoff,
-            col(Outbox.sent_at).is_(None) & (col(Outbox.created_at) < cutoff)),
-        or_(col(Outbox.address).is_not(None), col(Outbox.payload) != "{}"),
-    ).values(address=None, payload="{}", last_error=None)
-        .execution_options(synchronize_session=False))
-    return Pruned(states.rowcount or 0, updates.rowcount or 0, notices.rowcount or 0)
+    notices = outbox.empty_finished(session, cutoff)
+    return Pruned(states.rowcount or 0, updates.rowcount or 0, notices)

@@ -29,20 +29,20 @@ from sqlmodel import Session, col, select
 from bot.channels import STAFF_CHANNEL
 from bot.config import Settings
 from bot.followups.listeners import idea_payload, moderator_channel, wants_followups
-from bot.followups.notices import enqueue, enqueue_for_person
 from bot.wiring import Rule
 from dialogs import benefit
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref
+from storage import outbox
 from storage.db import transaction
 from storage.models import (
     DialogState,
     DuplicateCandidate,
     Idea,
-    Outbox,
     Person,
     StatusChange,
 )
+from storage.outbox import enqueue, enqueue_for_person
 
 log = logging.getLogger("kominn.followups")
 
@@ -71,18 +71,13 @@ def _run(db: DbEngine, rule: Rule, settings: Settings, now: datetime, tries: int
     return 0
 
 
-def existing_keys(session: Session, prefix: str) -> set[str]:
-    return set(session.exec(select(Outbox.dedupe_key).where(
-        col(Outbox.dedupe_key).startswith(prefix))).all())
-
-
 def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
     """Still `new` after KOMINN_STALE_DAYS: the author hears it is being assessed, and the
     moderators get a nudge — once per stretch of being new (a reopened idea counts afresh:
     the stretch is named by the idea's latest status change)."""
     cutoff = now - timedelta(days=settings.stale_days)
     channel = moderator_channel(settings)
-    done = existing_keys(session, "stale")
+    done = outbox.keys_with_prefix(session, "stale")
     latest = (select(StatusChange.idea_id, func.max(StatusChange.id).label("stretch"))
               .group_by(StatusChange.idea_id).subquery())
     found = session.exec(
@@ -175,7 +170,7 @@ def rule_weekly_digest(session: Session, settings: Settings, now: datetime) -> i
     moment = digest_moment(now, settings)
     year, week, _ = moment.astimezone(settings.zone).isocalendar()
     key = f"digest:{year}-W{week:02d}"
-    if existing_keys(session, key):
+    if outbox.keys_with_prefix(session, key):
         return 0
     return int(enqueue(session, kind="weekly_digest", dedupe_key=key, channel=STAFF_CHANNEL,
                        address=channel, due_at=now,

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.i18n import translator
-from bot.reports.opendata import parse_when
+from bot.localtime import parse_moment
 from bot.runtime import Runtime
 from dialogs.lifecycle import CLOSED, OPEN
 from dialogs.refs import format_ref, parse_ref
@@ -138,7 +138,7 @@ class Open311:
 
     def _date(self, value: str, name: str) -> datetime:
         try:
-            return parse_when(value.strip().replace(" ", "+"), self.settings.zone)
+            return parse_moment(value.strip().replace(" ", "+"), self.settings.zone)
         except ValueError:
             raise _BadRequest(f"{name} must be a W3C date-time, e.g. 2024-05-01T00:00:00Z") \
                 from None

@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -32,8 +32,10 @@ from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.i18n import Translator
 from bot.ideas import book
+from bot.localtime import parse_moment
+from dialogs import fields
+from dialogs.fields import DESCRIPTION_MAX, DESCRIPTION_MIN, TITLE_MAX, TITLE_MIN, Checked
 from dialogs.refs import format_ref
-from dialogs.submit import DESCRIPTION_MAX, DESCRIPTION_MIN, TITLE_MAX, TITLE_MIN
 from storage.db import transaction
 from storage.models import Idea, Support, utcnow
 
@@ -43,7 +45,6 @@ EXPORT_FIELDS = ("ref", "title", "description", "focus_area", "place", "status",
 IMPORT_REQUIRED = ("title", "description")
 IMPORT_OPTIONAL = ("focus_area", "place", "created_at", "channel")
 DEFAULT_CHANNEL = "import"
-PLACE_MAX = 300
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
 BATCH = 500
 
@@ -201,21 +202,14 @@ def validate(row: dict[str, str], *, t: Translator, focus_areas: list[str], zone
     if "__error__" in row:
         return None, [row["__error__"]]
     reasons: list[str] = []
-    title = " ".join(row.get("title", "").split())
-    description = row.get("description", "").strip()
-    if not TITLE_MIN <= len(title) <= TITLE_MAX:
-        reasons.append(t("report.reason_title_length", min=TITLE_MIN, max=TITLE_MAX,
-                         n=len(title)))
-    if not DESCRIPTION_MIN <= len(description) <= DESCRIPTION_MAX:
-        reasons.append(t("report.reason_description_length", min=DESCRIPTION_MIN,
-                         max=DESCRIPTION_MAX, n=len(description)))
-    area = _area(row.get("focus_area", ""), focus_areas)
-    if area is False:
+    title = _checked(fields.check_title(row.get("title")), "title", t, reasons)
+    description = _checked(fields.check_description(row.get("description")), "description",
+                           t, reasons)
+    area = fields.match_area(row.get("focus_area"), focus_areas)
+    if area is None and row.get("focus_area", "").strip():
         reasons.append(t("report.reason_area", value=repr(row["focus_area"].strip()),
                          allowed="; ".join(focus_areas)))
-    place = " ".join(row.get("place", "").split()) or None
-    if place and len(place) > PLACE_MAX:
-        reasons.append(t("report.reason_place_length", max=PLACE_MAX))
+    place = _checked(fields.check_place(row.get("place")), "place", t, reasons) or None
     created_at = _created_at(row.get("created_at", ""), zone, now, t, reasons)
     channel = row.get("channel", "").strip().casefold() or DEFAULT_CHANNEL
     if not _CHANNEL.match(channel):
@@ -224,19 +218,29 @@ def validate(row: dict[str, str], *, t: Translator, focus_areas: list[str], zone
         return None, reasons
     return book.NewIdea(
         title=title, description=description, channel=channel,
-        focus_area=area or None, place=place, created_at=created_at), []
+        focus_area=area, place=place, created_at=created_at), []
 
 
-def _area(value: str, focus_areas: list[str]) -> str | None | bool:
-    """The configured spelling of a focus area (case-insensitive), None if empty, False if
-    unknown."""
-    wanted = " ".join(value.split()).casefold()
-    if not wanted:
-        return None
-    for area in focus_areas:
-        if area.casefold() == wanted:
-            return area
-    return False
+def _checked(checked: Checked, column: str, t: Translator, reasons: list[str]) -> str:
+    """A field cleaned and checked by the chat's rules (`dialogs.fields`); its problem, if
+    any, is added to `reasons` in the operator's words."""
+    if checked.problem is not None:
+        reasons.append(_reason(checked.problem, column, t))
+    return checked.value
+
+
+def _reason(problem: fields.Problem, column: str, t: Translator) -> str:
+    """The import's wording of a field problem: the length window as a whole, for a fix in a
+    spreadsheet rather than a chat reply."""
+    n = problem.params.get("n", 0)
+    if problem.key == fields.NEED_WORDS:
+        return t("report.reason_need_words", column=column)
+    if column == "title":
+        return t("report.reason_title_length", min=TITLE_MIN, max=TITLE_MAX, n=n)
+    if column == "description":
+        return t("report.reason_description_length", min=DESCRIPTION_MIN,
+                 max=DESCRIPTION_MAX, n=n)
+    return t("report.reason_place_length", max=fields.PLACE_MAX)
 
 
 def _created_at(value: str, zone: ZoneInfo, now: datetime, t: Translator,
@@ -247,7 +251,7 @@ def _created_at(value: str, zone: ZoneInfo, now: datetime, t: Translator,
     if not value:
         return None
     try:
-        parsed = parse_when(value, zone)
+        parsed = parse_moment(value, zone)
     except ValueError:
         reasons.append(t("report.reason_date", value=repr(value)))
         return None
@@ -255,16 +259,6 @@ def _created_at(value: str, zone: ZoneInfo, now: datetime, t: Translator,
         reasons.append(t("report.reason_future", value=value))
         return None
     return parsed
-
-
-def parse_when(value: str, zone: ZoneInfo) -> datetime:
-    """`2024-03-05` (local midnight), `2024-03-05T10:00` (local) or with an offset/`Z`."""
-    if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), time(), zone).astimezone(UTC)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
 
 
 def check(rows: list[tuple[int, dict[str, str]]], *, t: Translator, focus_areas: list[str],

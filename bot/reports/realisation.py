@@ -15,7 +15,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.i18n import translator
+from bot.localtime import local_day, to_utc
 from dialogs.lifecycle import Status
 from storage.models import BenefitAnswer, Campaign, DuplicateCandidate, Idea, StatusChange, Support
 
@@ -97,11 +98,8 @@ def window(start: date | datetime | None, end: date | datetime | None,
 
 
 def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=zone)
-    else:
-        aware = datetime.combine(value, time(), zone)
-    return aware.astimezone(UTC)
+    """A moment as given (naive = local), or a whole day from its local start."""
+    return to_utc(value, zone) if isinstance(value, datetime) else local_day(value, zone)
 
 
 def _day(value: datetime | None, zone: ZoneInfo) -> str | None:

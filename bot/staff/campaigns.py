@@ -15,23 +15,25 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import date, datetime, time, tzinfo
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.features import campaigns, collaboration
+from bot.features.campaigns import Existing
 from bot.ideas import book
+from bot.localtime import local_date, local_day, parse_day
 from bot.staff.desk import Problem
 from dialogs.refs import format_ref
-from dialogs.text import clean
+from storage import outbox
 from storage.db import transaction
-from storage.models import Campaign, Idea, Outbox
+from storage.models import Campaign, Idea
 
 log = logging.getLogger("kominn.staff")
 
-TITLE_MIN, QUESTION_MIN, COLLAB_TEXT_MIN = 3, 5, 3
+COLLAB_TEXT_MIN = 3
 CLOSES_AT = time(23, 59)  # a competition closes at the end of its last day, local time
 LISTED = 15  # competitions shown in one list message (two blocks each; Slack allows 50)
 CHOICES = 100  # ideas offered in the "mark chosen" multi-select (Slack's option limit)
@@ -52,23 +54,10 @@ class CampaignForm:
     opens_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Existing:
-    """What the form rules need to know of the competition being edited."""
-
-    opens_at: datetime
-    closes_at: datetime
-    closed: bool
-
-
-def local_day(day: date, at: time, zone: tzinfo) -> datetime:
-    """A local day and time in the municipality's zone, as aware UTC (how it is stored)."""
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
-
-
 def _day(value: str | None) -> date | None:
+    """A date picker's day; None when none was picked (or it is unreadable)."""
     try:
-        return date.fromisoformat(value) if value else None
+        return parse_day(value) if value else None
     except ValueError:
         return None
 
@@ -77,79 +66,31 @@ def check_form(title: str | None, question: str | None, text: str | None, area: 
                opens: str | None, closes: str | None, *, areas: Sequence[str], zone: tzinfo,
                now: datetime, existing: Existing | None = None
                ) -> tuple[CampaignForm | None, list[Problem]]:
-    """The rules of `bot.features.campaigns.create`, field by field so the modal can say which
-    is wrong: 3–200 characters of title, 5–1000 of question, at most 2000 of text, a configured
-    focus area (or none), opens today or later (default today), closes on or after that day and not
-    in the past. Editing keeps the opening; a closed competition keeps its closing day."""
-    problems: list[Problem] = []
-    clean_title, clean_question = clean(title), clean(question, multiline=True)
-    clean_text = clean(text, multiline=True) or None
-    for name, value, low, high in (("title", clean_title, TITLE_MIN, campaigns.TITLE_MAX),
-                                   ("question", clean_question, QUESTION_MIN,
-                                    campaigns.QUESTION_MAX)):
-        if not low <= len(value) <= high:
-            problems.append(Problem(name, "slack_campaigns.length", {"min": low, "max": high}))
-    if clean_text and len(clean_text) > campaigns.TEXT_MAX:
-        problems.append(Problem("text", "slack_campaigns.too_long", {"max": campaigns.TEXT_MAX}))
-    focus_area = None
-    if area:
-        if area.isdigit() and int(area) < len(areas):
-            focus_area = areas[int(area)]
-        else:
-            problems.append(Problem("area", "slack.modal.pick_area", {}))
-    today = now.astimezone(zone).date()
-    opens_at: datetime | None = None
-    if existing is None:
-        opens_day = _day(opens) or today
-        if opens_day < today:
-            problems.append(Problem("opens", "slack_campaigns.opens_past", {}))
-        opens_at = local_day(opens_day, time(0, 0), zone)
+    """The modal's days and list position turned into what `campaigns.check_campaign` judges
+    (the one set of competition rules): it opens at the start of its first day (default
+    today) and closes at the end of its last; editing to the same last day keeps the time it
+    had (the CLI may have set any)."""
+    opens_at = local_day(_day(opens) or local_date(now, zone), zone)
     closes_day = _day(closes)
-    closes_at = local_day(closes_day, CLOSES_AT, zone) if closes_day else None
-    if existing is not None and closes_day == existing.closes_at.astimezone(zone).date():
-        closes_at = existing.closes_at  # the same day: keep the time it had (CLI: any time)
-    if closes_at is None:
-        problems.append(Problem("closes", "slack_campaigns.closes_missing", {}))
-    elif existing is None or closes_at != existing.closes_at:
-        starts = opens_at if existing is None else existing.opens_at
-        if existing is not None and existing.closed:
-            problems.append(Problem("closes", "slack_campaigns.closed_keeps_dates", {}))
-        elif closes_day is not None and closes_day < today:
-            problems.append(Problem("closes", "slack_campaigns.closes_past", {}))
-        elif starts is not None and closes_at <= starts:
-            problems.append(Problem("closes", "slack_campaigns.closes_before_opens", {}))
-    if problems or closes_at is None:
+    closes_at = local_day(closes_day, zone, CLOSES_AT) if closes_day else None
+    if existing is not None and closes_day == local_date(existing.closes_at, zone):
+        closes_at = existing.closes_at
+    draft, problems = campaigns.check_campaign(
+        title=title, question=question, text=text, focus_area=_picked_area(area, areas),
+        opens_at=opens_at, closes_at=closes_at, areas=areas, zone=zone, now=now,
+        existing=existing)
+    if draft is None:
         return None, problems
-    return CampaignForm(clean_title, clean_question, clean_text, focus_area, closes_at,
-                        opens_at), []
+    return CampaignForm(draft.title, draft.question, draft.text, draft.focus_area,
+                        draft.closes_at, None if existing is not None else draft.opens_at), []
 
 
-def update(session: Session, campaign: Campaign, *, title: str, question: str,
-           text: str | None, focus_area: str | None, closes_at: datetime) -> Campaign:
-    """Change a competition's texts, area or closing time, by the rules `create` applies.
-
-    The opening cannot move (invitations may be out); a closed competition keeps its dates, and
-    a competition whose closing time is moved past `now` is not reopened by it."""
-    title, question = title.strip(), question.strip()
-    text = (text or "").strip() or None
-    if not TITLE_MIN <= len(title) <= campaigns.TITLE_MAX:
-        raise campaigns.CampaignError(f"the title needs 3–{campaigns.TITLE_MAX} characters")
-    if not QUESTION_MIN <= len(question) <= campaigns.QUESTION_MAX:
-        raise campaigns.CampaignError(
-            f"the question needs 5–{campaigns.QUESTION_MAX} characters")
-    if text and len(text) > campaigns.TEXT_MAX:
-        raise campaigns.CampaignError(
-            f"the text can have at most {campaigns.TEXT_MAX} characters")
-    if closes_at != campaign.closes_at:
-        if campaign.closed_at is not None:
-            raise campaigns.CampaignError("a closed competition keeps its dates")
-        if closes_at <= campaign.opens_at:
-            raise campaigns.CampaignError("the competition must close after it opens")
-    campaign.title, campaign.question, campaign.text = title, question, text
-    campaign.focus_area, campaign.closes_at = focus_area, closes_at
-    session.add(campaign)
-    session.flush()
-    return campaign
+def _picked_area(value: str | None, areas: Sequence[str]) -> str | None:
+    """The area at the selected position; an unknown position stays as typed, so the rules
+    refuse it (nothing selected is no area)."""
+    if value and value.isdigit() and int(value) < len(areas):
+        return areas[int(value)]
+    return value or None
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -234,9 +175,9 @@ def create_campaign(db: DbEngine, form: CampaignForm, *, by: str) -> int:
 
 def update_campaign(db: DbEngine, campaign_id: int, form: CampaignForm) -> None:
     with transaction(db) as session:
-        update(session, campaigns.get(session, campaign_id), title=form.title,
-               question=form.question, text=form.text, focus_area=form.focus_area,
-               closes_at=form.closes_at)
+        campaigns.update(session, campaigns.get(session, campaign_id), title=form.title,
+                         question=form.question, text=form.text, focus_area=form.focus_area,
+                         closes_at=form.closes_at)
     log.info("campaign updated", extra={"event": "campaign_updated", "campaign": campaign_id})
 
 
@@ -273,17 +214,12 @@ def choose(db: DbEngine, campaign_id: int, refs: Sequence[str], now: datetime) -
     every participant the outcome (once per idea: a later choice marks, but tells nobody again)."""
     prefix = f"campaign_outcome:{campaign_id}:"
     with transaction(db) as session:
-        before = _count_keys(session, prefix)
+        before = outbox.count_with_prefix(session, prefix)
         chosen = campaigns.choose(session, campaigns.get(session, campaign_id), list(refs), now)
-        told = _count_keys(session, prefix) - before
+        told = outbox.count_with_prefix(session, prefix) - before
     log.info("campaign chosen", extra={"event": "campaign_chosen", "campaign": campaign_id,
                                        "count": len(chosen)})
     return Chosen([format_ref(i.id or 0) for i in chosen], told)
-
-
-def _count_keys(session: Session, prefix: str) -> int:
-    return session.exec(select(func.count()).select_from(Outbox).where(
-        col(Outbox.dedupe_key).startswith(prefix))).one()
 
 
 def invite_collaborators(db: DbEngine, ref: str, text: str, *, by: str) -> int:

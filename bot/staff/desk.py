@@ -26,10 +26,10 @@ from bot.dedup.queue import queue_similar
 from bot.ideas import book, triage
 from bot.ideas.moderation import SetRequest, move
 from bot.runtime import Runtime
+from dialogs import fields
+from dialogs.fields import FormProblem, check_description, check_place, check_title
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
-from dialogs.submit import DESCRIPTION_MAX, DESCRIPTION_MIN, PLACE_MAX, TITLE_MAX, TITLE_MIN
-from dialogs.text import clean, has_words
 from storage.db import transaction
 from storage.models import DuplicateCandidate, Idea, Person, ProcessedUpdate, StatusChange, utcnow
 
@@ -233,60 +233,42 @@ def report(db: DbEngine, settings: Settings) -> dict[str, Any]:
 
 
 def match_area(settings: Settings, text: str) -> str | None:
-    """A configured focus area from what was typed: exact, then prefix, then part of it."""
-    wanted = text.strip().casefold()
-    if not wanted:
-        return None
-    areas = settings.focus_areas
-    for test in (lambda a: a.casefold() == wanted, lambda a: a.casefold().startswith(wanted),
-                 lambda a: wanted in a.casefold()):
-        hit = next((a for a in areas if test(a)), None)
-        if hit is not None:
-            return hit
-    return None
+    """A configured focus area from a search word (`/kominn list … AREA`): the name, the start
+    of one, or part of one (`dialogs.fields.match_area`)."""
+    return fields.match_area(text, settings.focus_areas, partial=True)
 
 
 # --- writing ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Problem:
-    """A field of the submission form that is not acceptable, and the text saying why."""
-
-    field: str
-    key: str
-    params: dict[str, Any]
+Problem = FormProblem  # a form field that is not acceptable (the name adapters import)
 
 
 def check_new_idea(user_id: str, title: str | None, description: str | None,
                    area: str | None, place: str | None, follow_up: bool,
                    areas: Sequence[str]) -> tuple[StaffIdea | None, list[Problem]]:
-    """The same rules as the citizen chat (dialogs.submit): cleaned text, 5–120 characters of
-    title, 20–3000 of description, a configured focus area, at most 200 of place."""
-    problems: list[Problem] = []
-    clean_title = clean(title)
-    clean_description = clean(description, multiline=True)
-    clean_place = clean(place) or None
-    for name, text, low, high in (("title", clean_title, TITLE_MIN, TITLE_MAX),
-                                  ("description", clean_description, DESCRIPTION_MIN,
-                                   DESCRIPTION_MAX)):
-        if text and not has_words(text):
-            problems.append(Problem(name, "submit.need_words", {}))
-        elif len(text) < low:
-            problems.append(Problem(name, f"submit.{name}_too_short", {"min": low}))
-        elif len(text) > high:
-            problems.append(Problem(name, f"submit.{name}_too_long", {"max": high,
-                                                                      "n": len(text)}))
-    chosen = None
-    if area is not None and area.isdigit() and int(area) < len(areas):
-        chosen = areas[int(area)]
-    else:
+    """The same rules as the citizen chat (`dialogs.fields`), so an idea is held to one
+    standard whichever way it comes in; plus a configured focus area picked from the list."""
+    new_title, new_description = check_title(title), check_description(description)
+    new_place = check_place(place)
+    chosen = _picked_area(area, areas)
+    problems = [Problem(name, c.problem.key, dict(c.problem.params))
+                for name, c in (("title", new_title), ("description", new_description))
+                if c.problem is not None]
+    if chosen is None:
         problems.append(Problem("area", "slack.modal.pick_area", {}))
-    if clean_place and len(clean_place) > PLACE_MAX:
-        problems.append(Problem("place", "submit.place_too_long", {"max": PLACE_MAX}))
+    if new_place.problem is not None:
+        problems.append(Problem("place", new_place.problem.key, dict(new_place.problem.params)))
     if problems:
         return None, problems
-    return StaffIdea(user_id=user_id, title=clean_title, description=clean_description,
-                     focus_area=chosen, place=clean_place, follow_up=follow_up), []
+    return StaffIdea(user_id=user_id, title=new_title.value, description=new_description.value,
+                     focus_area=chosen, place=new_place.value or None, follow_up=follow_up), []
+
+
+def _picked_area(value: str | None, areas: Sequence[str]) -> str | None:
+    """The focus area whose position in the modal's list was selected, None if none was."""
+    if value is not None and value.isdigit() and int(value) < len(areas):
+        return areas[int(value)]
+    return None
 
 
 def submit_idea(runtime: Runtime, new: StaffIdea) -> str:
