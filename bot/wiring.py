@@ -19,14 +19,29 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.config import Settings
-from bot.conversation.effects import CustomEffect
-from bot.followups.notices import Renderer
 from bot.i18n import Translator
 from bot.ideas.book import IdeaBook, IdeaListeners
 from dialogs.core import Conversation, Part
-from dialogs.types import Reply
-from storage.models import Idea
+from dialogs.types import Incoming, Reply
+from storage.models import Idea, Person
 
+
+@dataclass
+class Applied:
+    """What applying effects needs and produces inside the step's transaction."""
+
+    session: Session
+    person: Person
+    incoming: Incoming
+    settings: Settings
+    replies: list[Reply] = field(default_factory=list)
+    changed_ideas: list[Idea] = field(default_factory=list)
+
+
+# A feature's handler of its own `Custom(kind, data)` effects.
+CustomEffect = Callable[[Applied, dict[str, Any]], None]
+# What an outbox row of one kind says, in the recipient's language at delivery time.
+Renderer = Callable[[dict[str, Any], Translator], list[Reply]]
 # A scan run by the scheduler: queue what has fallen due at `now`, return how many.
 Rule = Callable[[Session, Settings, datetime], int]
 # What a feature adds to an idea's status view for staff: (session, idea) → fields.

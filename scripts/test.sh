@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
 $PY -m ruff check .
+.venv/bin/lint-imports --no-cache | tail -n 4  # the contracts in pyproject.toml
 
 echo "== tests on SQLite =="
 $PY -m pytest -q -p no:cacheprovider "$@"

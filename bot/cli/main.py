@@ -1,4 +1,5 @@
-"""The `kominn` command line: the composition root for operators."""
+"""The `kominn` command line: the composition root for operators. `chat` and `run` are here;
+every other command group has its own module in bot/cli/."""
 
 from __future__ import annotations
 
@@ -6,29 +7,20 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlmodel import select
 
-from bot.cli import campaigns, dedup, jobs, report
-from bot.cli.common import check_format, database, fail, idea_book, print_json, runtime, settings
+from bot.cli import campaigns, db, dedup, ideas, jobs, report
+from bot.cli.common import fail, runtime, settings
 from bot.config import ConfigError
-from bot.i18n import translator
 
+# Every command group, each in its own module, added here once.
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="KomInn: the municipality's open door for ideas.")
-ideas_app = typer.Typer(no_args_is_help=True, help="Look at and move ideas.")
-db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
-app.add_typer(ideas_app, name="ideas")
-app.add_typer(db_app, name="db")
+app.add_typer(ideas.ideas_app, name="ideas")
+app.add_typer(db.db_app, name="db")
 report.register(app)  # report, export, import
 jobs.register(app)  # jobs list, jobs run-due
 app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(dedup.dedup_app, name="dedup")
-
-FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
-__all__ = ["app", "main", "check_format", "database", "fail", "print_json", "runtime",
-           "settings"]
 
 
 @app.callback()
@@ -63,134 +55,6 @@ def run() -> None:
     from bot.app import serve
 
     serve(runtime())
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the database migrations (Alembic) up to the newest."""
-    from storage.db import make_engine
-    from storage.migrate import current_revisions, upgrade
-
-    engine = make_engine(settings().database_url)
-    upgrade(engine)
-    typer.echo(f"database at {', '.join(sorted(current_revisions(engine)))}")
-
-
-@ideas_app.command("list")
-def ideas_list(
-    status: Annotated[str | None, typer.Option(help="new, useful, realised, declined, merged")]
-    = None,
-    area: Annotated[str | None, typer.Option(help="focus area")] = None,
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
-    fmt: FormatOption = "table",
-) -> None:
-    """All ideas, newest first."""
-    from sqlmodel import Session
-
-    from bot.ideas.records import idea_record
-    from dialogs.fields import match_area
-    from dialogs.lifecycle import parse_status
-    from storage.models import Idea
-
-    check_format(fmt)
-    query = select(Idea).order_by(Idea.created_at.desc(), Idea.id.desc())  # type: ignore[union-attr]
-    if status:
-        try:
-            query = query.where(Idea.status == parse_status(status).value)
-        except ValueError as exc:
-            fail(str(exc))
-    if area:
-        # A configured area in any case; another name as given (older ideas may carry it).
-        wanted = match_area(area, settings().focus_areas) or area
-        query = query.where(Idea.focus_area == wanted)
-    if limit:
-        query = query.limit(limit)
-    with Session(database()) as session:
-        records = [idea_record(session, idea) for idea in session.exec(query)]
-    if fmt == "json":
-        print_json(records)
-        return
-    t = translator(settings().locale)
-    table = Table("Ref", "Tittel" if t.language != "en" else "Title", "Status",
-                  "Område" if t.language != "en" else "Area", "Dato" if t.language != "en"
-                  else "Date", "Støtte" if t.language != "en" else "Support")
-    for r in records:
-        table.add_row(r["ref"], r["title"], t(f"status.{r['status']}"), r["focus_area"] or "",
-                      r["created_at"][:10], str(r["supporters_count"]))
-    Console().print(table)
-
-
-@ideas_app.command("show")
-def ideas_show(ref: str, fmt: FormatOption = "table") -> None:
-    """One idea with its supporters and history."""
-    from sqlmodel import Session
-
-    from bot.ideas.book import IdeaNotFound, get_idea
-    from bot.ideas.records import idea_detail
-
-    check_format(fmt)
-    with Session(database()) as session:
-        try:
-            detail = idea_detail(session, get_idea(session, ref))
-        except IdeaNotFound as exc:
-            fail(str(exc), 1)
-    if fmt == "json":
-        print_json(detail)
-        return
-    t = translator(settings().locale)
-    out = Console()
-    out.print(f"[bold]{detail['ref']}[/bold] {detail['title']}", highlight=False)
-    out.print(f"{t('status.' + detail['status'])} · {detail['focus_area'] or '–'} · "
-              f"{detail['place'] or '–'} · {detail['channel']} · {detail['created_at'][:10]}",
-              highlight=False)
-    out.print(detail["description"], highlight=False)
-    if detail["merged_into"]:
-        out.print(f"→ {detail['merged_into']}")
-    out.print(f"supporters: {len(detail['supporters'])}")
-    for h in detail["history"]:
-        out.print(f"  {h['at'][:16]}  {h['from'] or '–'} → {h['to']}  ({h['by']})"
-                  f"{'  ' + h['note'] if h['note'] else ''}", highlight=False)
-
-
-@ideas_app.command("set-status")
-def ideas_set_status(
-    ref: str, status: str,
-    note: Annotated[str | None, typer.Option(help="public note (required to decline)")] = None,
-) -> None:
-    """Move an idea through its lifecycle (only the moves the strategy allows)."""
-    from bot.ideas.book import IdeaNotFound, get_idea
-    from dialogs.lifecycle import parse_status
-    from storage.db import transaction
-
-    ideas = idea_book()
-    try:
-        target = parse_status(status)
-        with transaction(database()) as session:
-            ideas.set_status(session, get_idea(session, ref), target, by="cli", note=note)
-    except (ValueError, IdeaNotFound) as exc:
-        fail(f"refused: {exc}", 1)
-    typer.echo(f"{ref.upper()} → {target.value}")
-
-
-@ideas_app.command("merge")
-def ideas_merge(
-    ref: str,
-    into: Annotated[str, typer.Option("--into", help="the idea to keep")],
-    note: Annotated[str | None, typer.Option(help="public note")] = None,
-) -> None:
-    """Mark REF a duplicate of --into: its supporters follow the kept idea."""
-    from bot.ideas.book import IdeaNotFound, get_idea
-    from dialogs.lifecycle import MoveNotAllowed
-    from storage.db import transaction
-
-    ideas = idea_book()
-    try:
-        with transaction(database()) as session:
-            ideas.merge(session, get_idea(session, ref), get_idea(session, into), by="cli",
-                        note=note)
-    except (MoveNotAllowed, IdeaNotFound) as exc:
-        fail(f"refused: {exc}", 1)
-    typer.echo(f"{ref.upper()} → merged into {into.upper()}")
 
 
 def main() -> None:

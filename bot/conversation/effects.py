@@ -9,16 +9,15 @@ answer) and go to the handler the feature contributes for that kind (bot/wiring.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from bot.config import Settings
 from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
 from bot.ideas import book
+from bot.wiring import Applied, CustomEffect
 from dialogs import submit
 from dialogs.core import (
     AddSupport,
@@ -30,27 +29,11 @@ from dialogs.core import (
     SetLanguage,
     SubmitIdea,
 )
-from dialogs.types import Incoming, Reply
-from storage.models import Idea, Person
+from storage.models import Idea
 
 log = logging.getLogger("kominn.engine")
 
 ANONYMOUS_AUTHOR = "citizen"
-
-
-@dataclass
-class Applied:
-    """What applying effects needs and produces inside the step's transaction."""
-
-    session: Session
-    person: Person
-    incoming: Incoming
-    settings: Settings
-    replies: list[Reply] = field(default_factory=list)
-    changed_ideas: list[Idea] = field(default_factory=list)
-
-
-CustomEffect = Callable[[Applied, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)

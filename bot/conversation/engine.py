@@ -21,13 +21,13 @@ from sqlmodel import Session, func, select
 
 from bot.config import Settings
 from bot.conversation import state
-from bot.conversation.effects import Applied, Effects
+from bot.conversation.effects import Effects
 from bot.conversation.ports import DatabasePorts
 from bot.conversation.replies import decode_replies
 from bot.dedup.index import SimilarIndex
 from bot.i18n import normalize_language, translator
 from bot.retry import DB_RETRIES, retry_transient, transient, wait_for_database
-from bot.wiring import Features
+from bot.wiring import Applied, Features
 from dialogs import citizen
 from dialogs.core import Context, ErasePerson, Outcome, PersonView, State
 from dialogs.types import Incoming, Reply

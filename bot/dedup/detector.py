@@ -39,35 +39,10 @@ every add/remove, and the exact score always uses the current ones; only the app
 used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
 add/remove stay cheap.
 
-Tuning (`kominn dedup eval PAIRS.csv`) on the GitBugs pairs (333 pairs: 111 duplicates,
-111 random and 111 hard non-duplicates; English bug reports), IDF from all texts in the file:
-
-    threshold  precision  recall  F1
-       36        0.498     0.928   0.648
-       38        0.526     0.910   0.667   ← DEFAULT_TRIAGE_THRESHOLD (recall ≈ 0.9)
-       44        0.648     0.829   0.727
-       46        0.674     0.802   0.733
-       47        0.674     0.784   0.725
-       48        0.735     0.775   0.754   ← DEFAULT_DEDUP_THRESHOLD (best F1 of the sweep)
-       49        0.746     0.739   0.742
-       50        0.760     0.712   0.735
-       55        0.798     0.568   0.663
-
-Words alone reached F1 0.757 (at 47) but ranked planted duplicates worse (below); a surface
-weight of 0.2–0.35 keeps F1 at 0.75–0.756, 0.4 drops it to 0.738. For comparison, at their best
-thresholds: rapidfuzz token_set_ratio F1 0.63, TF-IDF char 3–5-gram cosine 0.735. Pairs
-scoring between DEFAULT_TRIAGE_THRESHOLD and DEFAULT_DEDUP_THRESHOLD go to the moderators'
-triage queue instead of being shown to citizens. Both are defaults; operators set
-KOMINN_DEDUP_THRESHOLD and KOMINN_TRIAGE_THRESHOLD. The pairs are English bug reports, not
-citizen ideas: short Norwegian ideas share a larger part of their words. On 30 hand-written
-citizen-style pairs (tests/data/norwegian_pairs.csv) the default gives F1 0.811 (recall 1.0,
-precision 0.68), the best threshold there is 62 (F1 0.839); words alone gave 0.750 at 47.
-Re-run the sweep on local labelled pairs before trusting the defaults.
-
-Scale (benchmarks/dedup.py, 100,000 synthetic ideas, 1,000 planted near-duplicates, 2 cores):
-build 7.1–8.1 s, peak RSS ≈ 230 MB, similar() p50 ≈ 2.7 ms and p99 ≈ 4.2 ms, recall@3 0.995 —
-the naive rapidfuzz token_set_ratio scan also finds 0.995 of the same queries, at ≈ 0.33 s a
-query. Words alone: build 3.6 s, 127 MB, p50 1.8 ms, recall@3 0.981.
+The thresholds (KOMINN_DEDUP_THRESHOLD: shown to citizens; KOMINN_TRIAGE_THRESHOLD, lower:
+queued for the moderators) were chosen with `kominn dedup eval`; the sweeps, the comparison
+with other scorers and the speed and recall at 100,000 ideas (benchmarks/dedup.py) are in the
+README's "Duplicate detection", their one home.
 """
 
 from __future__ import annotations

@@ -12,11 +12,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.conversation.effects import Applied
 from bot.followups.listeners import idea_payload, wants_followups
 from bot.i18n import Translator
 from bot.ideas import book
-from bot.wiring import Feature
+from bot.wiring import Applied, Feature
 from dialogs import benefit
 from dialogs.lifecycle import Status
 from dialogs.types import Reply

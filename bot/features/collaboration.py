@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.conversation.effects import Applied
 from bot.followups.listeners import followers
 from bot.i18n import Translator
-from bot.wiring import Feature
+from bot.wiring import Applied, Feature
 from dialogs import collab as collab_dialogs
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref

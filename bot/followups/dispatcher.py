@@ -40,9 +40,9 @@ from sqlmodel import Session
 
 from bot.channels import STAFF_CHANNEL, DeliveryError, Sender
 from bot.config import Settings
-from bot.followups.notices import Renderer
 from bot.i18n import translator
 from bot.retry import retry_transient
+from bot.wiring import Renderer
 from dialogs.types import Reply
 from storage import outbox
 from storage.db import transaction

@@ -11,16 +11,13 @@ The renderers of the core follow-ups are here (`RENDERERS`); features bring thei
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bot.i18n import Translator
+from bot.wiring import Renderer
 from dialogs import resume, submit
 from dialogs.payload import global_choice
 from dialogs.types import Choice, Reply
-
-Renderer = Callable[[dict[str, Any], Translator], list[Reply]]
-
 
 # --- the core follow-ups: payload → replies in the recipient's language ---------------------
 

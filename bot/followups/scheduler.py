@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.routing import BaseRoute
@@ -24,9 +24,11 @@ from bot.channels import Sender
 from bot.followups.dispatcher import Policy, dispatch
 from bot.followups.retention import Pruned, prune
 from bot.followups.rules import create_due
-from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import utcnow
+
+if TYPE_CHECKING:  # the runtime assembles the features, which include the follow-ups
+    from bot.runtime import Runtime
 
 log = logging.getLogger("kominn.scheduler")
 
