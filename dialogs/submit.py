@@ -27,7 +27,7 @@ from dialogs.fields import (
 from dialogs.fields import PLACE_MAX as PLACE_MAX  # re-exported: the Slack modal reads it here
 from dialogs.payload import global_choice, step_choice
 from dialogs.text import shorten
-from dialogs.types import Incoming, Reply
+from dialogs.types import Choice, Incoming, Reply
 
 FLOW = "submit"
 EDITABLE = ("title", "description", "area", "place")
@@ -55,9 +55,8 @@ def prompt(state: State, ctx: Context) -> Reply:
     if step == "description":
         return Reply(t("submit.ask_description", min=DESCRIPTION_MIN, max=DESCRIPTION_MAX))
     if step == "area":
-        choices = tuple(step_choice(state, area, f"area:{i}")
-                        for i, area in enumerate(ctx.ports.focus_areas()))
-        return Reply(t("submit.ask_area"), choices)
+        return Reply(t("submit.ask_area"), tuple(step_choice(state, area, f"area:{i}")
+                     for i, area in enumerate(ctx.ports.focus_areas())))
     if step == "place":
         return Reply(t("submit.ask_place"),
                      (step_choice(state, t("button.skip"), "place:skip"),))
@@ -68,7 +67,7 @@ def prompt(state: State, ctx: Context) -> Reply:
         ))
     if step == "similar":
         lines = [t("submit.similar_intro")]
-        choices = []
+        choices: list[Choice] = []
         for number, ref, title, status, _score in data.get("similar", []):
             lines.append(t("submit.similar_line", ref=ref, title=title,
                            status=t(f"status.{status}")))

@@ -7,6 +7,7 @@ PY=.venv/bin/python
 
 $PY -m ruff check .
 .venv/bin/lint-imports --no-cache | tail -n 4  # the contracts in pyproject.toml
+.venv/bin/mypy  # the type check; its settings are [tool.mypy] in pyproject.toml
 
 echo "== tests on SQLite =="
 $PY -m pytest -q -p no:cacheprovider "$@"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -23,7 +24,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             if parsed.database not in (None, "", ":memory:"):
                 cursor.execute("PRAGMA journal_mode=WAL")
@@ -37,7 +38,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
                          pool_size=10, max_overflow=20)
 
 
-def is_sqlite(engine: Engine) -> bool:
+def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 

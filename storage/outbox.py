@@ -77,7 +77,7 @@ def postpone_due(session: Session, channels: Sequence[str], now: datetime,
         col(Outbox.channel).in_(channels), col(Outbox.person_id).is_not(None))
     if not is_sqlite(session.get_bind()):
         due = due.with_for_update(skip_locked=True)  # never wait on (or deadlock with) a peer
-    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+    result = session.exec(update(Outbox).where(
         col(Outbox.id).in_(due.scalar_subquery()),
     ).values(state=PENDING, due_at=until).execution_options(synchronize_session=False))
     return result.rowcount or 0
@@ -122,7 +122,7 @@ def _take_some(session: Session, due: Any, now: datetime, lease_until: datetime,
 def take(session: Session, row: Outbox, now: datetime, lease_until: datetime) -> bool:
     """Claim one row: succeeds only if it is still due (nobody claimed it meanwhile); the row
     becomes a detached copy showing the claim (the UPDATE is the only write)."""
-    taken = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+    taken = session.exec(update(Outbox).where(
         col(Outbox.id) == row.id, col(Outbox.state).in_(_LIVE),
         col(Outbox.due_at) <= now,
     ).values(state=SENDING, due_at=lease_until, attempts=col(Outbox.attempts) + 1)
@@ -151,7 +151,7 @@ def set_state(session: Session, row_id: int | None, state: str, *, error: str | 
         values["sent_at"] = sent_at
     if due_at is not None:
         values["due_at"] = due_at
-    session.exec(update(Outbox).where(col(Outbox.id) == row_id)  # type: ignore[call-overload]
+    session.exec(update(Outbox).where(col(Outbox.id) == row_id)
                  .values(**values).execution_options(synchronize_session=False))
 
 
@@ -161,8 +161,8 @@ def counts_by_kind(session: Session, now: datetime) -> list[tuple[str, str, int]
     """(kind, bucket, rows): pending rows split into `due` (at `now`) and `scheduled`, the
     others by their state."""
     bucket = case(
-        ((Outbox.state == PENDING) & (col(Outbox.due_at) <= now), "due"),
-        (Outbox.state == PENDING, "scheduled"),
+        ((col(Outbox.state) == PENDING) & (col(Outbox.due_at) <= now), "due"),
+        (col(Outbox.state) == PENDING, "scheduled"),
         else_=Outbox.state)
     query = select(Outbox.kind, bucket, func.count()).group_by(Outbox.kind, bucket)
     return [(kind, state, n) for kind, state, n in session.exec(query)]
@@ -206,8 +206,8 @@ def requeue_failed(session: Session, now: datetime, ids: list[int] | None, *,
         .values(state=PENDING, due_at=now, attempts=0, last_error=None)
         .returning(col(Outbox.id)).execution_options(synchronize_session=False)).scalars())
     if ids is None:  # --all: the only failed rows in scope left behind are the erased ones
-        rest = list(session.exec(select(Outbox.id).where(
-            col(Outbox.state) == FAILED, erased, *scope)).all())
+        rest = [n for n in session.exec(select(Outbox.id).where(
+            col(Outbox.state) == FAILED, erased, *scope)) if n is not None]  # stored: never None
     else:
         rest = sorted(set(ids) - set(moved))
     return moved, rest
@@ -219,7 +219,7 @@ def with_erasure(session: Session, ids: Sequence[int]) -> dict[int, tuple[Outbox
         return {}
     return {row.id: (row, erased_at) for row, erased_at in session.exec(
         select(Outbox, Person.erased_at).outerjoin(Person, col(Person.id) == Outbox.person_id)
-        .where(col(Outbox.id).in_(ids)))}
+        .where(col(Outbox.id).in_(ids))) if row.id is not None}
 
 
 # --- erasure and retention ----------------------------------------------------------------------
@@ -227,7 +227,7 @@ def with_erasure(session: Session, ids: Sequence[int]) -> dict[int, tuple[Outbox
 def forget_person(session: Session, person_id: int | None) -> int:
     """Erasure: every outbox row addressed to the person goes (address, payload, dedupe key
     are personal data); nothing can be sent to an erased person anyway."""
-    result = session.exec(delete(Outbox).where(  # type: ignore[call-overload]
+    result = session.exec(delete(Outbox).where(
         col(Outbox.person_id) == person_id))
     return result.rowcount or 0
 
@@ -235,7 +235,7 @@ def forget_person(session: Session, person_id: int | None) -> int:
 def empty_finished(session: Session, cutoff: datetime) -> int:
     """Sent and cancelled rows finished before `cutoff` lose recipient and content but keep
     their row: the dedupe key is the memory of what was sent."""
-    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+    result = session.exec(update(Outbox).where(
         col(Outbox.state).in_((SENT, CANCELLED)),
         or_(col(Outbox.sent_at) < cutoff,
             col(Outbox.sent_at).is_(None) & (col(Outbox.created_at) < cutoff)),

@@ -49,7 +49,7 @@ class Answer:
                                                            "status": response.status_code})
             return
         await self.client.chat_postMessage(channel=self.user_id, text=text, blocks=list(blocks),
-                                           **kit.NO_PREVIEWS)
+                                           unfurl_links=False, unfurl_media=False)
 
     async def say(self, text: str, *, replace: bool = False) -> None:
         """Our own mrkdwn text (anything a person wrote in it is escaped by the caller)."""

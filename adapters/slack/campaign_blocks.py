@@ -121,7 +121,7 @@ def campaign_modal(t: Translator, areas: Sequence[str], zone: tzinfo, metadata: 
     options = [{"text": kit.plain(a), "value": str(i)} for i, a in enumerate(areas)][:100]
     area: Block = {"type": "static_select", "action_id": "value", "options": options,
                    "placeholder": kit.plain(t("slack.modal.pick_area"))}
-    if line is not None and line.focus_area in areas:
+    if line is not None and line.focus_area is not None and line.focus_area in areas:
         area["initial_option"] = options[list(areas).index(line.focus_area)]
     blocks = [
         _text_input("title", t("slack_campaigns.field.title"),

@@ -46,7 +46,8 @@ class SlackSender:
                 if reply.text or reply.choices or reply.links:
                     await self.client.chat_postMessage(
                         channel=address, blocks=kit.reply_blocks(reply),
-                        text=kit.esc(reply.text)[:3000] or " ", **kit.NO_PREVIEWS)
+                        text=kit.esc(reply.text)[:3000] or " ",
+                        unfurl_links=False, unfurl_media=False)
                 if reply.document is not None:
                     await self._upload(address, reply)
         except SlackApiError as exc:

@@ -64,6 +64,7 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(),
                                        min(RESEND_MAX_WAIT, 2.0 ** attempt))
+        raise AssertionError("unreachable")
 
     async def _send_in_order(self, chat_id: int, replies: list[Reply]) -> list[Reply]:
         """The replies a passing failure left unsent (none when all went out or were

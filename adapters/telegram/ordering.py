@@ -27,7 +27,7 @@ def _follow(previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -
     if previous is None or previous.done():
         mine.set_result(None)
     else:
-        previous.add_done_callback(lambda _: mine.done() or mine.set_result(None))
+        previous.add_done_callback(lambda _: None if mine.done() else mine.set_result(None))
 
 
 class Ticket:

@@ -127,8 +127,8 @@ class ChatRateLimiter(AIORateLimiter):
         if key <= 0:  # groups and channels: the group limiter of the base class applies
             return None
         if len(self._chats) > 1024:
-            for other, limiter in list(self._chats.items()):
-                if limiter.has_capacity(limiter.max_rate):
+            for other, idle in list(self._chats.items()):
+                if idle.has_capacity(idle.max_rate):
                     del self._chats[other]
         limiter = self._chats.get(key)
         if limiter is None:

@@ -15,6 +15,7 @@ from the front proxy) is retried a few times here; anything that may have arrive
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import io
 from collections.abc import Awaitable, Callable
@@ -101,7 +102,7 @@ async def _send_text(bot: Bot, chat_id: int | str, text: str,
     parts = chunks(text)
     for number, part in enumerate(parts, start=1):
         last = number == len(parts)
-        await _retrying(lambda part=part, last=last: bot.send_message(
+        await _retrying(functools.partial(bot.send_message,
             chat_id=chat_id, text=html.escape(part, quote=False), parse_mode=ParseMode.HTML,
             reply_markup=markup if last else None,
             link_preview_options=LinkPreviewOptions(is_disabled=True)))

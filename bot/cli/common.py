@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -11,8 +11,13 @@ from bot.config import ConfigError, Settings, get_settings
 from bot.ideas.book import IdeaBook
 from storage.migrate import SchemaBehind
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine as DbEngine
 
-def fail(message: str, code: int = 2) -> None:
+    from bot.runtime import Runtime
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code)
 
@@ -25,7 +30,7 @@ def settings() -> Settings:
         raise  # unreachable
 
 
-def runtime():  # type: ignore[no-untyped-def]
+def runtime() -> Runtime:
     """The runtime of every command that serves or delivers: the features of the settings,
     and the citizens' way into a competition (Telegram's deep link)."""
     from adapters.telegram.links import campaign_links
@@ -37,7 +42,7 @@ def runtime():  # type: ignore[no-untyped-def]
         fail(f"{exc}")
 
 
-def database():  # type: ignore[no-untyped-def]
+def database() -> DbEngine:
     from bot.runtime import open_database
 
     try:

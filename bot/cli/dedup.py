@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,10 +12,13 @@ from sqlmodel import Session
 
 from bot.cli.common import check_format, fail, print_json, runtime, settings
 
+if TYPE_CHECKING:
+    from bot.dedup.detector import DuplicateFinder
+
 dedup_app = typer.Typer(no_args_is_help=True, help="The duplicate detector.")
 
 
-def finder():  # type: ignore[no-untyped-def]
+def finder() -> DuplicateFinder:
     """A detector with the configured thresholds (environment or .env)."""
     from bot.dedup.detector import DuplicateFinder
 
@@ -37,7 +40,7 @@ def similar(
     check_format(fmt)
     rt = runtime()
     matches = rt.index.similar(title, description, limit=limit)
-    rows = []
+    rows: list[dict[str, Any]] = []
     with Session(rt.db) as session:
         for number, score in matches:
             idea = session.get(Idea, number)

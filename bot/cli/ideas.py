@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.cli.common import check_format, database, fail, idea_book, print_json, settings
 from bot.i18n import translator
@@ -33,7 +33,7 @@ def ideas_list(
     from storage.models import Idea
 
     check_format(fmt)
-    query = select(Idea).order_by(Idea.created_at.desc(), Idea.id.desc())  # type: ignore[union-attr]
+    query = select(Idea).order_by(col(Idea.created_at).desc(), col(Idea.id).desc())
     if status:
         try:
             query = query.where(Idea.status == parse_status(status).value)

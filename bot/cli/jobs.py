@@ -134,14 +134,14 @@ async def _senders(settings: Any, stack: contextlib.AsyncExitStack) -> dict[str,
     """A sender for every configured channel (the terminal has none: it pulls)."""
     senders: dict[str, Any] = {}
     if settings.telegram_bot_token:
-        from adapters.telegram import sender
+        from adapters.telegram import sender as telegram_sender
 
         senders["telegram"] = await stack.enter_async_context(
-            sender.open_sender(settings))
+            telegram_sender.open_sender(settings))
     if settings.slack_bot_token:
-        from adapters.slack import sender
+        from adapters.slack import sender as slack_sender
 
-        senders["slack"] = await stack.enter_async_context(sender.open_sender(settings))
+        senders["slack"] = await stack.enter_async_context(slack_sender.open_sender(settings))
     return senders
 
 

@@ -98,9 +98,9 @@ def report(
     else:
         render.print_table(figures, settings.locale)
     if chart is not None:
-        from bot.reports.chart import render
+        from bot.reports.chart import render as render_chart
 
-        render(figures, chart, settings.locale)
+        render_chart(figures, chart, settings.locale)
         typer.echo(t("report.chart_written", path=chart), err=True)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from bot.config import Settings
 from bot.conversation import state
@@ -103,8 +103,8 @@ class Engine:
         with Session(self.db) as session:
             query = select(ProcessedUpdate).where(
                 ProcessedUpdate.channel == channel,
-                ProcessedUpdate.delivered_at.is_(None),  # type: ignore[union-attr]
-                ProcessedUpdate.replies.is_not(None))  # type: ignore[union-attr]
+                col(ProcessedUpdate.delivered_at).is_(None),
+                col(ProcessedUpdate.replies).is_not(None))
             if before is not None:
                 query = query.where(ProcessedUpdate.at < before)
             rows = session.exec(query).all()

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.dedup.index import SimilarIndex
@@ -95,13 +95,13 @@ class DatabasePorts:
 
     def open_campaigns(self) -> Sequence[CampaignView]:
         rows = self.session.exec(select(Campaign).where(
-            Campaign.closed_at.is_(None), Campaign.opens_at <= self.now,  # type: ignore[union-attr]
-            Campaign.closes_at > self.now).order_by(Campaign.closes_at)).all()
+            col(Campaign.closed_at).is_(None), col(Campaign.opens_at) <= self.now,
+            col(Campaign.closes_at) > self.now).order_by(col(Campaign.closes_at))).all()
         return [campaign_view(c, self.now) for c in rows]
 
     def ideas_in_progress(self, limit: int = 10) -> Sequence[IdeaView]:
         rows = self.session.exec(select(Idea).where(Idea.status == Status.USEFUL.value)
-                                 .order_by(Idea.status_changed_at.desc())  # type: ignore[attr-defined]
+                                 .order_by(col(Idea.status_changed_at).desc())
                                  .limit(limit)).all()
         return [idea_view(self.session, i) for i in rows]
 

@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.conversation.replies import encode_replies
 from dialogs.core import State
@@ -69,8 +69,8 @@ PERSON_AND_STATE = (
     sa_select(Person, *_STATE_COLUMNS, _SEEN, _RECENT)
     .outerjoin(_STATE, and_(_STATE.c.channel == Person.channel,
                             _STATE.c.user_id == Person.channel_user_id))
-    .where(Person.channel == bindparam("channel"),
-           Person.channel_user_id == bindparam("user_id")))
+    .where(col(Person.channel) == bindparam("channel"),
+           col(Person.channel_user_id) == bindparam("user_id")))
 STATE_ALONE = sa_select(*_STATE_COLUMNS).where(
     _STATE.c.channel == bindparam("channel"), _STATE.c.user_id == bindparam("user_id"))
 # Three shapes of the state write, so a column this turn does not change is never written

@@ -143,5 +143,5 @@ class CharGramIndex:
         scores = np.bincount(
             slots, weights=np.repeat(idf, counts.astype(np.int64)), minlength=len(self._sizes)
         )
-        scores /= np.frombuffer(self._sizes, dtype=np.float64)
+        np.divide(scores, np.frombuffer(self._sizes, dtype=np.float64), out=scores)
         return top_slots(scores, limit)

@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.dedup.detector import DuplicateFinder
 from dialogs.lifecycle import Status
@@ -39,7 +39,7 @@ class SimilarIndex:
             query = select(Idea)
             if self._watermark is not None:
                 query = query.where(Idea.updated_at >= self._watermark)
-            for idea in session.exec(query.order_by(Idea.updated_at)):
+            for idea in session.exec(query.order_by(col(Idea.updated_at))):
                 self.update(idea)
                 if self._watermark is None or idea.updated_at > self._watermark:
                     self._watermark = idea.updated_at

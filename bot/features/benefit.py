@@ -43,7 +43,7 @@ def rule_benefit_check(session: Session, settings: Settings, now: datetime) -> i
             BenefitAnswer.idea_id == idea.id, BenefitAnswer.person_id == idea.author_id)).first()
         if wants_followups(author) and not answered:
             queued += bool(enqueue_for_person(
-                session, author, kind="benefit_check", dedupe_key=key,  # type: ignore[arg-type]
+                session, author, kind="benefit_check", dedupe_key=key,
                 payload={**idea_payload(idea), "days": settings.benefit_check_days},
                 due_at=now))
     return queued
@@ -64,7 +64,7 @@ def apply_benefit_answer(applied: Applied, data: dict[str, Any]) -> None:
         return
     row = _benefit_row(session, idea.id, person.id)
     if row is None:
-        row = BenefitAnswer(idea_id=idea.id or 0, person_id=person.id)
+        row = BenefitAnswer(idea_id=idea.id or 0, person_id=person.id, answer=data["answer"])
     row.answer = data["answer"]
     session.add(row)
     log.info("benefit answer stored", extra={"event": "benefit_answer",

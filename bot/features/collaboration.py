@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.followups.listeners import followers
 from bot.i18n import Translator
@@ -53,10 +53,10 @@ def invite(session: Session, idea: Idea, text: str, *, by: str) -> tuple[CollabI
 def answers(session: Session, idea_id: int) -> list[dict[str, Any]]:
     """Every answer to the idea's invitations — for moderators only."""
     rows = session.exec(select(CollabAnswer, CollabInvite, Person)
-                        .join(CollabInvite, CollabInvite.id == CollabAnswer.invite_id)
-                        .join(Person, Person.id == CollabAnswer.person_id)
+                        .join(CollabInvite, col(CollabInvite.id) == CollabAnswer.invite_id)
+                        .join(Person, col(Person.id) == CollabAnswer.person_id)
                         .where(CollabInvite.idea_id == idea_id)
-                        .order_by(CollabAnswer.at)).all()
+                        .order_by(col(CollabAnswer.at))).all()
     return [{"invite": invite.id, "answer": answer.answer, "at": answer.at.isoformat(),
              "channel": person.channel,
              "name": person.display_name or ("innbygger" if person.erased_at else

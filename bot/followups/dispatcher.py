@@ -168,7 +168,7 @@ def _prepared(session: Session, rows: list[Outbox], settings: Settings,
     erased (or no longer exists) are cancelled instead."""
     claimed = []
     for row in rows:
-        language = settings.locale
+        language: str = settings.locale
         if row.person_id is not None:
             person = session.get(Person, row.person_id)
             if person is None or person.erased_at is not None:

@@ -5,7 +5,7 @@ the author hears at milestones (1, 5, 10, 25 … supporters); erasure → nothin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlmodel import Session
 
@@ -19,7 +19,7 @@ from storage.outbox import enqueue_for_person
 SUPPORT_MILESTONES = frozenset({1, 5, 10, 25, 50, 100, 250, 500, 1000})
 
 
-def wants_followups(person: Person | None) -> bool:
+def wants_followups(person: Person | None) -> TypeGuard[Person]:
     return (person is not None and person.follow_up_consent is True
             and person.erased_at is None and bool(person.chat_id))
 
@@ -36,7 +36,7 @@ def followers(session: Session, idea: Idea) -> list[tuple[Person, str]]:
         seen.add(person_id)
         person = session.get(Person, person_id)
         if wants_followups(person):
-            found.append((person, role))  # type: ignore[arg-type]
+            found.append((person, role))
     return found
 
 
@@ -78,7 +78,7 @@ def on_supported(session: Session, idea: Idea, person_id: int) -> None:
         return
     author = session.get(Person, idea.author_id)
     if wants_followups(author):
-        enqueue_for_person(session, author,  # type: ignore[arg-type]
+        enqueue_for_person(session, author,
                            kind="supported", dedupe_key=f"support:{idea.id}:{count}",
                            payload={**idea_payload(idea), "count": count})
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage import outbox
 from storage.models import DialogState, ProcessedUpdate
@@ -31,9 +31,9 @@ def prune(session: Session, now: datetime, days: int) -> Pruned:
     """Delete dialog state untouched and update ids older than `days`, and empty the notices
     finished before then."""
     cutoff = now - timedelta(days=days)
-    states = session.exec(delete(DialogState).where(  # type: ignore[call-overload]
-        DialogState.updated_at < cutoff))
-    updates = session.exec(delete(ProcessedUpdate).where(  # type: ignore[call-overload]
-        ProcessedUpdate.at < cutoff))
+    states = session.exec(delete(DialogState).where(
+        col(DialogState.updated_at) < cutoff))
+    updates = session.exec(delete(ProcessedUpdate).where(
+        col(ProcessedUpdate.at) < cutoff))
     notices = outbox.empty_finished(session, cutoff)
     return Pruned(states.rowcount or 0, updates.rowcount or 0, notices)

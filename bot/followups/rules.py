@@ -79,7 +79,7 @@ def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
     channel = moderator_channel(settings)
     done = outbox.keys_with_prefix(session, "stale")
     latest = (select(StatusChange.idea_id, func.max(StatusChange.id).label("stretch"))
-              .group_by(StatusChange.idea_id).subquery())
+              .group_by(col(StatusChange.idea_id)).subquery())
     found = session.exec(
         select(Idea, latest.c.stretch).join(latest, latest.c.idea_id == Idea.id)
         .where(Idea.status == Status.NEW.value, col(Idea.status_changed_at) <= cutoff)
@@ -92,7 +92,7 @@ def rule_stale(session: Session, settings: Settings, now: datetime) -> int:
             author = session.get(Person, idea.author_id)
             if wants_followups(author):
                 queued += bool(enqueue_for_person(
-                    session, author, kind="stale_author",  # type: ignore[arg-type]
+                    session, author, kind="stale_author",
                     dedupe_key=author_key, payload=payload, due_at=now))
         if channel and staff_key not in done:
             queued += bool(enqueue(session, kind="stale_moderator", dedupe_key=staff_key,
@@ -126,9 +126,9 @@ def rule_dialog_reminder(session: Session, settings: Settings, now: datetime) ->
 
 def _mark_reminded(session: Session, row: DialogState, now: datetime) -> bool:
     """Conditional on the step token, so an answer given meanwhile wins."""
-    result = session.exec(update(DialogState).where(  # type: ignore[call-overload]
-        DialogState.channel == row.channel, DialogState.user_id == row.user_id,
-        DialogState.token == row.token, col(DialogState.reminded_at).is_(None),
+    result = session.exec(update(DialogState).where(
+        col(DialogState.channel) == row.channel, col(DialogState.user_id) == row.user_id,
+        col(DialogState.token) == row.token, col(DialogState.reminded_at).is_(None),
     ).values(reminded_at=now).execution_options(synchronize_session=False))
     return result.rowcount == 1
 
@@ -140,9 +140,9 @@ def rule_dialog_expiry(session: Session, settings: Settings, now: datetime) -> i
                                                   col(DialogState.updated_at) <= expire)).all()
     dropped = 0
     for row in rows:
-        result = session.exec(update(DialogState).where(  # type: ignore[call-overload]
-            DialogState.channel == row.channel, DialogState.user_id == row.user_id,
-            DialogState.token == row.token,
+        result = session.exec(update(DialogState).where(
+            col(DialogState.channel) == row.channel, col(DialogState.user_id) == row.user_id,
+            col(DialogState.token) == row.token,
         ).values(flow=None, step=None, data="{}", token=row.token + 1, started_at=None,
                  reminded_at=None, updated_at=now)
             .execution_options(synchronize_session=False))

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from dialogs.lifecycle import MoveNotAllowed, Status, check_move
 from dialogs.refs import format_ref, parse_ref
@@ -70,7 +70,7 @@ def get_idea(session: Session, ref: str | int) -> Idea:
 
 def supporters(session: Session, idea_id: int) -> list[Support]:
     return list(session.exec(select(Support).where(Support.idea_id == idea_id)
-                             .order_by(Support.created_at)))
+                             .order_by(col(Support.created_at))))
 
 
 def supporter_count(session: Session, idea_id: int) -> int:
@@ -80,29 +80,30 @@ def supporter_count(session: Session, idea_id: int) -> int:
 
 def history(session: Session, idea_id: int) -> list[StatusChange]:
     return list(session.exec(select(StatusChange).where(StatusChange.idea_id == idea_id)
-                             .order_by(StatusChange.at, StatusChange.id)))
+                             .order_by(col(StatusChange.at), col(StatusChange.id))))
 
 
-def _ensure_support(session: Session, idea_id: int | None, person_id: int) -> None:
+def _ensure_support(session: Session, idea_id: int, person_id: int) -> None:
     exists = session.exec(select(Support).where(
         Support.idea_id == idea_id, Support.person_id == person_id)).first()
     if not exists:
         session.add(Support(idea_id=idea_id, person_id=person_id))
 
 
-def _retarget_candidates(session: Session, old_id: int | None, new_id: int | None) -> None:
+def _retarget_candidates(session: Session, old_id: int, new_id: int) -> None:
     """Pending pairs that named the merged idea now name the kept one (never a self-pair,
     never a second row for the same pair)."""
     pending = session.exec(select(DuplicateCandidate).where(
         DuplicateCandidate.state == "pending",
-        or_(DuplicateCandidate.idea_a_id == old_id, DuplicateCandidate.idea_b_id == old_id))).all()
+        or_(col(DuplicateCandidate.idea_a_id) == old_id,
+            col(DuplicateCandidate.idea_b_id) == old_id))).all()
     for cand in pending:
         a = new_id if cand.idea_a_id == old_id else cand.idea_a_id
         b = new_id if cand.idea_b_id == old_id else cand.idea_b_id
         if a == b or (a, b) == (cand.idea_a_id, cand.idea_b_id):
             cand.state = "resolved"
         else:
-            low, high = sorted((a, b))  # type: ignore[type-var]
+            low, high = sorted((a, b))
             clash = session.exec(select(DuplicateCandidate).where(
                 DuplicateCandidate.idea_a_id == low, DuplicateCandidate.idea_b_id == high)).first()
             if clash:
@@ -154,7 +155,7 @@ _INSERT_PAIR = insert(_PAIRS)
 def ideas_of(session: Session, person_id: int) -> list[tuple[Idea, str]]:
     """The person's own ideas and the ideas they support, newest first."""
     own = session.exec(select(Idea).where(Idea.author_id == person_id)).all()
-    backed = session.exec(select(Idea).join(Support, Support.idea_id == Idea.id)
+    backed = session.exec(select(Idea).join(Support, col(Support.idea_id) == Idea.id)
                           .where(Support.person_id == person_id)).all()
     pairs = [(i, "author") for i in own] + [(i, "supporter") for i in backed]
     return sorted(pairs, key=lambda p: p[0].created_at, reverse=True)
@@ -236,6 +237,7 @@ class IdeaBook:
         )
         session.add(idea)
         session.flush()
+        assert idea.id is not None  # the flush gave it its number
         session.add(StatusChange(idea_id=idea.id, from_status=None, to_status=Status.NEW.value,
                                  at=now, by=by))
         for listener in self.listeners.created:
@@ -246,6 +248,7 @@ class IdeaBook:
         """Back an idea; False if already supported (or it is the person's own idea)."""
         if idea.author_id == person_id:
             return False
+        assert idea.id is not None
         exists = session.exec(select(Support).where(
             Support.idea_id == idea.id, Support.person_id == person_id)).first()
         if exists:
@@ -274,6 +277,7 @@ class IdeaBook:
         idea.status_changed_at = now
         idea.updated_at = now
         idea.public_note = note  # the note explains this move; an older one would mislead
+        assert idea.id is not None
         change = StatusChange(idea_id=idea.id, from_status=current.value, to_status=target.value,
                               at=now, by=by, note=note)
         session.add(idea)
@@ -289,6 +293,7 @@ class IdeaBook:
         pending duplicate candidates that pointed at it follow the kept idea."""
         if idea.id == into.id:
             raise MoveNotAllowed("an idea cannot be merged into itself")
+        assert idea.id is not None and into.id is not None
         if Status(into.status) is Status.MERGED:
             raise MoveNotAllowed(
                 f"{ref_of(into)} is itself merged; merge into the idea it points at")

@@ -151,7 +151,7 @@ def move(session: Session, ideas: book.IdeaBook, request: SetRequest, *, by: str
     once cannot both succeed. Raises IdeaNotFound, MoveNotAllowed or StatusChanged."""
     idea = book.get_idea(session, request.ref)
     if expected is not None:
-        claimed = session.exec(update(Idea)  # type: ignore[call-overload]
+        claimed = session.exec(update(Idea)
                                .where(col(Idea.id) == idea.id,
                                       col(Idea.status) == expected.value)
                                .values(updated_at=utcnow())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func, update
@@ -24,8 +24,8 @@ from storage.db import transaction
 from storage.models import DuplicateCandidate, Idea, utcnow
 
 PENDING = "pending"
-MERGED = "merged"
-NOT_DUPLICATE = "not_duplicate"
+MERGED: Final = "merged"
+NOT_DUPLICATE: Final = "not_duplicate"
 Decision = Literal["merged", "not_duplicate"]
 EXCERPT_LINES, EXCERPT_CHARS = 3, 280
 
@@ -140,7 +140,7 @@ def decide(session: Session, ideas: book.IdeaBook, pair_id: int, decision: Decis
     Raises `AlreadyDecided` if someone was first, `PairNotFound`, or `MoveNotAllowed` when the
     lifecycle forbids the merge (the caller's transaction then rolls the claim back)."""
     now = at or utcnow()
-    claimed = session.exec(update(DuplicateCandidate)  # type: ignore[call-overload]
+    claimed = session.exec(update(DuplicateCandidate)
                            .where(col(DuplicateCandidate.id) == pair_id,
                                   col(DuplicateCandidate.state) == PENDING)
                            .values(state=decision, decided_by=by[:100], decided_at=now)

@@ -19,7 +19,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -123,7 +123,7 @@ class Open311:
         query = select(Idea)
         statuses = _statuses(params.get("status", ""))
         if statuses is not None:
-            query = query.where(Idea.status.in_(statuses))  # type: ignore[attr-defined]
+            query = query.where(col(Idea.status).in_(statuses))
         if params.get("start_date"):
             query = query.where(Idea.created_at >= self._date(params["start_date"], "start_date"))
         if params.get("end_date"):
@@ -132,9 +132,9 @@ class Open311:
             query = query.where(self._areas(params["service_code"]))
         if params.get("service_request_id"):
             numbers = [parse_ref(part) for part in params["service_request_id"].split(",")]
-            query = query.where(Idea.id.in_([n for n in numbers if n]))  # type: ignore[union-attr]
-        return query.order_by(Idea.created_at.desc(),  # type: ignore[attr-defined]
-                              Idea.id.desc()).limit(MAX_REQUESTS)  # type: ignore[union-attr]
+            query = query.where(col(Idea.id).in_([n for n in numbers if n]))
+        return query.order_by(col(Idea.created_at).desc(),
+                              col(Idea.id).desc()).limit(MAX_REQUESTS)
 
     def _date(self, value: str, name: str) -> datetime:
         try:
@@ -151,7 +151,7 @@ class Open311:
             stored = session.exec(select(Idea.focus_area).distinct()).all()
         names = {a for a in [*self.settings.focus_areas, *stored]
                  if a and service_code(a) in wanted}
-        return Idea.focus_area.in_(sorted(names))  # type: ignore[union-attr]
+        return col(Idea.focus_area).in_(sorted(names))
 
 
 def _statuses(value: str) -> tuple[str, ...] | None:

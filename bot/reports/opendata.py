@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.dedup.index import SimilarIndex
 from bot.dedup.queue import queue_similar
@@ -82,15 +82,15 @@ def iter_records(session: Session) -> Iterator[dict[str, Any]]:
     supporter counts come with one grouped query per batch, not one query per idea."""
     last = 0
     while True:
-        batch = session.exec(select(Idea).where(Idea.id > last)  # type: ignore[operator]
-                             .order_by(Idea.id).limit(BATCH)).all()
+        batch = session.exec(select(Idea).where(col(Idea.id) > last)
+                             .order_by(col(Idea.id)).limit(BATCH)).all()
         if not batch:
             return
         ids = [idea.id for idea in batch]
-        counts = dict(session.exec(
+        counts: dict[int | None, int] = dict(session.exec(
             select(Support.idea_id, func.count())
-            .where(Support.idea_id.in_(ids))  # type: ignore[attr-defined]
-            .group_by(Support.idea_id)).all())
+            .where(col(Support.idea_id).in_(ids))
+            .group_by(col(Support.idea_id))).all())
         for idea in batch:
             yield public_record(idea, counts.get(idea.id, 0))
         last = batch[-1].id or last

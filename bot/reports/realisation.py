@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.i18n import translator
 from bot.localtime import local_day, to_utc
@@ -115,8 +115,9 @@ def _in_window(query: Any, column: Any, lower: datetime | None, upper: datetime 
 
 
 def _ideas(session: Session, lower: datetime | None, upper: datetime | None) -> list[_Row]:
-    query = select(Idea.id, Idea.created_at, Idea.status, Idea.focus_area, Idea.channel,
-                   Idea.campaign_id)
+    # SQLModel types select() for at most four columns (this one takes six).
+    query = select(Idea.id, Idea.created_at, Idea.status, Idea.focus_area,  # type: ignore[call-overload]
+                   Idea.channel, Idea.campaign_id)
     query = _in_window(query, Idea.created_at, lower, upper).order_by(Idea.id)
     return [_Row(*row) for row in session.exec(query)]
 
@@ -185,8 +186,8 @@ def _changes(session: Session, lower: datetime | None,
     """History rows into useful/realised of the ideas in the window, oldest first (plain
     tuples, not ORM objects: a large base has many)."""
     query = (select(StatusChange.idea_id, StatusChange.to_status, StatusChange.at)
-             .join(Idea, Idea.id == StatusChange.idea_id)
-             .where(StatusChange.to_status.in_(  # type: ignore[attr-defined]
+             .join(Idea, col(Idea.id) == StatusChange.idea_id)
+             .where(col(StatusChange.to_status).in_(
                  (Status.USEFUL.value, Status.REALISED.value))))
     query = _in_window(query, Idea.created_at, lower, upper)
     by_idea: dict[int, list[_Change]] = defaultdict(list)
@@ -238,22 +239,22 @@ def _median(values: list[float]) -> float | None:
 
 def _supported_ids(session: Session, lower: datetime | None, upper: datetime | None) -> set[int]:
     """Ideas backed by someone besides their author (the author never has a support row)."""
-    query = select(Support.idea_id).join(Idea, Idea.id == Support.idea_id).distinct()
+    query = select(Support.idea_id).join(Idea, col(Idea.id) == Support.idea_id).distinct()
     return set(session.exec(_in_window(query, Idea.created_at, lower, upper)))
 
 
 def _support_counts(session: Session, lower: datetime | None,
                     upper: datetime | None) -> dict[int, int]:
     """Support rows per campaign idea in the window."""
-    query = (select(Support.idea_id, func.count()).join(Idea, Idea.id == Support.idea_id)
-             .where(Idea.campaign_id.is_not(None)))  # type: ignore[union-attr]
+    query = (select(Support.idea_id, func.count()).join(Idea, col(Idea.id) == Support.idea_id)
+             .where(col(Idea.campaign_id).is_not(None)))
     query = _in_window(query, Idea.created_at, lower, upper).group_by(Support.idea_id)
     return {idea_id: count for idea_id, count in session.exec(query)}
 
 
 def _benefit(session: Session, lower: datetime | None, upper: datetime | None) -> dict[str, int]:
     """The benefit-check answers (did it help?) about realised ideas, as Ja / Delvis / Nei."""
-    query = (select(BenefitAnswer.answer).join(Idea, Idea.id == BenefitAnswer.idea_id)
+    query = (select(BenefitAnswer.answer).join(Idea, col(Idea.id) == BenefitAnswer.idea_id)
              .where(Idea.status == Status.REALISED.value))
     counts = Counter(_BENEFIT_ALIASES.get((answer or "").strip().casefold())
                      for answer in session.exec(_in_window(query, Idea.created_at, lower, upper)))
@@ -286,7 +287,7 @@ def _campaigns(session: Session, rows: list[_Row], supported_counts: dict[int, i
         query = query.where(Campaign.opens_at < upper)
     if lower is not None:
         query = query.where(Campaign.closes_at >= lower)
-    campaigns = {c.id: c for c in session.exec(query)}
+    campaigns: dict[int | None, Campaign | None] = {c.id: c for c in session.exec(query)}
     for campaign_id in by_campaign:
         if campaign_id not in campaigns:
             campaigns[campaign_id] = session.get(Campaign, campaign_id)

@@ -148,7 +148,8 @@ def status_detail(runtime: Runtime, ref: str) -> IdeaDetail | None:
 def _pending_duplicates(session: Session, idea: Idea) -> list[Duplicate]:
     rows = session.exec(select(DuplicateCandidate).where(
         DuplicateCandidate.state == triage.PENDING,
-        or_(DuplicateCandidate.idea_a_id == idea.id, DuplicateCandidate.idea_b_id == idea.id))
+        or_(col(DuplicateCandidate.idea_a_id) == idea.id,
+            col(DuplicateCandidate.idea_b_id) == idea.id))
         .order_by(col(DuplicateCandidate.score).desc())).all()
     found = []
     for cand in rows:
@@ -167,6 +168,8 @@ def search(db: DbEngine, index: SimilarIndex | None, words: str,
     if not words:
         return []
     found: dict[int, float | None] = {}
+    number: int | None  # SQLModel types a selected key as Optional
+    score: float | None  # None: found by its words, not by the index
     if index is not None:
         for number, score in index.similar(words, "", limit=limit):
             found.setdefault(number, score)
@@ -181,7 +184,8 @@ def search(db: DbEngine, index: SimilarIndex | None, words: str,
                                        .limit(limit)):
                 if len(found) >= limit:
                     break
-                found.setdefault(number, None)
+                if number is not None:
+                    found.setdefault(number, None)
         lines = []
         for number, score in found.items():
             idea = session.get(Idea, number)
