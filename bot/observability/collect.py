@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from storage.models import DuplicateCandidate, Idea, Outbox
 from storage.outbox import FAILED, PENDING, SENDING
@@ -52,16 +53,16 @@ class DatabaseCollector(Collector):
                                 "duplicate candidate waiting (0 when none)")
         with self.db.connect() as conn:
             for kind, state, count in conn.execute(
-                    select(Outbox.kind, Outbox.state, func.count())
-                    .where(Outbox.state.in_((PENDING, SENDING, FAILED)))  # type: ignore[attr-defined]
-                    .group_by(Outbox.kind, Outbox.state)):
+                    select(col(Outbox.kind), col(Outbox.state), func.count())
+                    .where(col(Outbox.state).in_((PENDING, SENDING, FAILED)))
+                    .group_by(col(Outbox.kind), col(Outbox.state))):
                 outbox.add_metric([kind, state], count)
             for status, count in conn.execute(
-                    select(Idea.status, func.count()).group_by(Idea.status)):
+                    select(col(Idea.status), func.count()).group_by(col(Idea.status))):
                 ideas.add_metric([status], count)
             waiting, oldest = conn.execute(
-                select(func.count(), func.min(DuplicateCandidate.created_at))
-                .where(DuplicateCandidate.state == "pending")).one()
+                select(func.count(), func.min(col(DuplicateCandidate.created_at)))
+                .where(col(DuplicateCandidate.state) == "pending")).one()
         queue.add_metric([], waiting)
         age.add_metric([], _age(oldest))
         return [outbox, ideas, queue, age]
