@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.channels import Sender, Service
-from bot.observability.metrics import CONTENT_TYPE, MeteredSender
+from bot.observability.metrics import CONTENT_TYPE
 from bot.observability.ready import readiness
 from bot.runtime import Runtime
 
@@ -39,7 +39,7 @@ class App:
         self.services.append(service)
         sender = getattr(service, "sender", None)
         if sender is not None:
-            self.senders[sender.channel] = MeteredSender(sender, self.runtime.metrics)
+            self.senders[sender.channel] = sender
 
 
 def build(runtime: Runtime) -> App:

@@ -24,6 +24,7 @@ from bot.channels import Sender
 from bot.followups.dispatcher import Policy, dispatch
 from bot.followups.retention import Pruned, prune
 from bot.followups.rules import create_due
+from bot.observability.metrics import MeteredSender
 from storage.db import transaction
 from storage.models import utcnow
 
@@ -130,8 +131,12 @@ class SchedulerService:
 
     async def dispatch_once(self) -> None:
         runtime = self.runtime
+        # Counted per channel for /metrics (sends, 429s, failures) without the dispatcher
+        # knowing; built per run because the channel services fill `senders` after start-up.
+        senders = {channel: MeteredSender(sender, runtime.metrics)
+                   for channel, sender in self.senders.items()}
         await self._exclusive("dispatch", lambda: dispatch(
-            runtime.db, runtime.settings, runtime.features.renderers, self.senders))
+            runtime.db, runtime.settings, runtime.features.renderers, senders))
 
     async def scan_once(self) -> None:
         runtime = self.runtime
