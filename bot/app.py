@@ -1,8 +1,9 @@
 """`kominn run`: one asyncio process serving everything that is configured.
 
-uvicorn runs one Starlette app (`/healthz`, plus the routes of each service: Telegram webhook,
-Slack events, Open311); each service (Telegram, Slack, the scheduler) is started in the same
-event loop after the server is up and stopped before it goes down.
+uvicorn runs one Starlette app (`/healthz`, `/readyz`, `/metrics`, plus the routes of each
+service: Telegram webhook, Slack events, Open311); each service (Telegram, Slack, the
+scheduler) is started in the same event loop after the server is up and stopped before it
+goes down.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import uvicorn
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.channels import Sender, Service
+from bot.observability.metrics import CONTENT_TYPE
+from bot.observability.ready import readiness
 from bot.runtime import Runtime
 
 log = logging.getLogger("kominn.app")
@@ -66,6 +69,16 @@ def starlette_app(app: App) -> Starlette:
         return JSONResponse({"status": "ok", "database": "ok",
                              "services": [s.name for s in app.services]})
 
+    async def readyz(request: Request) -> JSONResponse:
+        runtime = app.runtime
+        ready, checks = await asyncio.to_thread(readiness, runtime.db, runtime.index.loaded)
+        return JSONResponse({"status": "ok" if ready else "not ready", **checks},
+                            200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        body = await asyncio.to_thread(app.runtime.metrics.render)  # scrape-time DB reads
+        return Response(body, media_type=CONTENT_TYPE)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         started: list[Service] = []
@@ -85,7 +98,8 @@ def starlette_app(app: App) -> Starlette:
 
     from bot.reports import open311
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz)]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz),
+                               Route("/metrics", metrics)]
     routes.extend(open311.routes(app.runtime))
     for service in app.services:
         routes.extend(service.routes)

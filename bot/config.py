@@ -91,6 +91,10 @@ class Settings(BaseSettings):
 
     http_host: str = Field("127.0.0.1", validation_alias=_env("KOMINN_HTTP_HOST"))
     http_port: int = Field(8080, ge=0, le=65535, validation_alias=_env("KOMINN_HTTP_PORT"))
+    # Open311: the one jurisdiction served (empty: any `jurisdiction_id` is accepted) and the
+    # contact line of the discovery document.
+    open311_jurisdiction: str = Field("", validation_alias=_env("KOMINN_OPEN311_JURISDICTION"))
+    open311_contact: str = Field("", validation_alias=_env("KOMINN_OPEN311_CONTACT"))
     locale: Literal["nb", "nn", "en"] = Field("nb", validation_alias=_env("KOMINN_LOCALE"))
     timezone: str = Field("Europe/Oslo", validation_alias=_env("KOMINN_TIMEZONE"))
     quiet_hours: str = Field("21-08", validation_alias=_env("KOMINN_QUIET_HOURS"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine as DbEngine
 
@@ -14,7 +14,9 @@ from bot.dedup.detector import DuplicateFinder
 from bot.dedup.index import SimilarIndex
 from bot.features import assemble
 from bot.ideas.book import IdeaBook
+from bot.observability.metrics import Metrics
 from bot.wiring import Features
+from dialogs.types import Incoming, Reply
 from storage.db import make_engine
 from storage.migrate import ensure_schema
 
@@ -26,6 +28,7 @@ class Runtime:
     index: SimilarIndex
     engine: Engine
     campaign_links: CampaignLinks = no_campaign_links
+    metrics: Metrics = field(default_factory=Metrics)
 
     def campaign_link(self, campaign_id: int) -> str | None:
         """Where a citizen joins competition `campaign_id` (see `bot.channels.CampaignLinks`)."""
@@ -57,8 +60,35 @@ def open_runtime(settings: Settings, features: Features | None = None,
     into a competition); this module imports no adapter."""
     features = features or assemble(settings)
     db = open_database(settings)
-    index = SimilarIndex(db, DuplicateFinder(settings.dedup_threshold, settings.triage_threshold))
+    metrics = Metrics()
+    index = MeteredIndex(db, DuplicateFinder(settings.dedup_threshold,
+                                             settings.triage_threshold), metrics=metrics)
     index.load()
     logging.getLogger("kominn").debug("index loaded")
-    return Runtime(settings, db, index, Engine(db, settings, index, features=features),
-                   campaign_links=campaign_links)
+    metrics.watch(db, lambda: len(index.finder))
+    engine = MeteredEngine(db, settings, index, features=features, metrics=metrics)
+    return Runtime(settings, db, index, engine, campaign_links=campaign_links, metrics=metrics)
+
+
+class MeteredEngine(Engine):
+    """The engine with each turn counted and timed for `/metrics` (bot/observability)."""
+
+    def __init__(self, *args: object, metrics: Metrics, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.metrics = metrics
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        with self.metrics.turn(incoming.channel):
+            return super().handle(incoming)
+
+
+class MeteredIndex(SimilarIndex):
+    """The duplicate index with each query timed for `/metrics`."""
+
+    def __init__(self, *args: object, metrics: Metrics, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.metrics = metrics
+
+    def similar(self, title: str, description: str, limit: int = 3) -> list[tuple[int, float]]:
+        with self.metrics.dedup_query():
+            return super().similar(title, description, limit)

@@ -31,6 +31,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Deleted content is overwritten with zeros, so an erased person's name does not
+            # linger in free pages of the file (see `scrub_after_commit` for the WAL).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
@@ -40,6 +43,26 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def scrub_after_commit(session: Session) -> None:
+    """After this session commits, copy the WAL into the database file and truncate it, so
+    older versions of erased rows (still in WAL frames until the next checkpoint) are gone
+    from the disk too. SQLite only; on PostgreSQL erased tuples go with VACUUM (README)."""
+    engine = session.get_bind()
+    if not isinstance(engine, Engine) or not is_sqlite(engine):
+        return
+    event.listen(session, "after_commit", lambda _s: checkpoint_truncate(engine), once=True)
+
+
+def checkpoint_truncate(engine: Engine) -> bool:
+    """`PRAGMA wal_checkpoint(TRUNCATE)`; False if a reader kept it from finishing (it is
+    retried by the next erasure and by SQLite's own checkpoints)."""
+    if not is_sqlite(engine):
+        return True
+    with engine.connect() as conn:
+        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+    return not (busy and busy[0])
 
 
 @contextmanager

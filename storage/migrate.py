@@ -56,3 +56,10 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
         upgrade(engine)
         return
     raise SchemaBehind("the database schema is not up to date: run `kominn db upgrade`")
+
+
+def known_revisions(url: str) -> set[str]:
+    """Every revision this code has a migration for: a database at any other revision was
+    written by newer code (or is not ours)."""
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config(url))
+            .walk_revisions()}

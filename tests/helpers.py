@@ -19,8 +19,11 @@ IDEA = {
 
 class ChatPerson:
     def __init__(self, engine: Engine, user: str, channel: str = "terminal",
-                 language: str | None = None) -> None:
+                 language: str | None = None, display_name: str | None = None,
+                 chat_id: str | None = None) -> None:
         self.engine = engine
+        self.display_name = display_name
+        self.chat_id = chat_id
         self.user = user
         self.channel = channel
         self.language = language
@@ -28,6 +31,7 @@ class ChatPerson:
 
     def _send(self, **kwargs: object) -> list[Reply]:
         incoming = Incoming(channel=self.channel, user_id=self.user, language=self.language,
+                            display_name=self.display_name, chat_id=self.chat_id,
                             update_id=str(next(_update_ids)), **kwargs)  # type: ignore[arg-type]
         self.replies = self.engine.handle(incoming)
         return self.replies

@@ -45,6 +45,11 @@ class SimilarIndex:
                     self._watermark = idea.updated_at
             self._last_refresh = time.monotonic()
 
+    @property
+    def loaded(self) -> bool:
+        """True once `load()` has read the ideas (readiness, bot/observability/ready.py)."""
+        return self._last_refresh > 0
+
     def maybe_refresh(self) -> None:
         if time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.load()

@@ -24,6 +24,7 @@ from bot.channels import Sender
 from bot.followups.dispatcher import Policy, dispatch
 from bot.followups.retention import Pruned, prune
 from bot.followups.rules import create_due
+from bot.observability.metrics import MeteredSender
 from storage.db import transaction
 from storage.models import utcnow
 
@@ -71,7 +72,8 @@ class SchedulerService:
         self.intervals = {"dispatch": dispatch_seconds, "scan": scan_seconds,
                           "retention": retention_seconds}
         self.scheduler: AsyncIOScheduler | None = None
-        self._busy: dict[str, asyncio.Lock] = {}
+        # One lock per job (asyncio locks bind to a loop on first use, not here).
+        self._busy = {name: asyncio.Lock() for name in self.intervals}
 
     async def start(self) -> None:
         settings = self.runtime.settings
@@ -81,7 +83,6 @@ class SchedulerService:
             "dispatch": self.dispatch_once, "scan": self.scan_once,
             "retention": self.prune_once}
         for name, job in jobs.items():
-            self._busy[name] = asyncio.Lock()
             # Overlapping runs return at once (see _exclusive); allowing a few instances keeps
             # APScheduler from warning about "maximum number of running instances" on a slow
             # network, and coalescing folds missed runs into one.
@@ -114,19 +115,28 @@ class SchedulerService:
         """One run of a job at a time in this process; errors are logged, never raised into
         the scheduler (the next run simply tries again)."""
         lock = self._busy[name]
+        metrics = self.runtime.metrics
         if lock.locked():
+            metrics.job_run(name, "skipped")
             return
         async with lock:
             try:
                 await work()
             except Exception:  # noqa: BLE001 - a job must survive any one failure
+                metrics.job_run(name, "failed")
                 log.exception("scheduled job failed", extra={"event": "job_failed",
                                                              "service": name})
+            else:
+                metrics.job_run(name, "ok")
 
     async def dispatch_once(self) -> None:
         runtime = self.runtime
+        # Counted per channel for /metrics (sends, 429s, failures) without the dispatcher
+        # knowing; built per run because the channel services fill `senders` after start-up.
+        senders = {channel: MeteredSender(sender, runtime.metrics)
+                   for channel, sender in self.senders.items()}
         await self._exclusive("dispatch", lambda: dispatch(
-            runtime.db, runtime.settings, runtime.features.renderers, self.senders))
+            runtime.db, runtime.settings, runtime.features.renderers, senders))
 
     async def scan_once(self) -> None:
         runtime = self.runtime

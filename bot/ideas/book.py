@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from dialogs.lifecycle import MoveNotAllowed, Status, check_move
 from dialogs.refs import format_ref, parse_ref
+from storage.db import scrub_after_commit
 from storage.models import (
     BenefitAnswer,
     CollabAnswer,
@@ -323,12 +324,16 @@ class IdeaBook:
         person.chat_id = None
         person.follow_up_consent = False
         person.invite_consent = False
+        user_id = person.channel_user_id
         person.channel_user_id = f"erased-{person.id}"
         person.erased_at = utcnow()
         session.add(person)
-        for row in session.exec(select(DialogState).where(DialogState.person_id == person.id)):
+        for row in session.exec(select(DialogState).where(or_(
+                DialogState.person_id == person.id,
+                (DialogState.channel == person.channel) & (DialogState.user_id == user_id)))):
             session.delete(row)
         session.flush()
+        scrub_after_commit(session)  # SQLite: nothing of the old rows left in the WAL
         for listener in self.listeners.erased:
             listener(session, person)
 

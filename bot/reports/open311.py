@@ -8,6 +8,11 @@ closed (realised, declined, merged), `status_notes` = our status label and the p
 `updated_datetime` = last change, `address` = the place as the citizen wrote it. GeoReport has
 no title, so `title` is an extra field (clients ignore fields they do not know).
 
+Every route answers in XML (`.xml`, the format GeoReport v2 requires) and JSON (`.json`);
+`/open311/discovery.{xml,json}` is the service discovery document. `jurisdiction_id` is
+accepted on every route: KomInn serves one municipality, so any value is fine unless
+`KOMINN_OPEN311_JURISDICTION` names it, then another value is a 404 as the standard says.
+
 No personal data: nothing about authors or supporters, and no coordinates (a location shared
 from a phone may be the citizen's home).
 """
@@ -21,21 +26,22 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.i18n import translator
 from bot.localtime import parse_moment
+from bot.reports import georeport
 from bot.runtime import Runtime
 from dialogs.lifecycle import CLOSED, OPEN
 from dialogs.refs import format_ref, parse_ref
 from storage.models import Idea
 
 PREFIX = "/open311/v2"
+DISCOVERY = "/open311/discovery"
 MAX_REQUESTS = 1000
 OPEN_CODES = tuple(s.value for s in OPEN)
 CLOSED_CODES = tuple(s.value for s in CLOSED)
-_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"}
 
 
 def service_code(area: str) -> str:
@@ -44,15 +50,6 @@ def service_code(area: str) -> str:
     text = area.casefold().replace("æ", "ae").replace("ø", "o").replace("å", "a")
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "annet"
-
-
-def _json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status, headers=_HEADERS)
-
-
-def _error(status: int, description: str) -> JSONResponse:
-    """GeoReport errors are a list of {code, description}."""
-    return _json([{"code": status, "description": description}], status)
 
 
 class _BadRequest(ValueError):
@@ -91,30 +88,52 @@ class Open311:
 
     # --- endpoints (sync: Starlette runs them in its thread pool, off the event loop) --------
 
-    def services(self, request: Request) -> JSONResponse:
-        areas = list(self.settings.focus_areas)
-        return _json([{
+    def services(self, request: Request) -> Response:
+        fmt = _format(request)
+        if (refused := self._jurisdiction(request, fmt)) is not None:
+            return refused
+        return georeport.listing("services", [{
             "service_code": service_code(area), "service_name": area, "description": area,
             "metadata": False, "type": "realtime", "keywords": "", "group": "",
-        } for area in areas])
+        } for area in self.settings.focus_areas], fmt)
 
-    def requests(self, request: Request) -> JSONResponse:
+    def requests(self, request: Request) -> Response:
+        fmt = _format(request)
+        if (refused := self._jurisdiction(request, fmt)) is not None:
+            return refused
         try:
             query = self._filtered(request)
         except _BadRequest as exc:
-            return _error(400, str(exc))
+            return georeport.error(400, str(exc), fmt)
         with Session(self.runtime.db) as session:
             ideas = session.exec(query).all()
-            return _json([self.request_record(idea) for idea in ideas])
+            return georeport.listing("service_requests",
+                                     [self.request_record(idea) for idea in ideas], fmt)
 
-    def one(self, request: Request) -> JSONResponse:
+    def one(self, request: Request) -> Response:
+        fmt = _format(request)
+        if (refused := self._jurisdiction(request, fmt)) is not None:
+            return refused
         raw = request.path_params["ref"]
         number = parse_ref(raw)
         with Session(self.runtime.db) as session:
             idea = session.get(Idea, number) if number is not None else None
             if idea is None:
-                return _error(404, f"no service request {raw}")
-            return _json([self.request_record(idea)])
+                return georeport.error(404, f"no service request {raw}", fmt)
+            return georeport.listing("service_requests", [self.request_record(idea)], fmt)
+
+    def discovery(self, request: Request) -> Response:
+        """Where the v2 endpoint is, as the client reached us (behind a proxy: the forwarded
+        scheme and host, which uvicorn applies for trusted proxies)."""
+        url = str(request.base_url).rstrip("/") + PREFIX
+        return georeport.discovery(url, self.settings.open311_contact, _format(request))
+
+    def _jurisdiction(self, request: Request, fmt: str) -> Response | None:
+        wanted = request.query_params.get("jurisdiction_id", "").strip()
+        ours = self.settings.open311_jurisdiction
+        if wanted and ours and wanted.casefold() != ours.casefold():
+            return georeport.error(404, f"jurisdiction_id {wanted} not found", fmt)
+        return None
 
     # --- filters ------------------------------------------------------------------------------
 
@@ -168,12 +187,19 @@ def _when(value: datetime, zone: Any) -> str:
     return value.astimezone(zone).isoformat(timespec="seconds")
 
 
+def _format(request: Request) -> str:
+    """`xml` or `json`: every route of `routes()` ends in one of them."""
+    return request.url.path.rsplit(".", 1)[-1]
+
+
 def routes(runtime: Runtime) -> list[Route]:
-    """The Open311 routes for the shared Starlette app."""
+    """The Open311 routes for the shared Starlette app, each in XML and JSON."""
     api = Open311(runtime)
     table = [
-        (f"{PREFIX}/services.json", api.services),
-        (f"{PREFIX}/requests.json", api.requests),
-        (PREFIX + "/requests/{ref}.json", api.one),
+        (f"{PREFIX}/services", api.services),
+        (f"{PREFIX}/requests", api.requests),
+        (PREFIX + "/requests/{ref}", api.one),
+        (DISCOVERY, api.discovery),
     ]
-    return [Route(path, endpoint, methods=["GET"]) for path, endpoint in table]
+    return [Route(f"{path}.{fmt}", endpoint, methods=["GET"])
+            for path, endpoint in table for fmt in georeport.FORMATS]
