@@ -329,8 +329,9 @@ class IdeaBook:
         person.erased_at = utcnow()
         session.add(person)
         for row in session.exec(select(DialogState).where(or_(
-                DialogState.person_id == person.id,
-                (DialogState.channel == person.channel) & (DialogState.user_id == user_id)))):
+                col(DialogState.person_id) == person.id,
+                (col(DialogState.channel) == person.channel)
+                & (col(DialogState.user_id) == user_id)))):
             session.delete(row)
         session.flush()
         scrub_after_commit(session)  # SQLite: nothing of the old rows left in the WAL
