@@ -120,6 +120,36 @@ class Settings(BaseSettings):
     dialog_expiry_days: int = Field(7, ge=1, validation_alias=_env("KOMINN_DIALOG_EXPIRY_DAYS"))
     retention_days: int = Field(30, ge=1, validation_alias=_env("KOMINN_RETENTION_DAYS"))
 
+    # The web channel (adapters/web): always served by `kominn run`.
+    public_url: str | None = Field(None, validation_alias=_env("KOMINN_PUBLIC_URL"))
+    # Signs the web session cookie; unset: generated once and kept in the database.
+    web_secret: str | None = Field(None, min_length=16, validation_alias=_env("KOMINN_WEB_SECRET"))
+    # Proxies (IP addresses or networks) whose X-Forwarded-For/-Proto are believed; none by default.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("KOMINN_TRUSTED_PROXIES")
+    )
+    # Web chat messages per minute from one client address (many people share a school's).
+    web_max_messages_per_address: int = Field(
+        300, ge=1, validation_alias=_env("KOMINN_WEB_MAX_MESSAGES_PER_ADDRESS")
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return _split(value, ", ;")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
     @field_validator("slack_moderators", mode="before")
     @classmethod
     def _ids(cls, value: object) -> object:
