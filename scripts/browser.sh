@@ -9,7 +9,7 @@ log() { echo "$@" >&2; }
 AXE_VERSION="4.10.3"
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   log "installing chromium and chromium-driver…"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o=Dpkg::Use-Pty=0 \
     chromium chromium-driver) >&2
 fi
 if [ ! -f tests/vendor/node_modules/axe-core/axe.min.js ]; then

@@ -8,7 +8,9 @@ PY=.venv/bin/python
 $PY -m ruff check .
 .venv/bin/lint-imports --no-cache | tail -n 4  # the contracts in pyproject.toml
 
-echo "== tests on SQLite =="
+scripts/browser.sh  # Chromium, chromium-driver and axe-core for the `browser` tests
+
+echo "== tests on SQLite (browser tests included) =="
 $PY -m pytest -q -p no:cacheprovider "$@"
 
 if [ "${KOMINN_SKIP_POSTGRES:-}" = "1" ]; then
@@ -18,4 +20,5 @@ fi
 
 PG_URL=$(scripts/postgres.sh)
 echo "== tests on PostgreSQL =="
-KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider "$@"
+# The browser tests run `kominn run` on SQLite whatever the database: once is enough.
+KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider -m "not browser" "$@"
