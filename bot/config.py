@@ -122,6 +122,10 @@ class Settings(BaseSettings):
 
     # The web channel (adapters/web): always served by `kominn run`.
     public_url: str | None = Field(None, validation_alias=_env("KOMINN_PUBLIC_URL"))
+    # When a new idea shows on public pages: at once, or once a moderator moved or published it.
+    publish: Literal["immediately", "after-review"] = Field(
+        "immediately", validation_alias=_env("KOMINN_PUBLISH")
+    )
     # Signs the web session cookie; unset: generated once and kept in the database.
     web_secret: str | None = Field(None, min_length=16, validation_alias=_env("KOMINN_WEB_SECRET"))
     # Proxies (IP addresses or networks) whose X-Forwarded-For/-Proto are believed; none by default.

@@ -79,6 +79,11 @@ class Idea(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     status_changed_at: datetime = Field(default_factory=utcnow)
+    # Public pages (bot/ideas/book.py `public_clause`): hidden by a moderator with a reason;
+    # published once a moderator moved it or pressed "Publiser" (KOMINN_PUBLISH=after-review).
+    hidden_at: datetime | None = None
+    hidden_reason: str | None = Field(default=None, sa_column=Column(Text))
+    published_at: datetime | None = None
 
 
 class StatusChange(SQLModel, table=True):

@@ -102,3 +102,16 @@ def test_db_upgrade_and_default_sqlite_creates_itself(tmp_path: Path, settings: 
     assert (tmp_path / "kominn.db").exists()
     upgraded = kominn(settings, "db", "upgrade", env=env, cwd=tmp_path)
     assert upgraded.returncode == 0 and "0002_web" in upgraded.stdout
+
+
+def test_ideas_hide_and_unhide(settings: Settings) -> None:
+    assert kominn(settings, "chat", "--user", "kari", stdin=SUBMISSION).returncode == 0
+    refused = kominn(settings, "ideas", "hide", "KI-1", "--reason", " ")
+    assert refused.returncode == 1 and "reason" in refused.stderr
+    hidden = kominn(settings, "ideas", "hide", "KI-1", "--reason", "Personopplysninger")
+    assert hidden.returncode == 0, hidden.stderr
+    exported = kominn(settings, "export", "--format", "json")
+    assert json.loads(exported.stdout) == []
+    assert kominn(settings, "ideas", "unhide", "KI-1").returncode == 0
+    assert len(json.loads(kominn(settings, "export", "--format", "json").stdout)) == 1
+    assert kominn(settings, "ideas", "publish", "KI-1").returncode == 0

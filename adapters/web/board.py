@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from adapters.web.render import Renderer
 from adapters.web.session import Sessions, choose_language
+from bot.ideas.book import is_public, public_clause
 from bot.runtime import Runtime
 from dialogs.lifecycle import OPEN, Status
 from dialogs.refs import format_ref, parse_ref
@@ -51,15 +52,17 @@ class Listing:
     pages: int
 
 
-def public_ideas(query: Any, *, status: str | None = None) -> Any:
-    """Only what the public board shows: merged ideas live on in the idea they were merged
-    into, so they are listed only when asked for by status."""
+def public_ideas(query: Any, publish: str, *, status: str | None = None) -> Any:
+    """Only what the public board shows (`public_clause`: not hidden; published under
+    KOMINN_PUBLISH=after-review); merged ideas live on in the idea they were merged into, so
+    they are listed only when asked for by status."""
+    query = query.where(public_clause(publish))
     if status:
         return query.where(Idea.status == status)
     return query.where(Idea.status != Status.MERGED.value)
 
 
-def listing(session: Session, *, status: str | None, area: str | None,
+def listing(session: Session, publish: str, *, status: str | None, area: str | None,
             ranked: list[int] | None, text: str | None, page: int) -> Listing:
     """One page of the board. `ranked`: idea numbers best first (a search); `text`: the
     plain-text fallback when the ranking found nothing."""
@@ -74,8 +77,8 @@ def listing(session: Session, *, status: str | None, area: str | None,
         like = f"%{text.casefold()}%"
         filters.append(or_(func.lower(Idea.title).like(like),
                            func.lower(Idea.description).like(like)))
-    columns = public_ideas(columns.where(*filters), status=status)
-    count = public_ideas(count.where(*filters), status=status)
+    columns = public_ideas(columns.where(*filters), publish, status=status)
+    count = public_ideas(count.where(*filters), publish, status=status)
     total = session.exec(count).one()
     pages = max(1, -(-total // PAGE))
     page = min(max(page, 1), pages)
@@ -128,8 +131,8 @@ class Board:
             if query:
                 ranked = [n for n, _ in self.runtime.index.similar(query, "", SEARCH_LIMIT)]
             with Session(self.runtime.db) as db:
-                return listing(db, status=status, area=area, ranked=ranked or None,
-                               text=query or None, page=page)
+                return listing(db, self.settings.publish, status=status, area=area,
+                               ranked=ranked or None, text=query or None, page=page)
 
         found = await asyncio.to_thread(read)
         html = self.renderer.page(
@@ -154,7 +157,7 @@ class Board:
     def _idea(self, number: int) -> dict[str, Any] | None:
         with Session(self.runtime.db) as db:
             idea = db.get(Idea, number)
-            if idea is None:
+            if idea is None or not is_public(idea, self.settings.publish):
                 return None
             history = db.exec(select(StatusChange).where(StatusChange.idea_id == number)
                               .order_by(StatusChange.at, StatusChange.id)).all()  # type: ignore[arg-type]
@@ -179,7 +182,8 @@ class Board:
         if not numbers:
             return []
         with Session(self.runtime.db) as db:
-            found = listing(db, status=None, area=None, ranked=numbers, text=None, page=1)
+            found = listing(db, self.settings.publish, status=None, area=None,
+                            ranked=numbers, text=None, page=1)
         return found.rows
 
 

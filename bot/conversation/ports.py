@@ -70,7 +70,8 @@ class DatabasePorts:
             if score < self.index.dedup_threshold:
                 continue
             idea = self.session.get(Idea, number)
-            if idea is None or idea.status not in (s.value for s in
+            if idea is None or not book.is_public(idea, self.settings.publish) or \
+                    idea.status not in (s.value for s in
                                                    (Status.NEW, Status.USEFUL, Status.REALISED)):
                 continue
             found.append(SimilarIdea(number=number, ref=format_ref(number), title=idea.title,

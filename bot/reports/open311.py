@@ -8,6 +8,7 @@ closed (realised, declined, merged), `status_notes` = our status label and the p
 `updated_datetime` = last change, `address` = the place as the citizen wrote it. GeoReport has
 no title, so `title` is an extra field (clients ignore fields they do not know).
 
+Hidden ideas (and, under KOMINN_PUBLISH=after-review, ideas not yet published) are absent.
 No personal data: nothing about authors or supporters, and no coordinates (a location shared
 from a phone may be the citizen's home).
 """
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.i18n import translator
+from bot.ideas.book import is_public, public_clause
 from bot.localtime import parse_moment
 from bot.runtime import Runtime
 from dialogs.lifecycle import CLOSED, OPEN
@@ -112,7 +114,7 @@ class Open311:
         number = parse_ref(raw)
         with Session(self.runtime.db) as session:
             idea = session.get(Idea, number) if number is not None else None
-            if idea is None:
+            if idea is None or not is_public(idea, self.settings.publish):
                 return _error(404, f"no service request {raw}")
             return _json([self.request_record(idea)])
 
@@ -120,7 +122,7 @@ class Open311:
 
     def _filtered(self, request: Request) -> Any:
         params = request.query_params
-        query = select(Idea)
+        query = select(Idea).where(public_clause(self.settings.publish))
         statuses = _statuses(params.get("status", ""))
         if statuses is not None:
             query = query.where(Idea.status.in_(statuses))  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""web: the public board's indexes and the generated app secrets
+"""web: the public board's indexes, hiding and publishing ideas, the generated app secrets
 
 Revision ID: 0002_web
 Revises: 0001
@@ -17,6 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("idea") as batch:
+        batch.add_column(sa.Column("hidden_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("hidden_reason", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("published_at", sqlmodel.sql.sqltypes.UTCDateTime(),
+                                   nullable=True))
+    # Ideas already there were public before: they stay so under KOMINN_PUBLISH=after-review.
+    op.execute("UPDATE idea SET published_at = created_at")
     op.create_index("ix_idea_created_id", "idea", ["created_at", "id"], unique=False)
     op.create_index("ix_idea_area_created", "idea", ["focus_area", "created_at"], unique=False)
     op.create_table(
@@ -32,3 +39,7 @@ def downgrade() -> None:
     op.drop_table("app_secret")
     op.drop_index("ix_idea_area_created", table_name="idea")
     op.drop_index("ix_idea_created_id", table_name="idea")
+    with op.batch_alter_table("idea") as batch:
+        batch.drop_column("published_at")
+        batch.drop_column("hidden_reason")
+        batch.drop_column("hidden_at")
