@@ -5,6 +5,7 @@ A wrong or missing setting fails at start with one line naming the key (`ConfigE
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -122,6 +123,10 @@ class Settings(BaseSettings):
 
     # The web channel (adapters/web): always served by `kominn run`.
     public_url: str | None = Field(None, validation_alias=_env("KOMINN_PUBLIC_URL"))
+    # Sites (scheme://host[:port]) that may embed the chat button with /widget.js.
+    web_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("KOMINN_WEB_ORIGINS")
+    )
     # When a new idea shows on public pages: at once, or once a moderator moved or published it.
     publish: Literal["immediately", "after-review"] = Field(
         "immediately", validation_alias=_env("KOMINN_PUBLISH")
@@ -136,6 +141,19 @@ class Settings(BaseSettings):
     web_max_messages_per_address: int = Field(
         300, ge=1, validation_alias=_env("KOMINN_WEB_MAX_MESSAGES_PER_ADDRESS")
     )
+
+    @field_validator("web_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        return _split(value, ", ;")
+
+    @field_validator("web_origins")
+    @classmethod
+    def _origin_form(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"https?://[^/\s]+", item):
+                raise ValueError(f"{item!r} is not an origin like https://www.kommune.no")
+        return [item.rstrip("/") for item in value]
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

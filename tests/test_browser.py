@@ -9,17 +9,20 @@ The tests share one server and run in file order (the submission makes KI-1).
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.web_server import KOMINN, kominn_run
+from tests.web_server import KOMINN, free_port, kominn_run
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +39,7 @@ if not (CHROMIUM and CHROMEDRIVER and AXE.exists()):
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402 - only once the browser is known to be there
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -57,11 +61,35 @@ def _browser(javascript: bool = True) -> tuple[WebDriver, str]:
     return webdriver.Chrome(options=options, service=service), profile
 
 
+HOST_PORT = free_port()
+HOST_ORIGIN = f"http://localhost:{HOST_PORT}"  # another origin than KomInn's 127.0.0.1
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'kominn.db'}"
-    with kominn_run(url, {"KOMINN_MAX_MESSAGES_PER_MINUTE": "1000"}) as (base, _):
+    env = {"KOMINN_MAX_MESSAGES_PER_MINUTE": "1000", "KOMINN_WEB_ORIGINS": HOST_ORIGIN}
+    with kominn_run(url, env) as (base, _):
         yield base, url
+
+
+@pytest.fixture(scope="module")
+def municipality_site(server: tuple[str, str],
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The municipality's own page (another origin) with the one widget line."""
+    base, _ = server
+    folder = tmp_path_factory.mktemp("site")
+    (folder / "index.html").write_text(
+        '<!doctype html><html lang="nb"><head><title>Kommunen</title>'
+        f'<script src="{base}/widget.js" defer></script></head>'
+        "<body><main><h1>Velkommen til kommunen</h1></main></body></html>", encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", HOST_PORT), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield HOST_ORIGIN + "/index.html"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +167,22 @@ def test_chat_without_javascript(server: tuple[str, str]) -> None:
         driver.get(base + "/chat")
         field = driver.find_element(By.ID, "message")
         field.send_keys("/ny", Keys.ENTER)  # a plain form post, then the page again
-        WebDriverWait(driver, WAIT).until(
+        WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: "tittel" in d.find_element(By.ID, "log").text.casefold())
         assert driver.current_url.endswith("/chat")
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_widget_on_the_municipality_site(server: tuple[str, str], browser: WebDriver,
+                                         municipality_site: str) -> None:
+    base, _ = server
+    browser.get(municipality_site)
+    link = WebDriverWait(browser, WAIT).until(
+        lambda d: d.find_elements(By.ID, "kominn-widget"))[0]
+    assert link.text == "Har du en idé?"
+    assert link.get_attribute("href") == base + "/chat?lang=nb"
 
 
 @pytest.mark.parametrize("path", ["/chat", "/ideer", "/ideer/KI-1", "/rapport"])

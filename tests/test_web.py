@@ -242,3 +242,15 @@ def test_plural_forms() -> None:
     assert translator("nb").plural("web.supporters", 3) == "3 støttespillere"
     assert translator("nn").plural("web.supporters", 2) == "2 støttespelarar"
     assert translator("en").plural("web.supporters", 1) == "1 supporter"
+
+
+def test_widget_cors_only_for_configured_origins(runtime: Runtime) -> None:
+    runtime.settings.web_origins = ["https://www.kommune.no"]
+    client = web_client(runtime)
+    script = client.get("/widget.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    allowed = client.get("/widget.json?lang=en", headers={"Origin": "https://www.kommune.no"})
+    assert allowed.headers["access-control-allow-origin"] == "https://www.kommune.no"
+    assert allowed.json()["label"] == "Do you have an idea?"
+    other = client.get("/widget.json", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

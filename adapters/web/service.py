@@ -20,6 +20,7 @@ from adapters.web.render import STATIC, Renderer
 from adapters.web.report import ReportPage
 from adapters.web.security import HEADERS, Proxies
 from adapters.web.session import Sessions, WebSession, signing_secret
+from adapters.web.widget import Widget
 from bot.runtime import Runtime
 
 
@@ -43,6 +44,7 @@ class WebService:
         self.chat = Chat(runtime, self.renderer, self.sessions, self.proxies, self.respond)
         board = Board(runtime, self.renderer, self.sessions, self.respond)
         report = ReportPage(runtime, self.renderer, self.sessions, self.respond)
+        widget = Widget(settings)
         self.routes: list[BaseRoute] = [
             Route("/", self.home, methods=["GET"]),
             Route("/chat", self.chat.page, methods=["GET"]),
@@ -50,6 +52,8 @@ class WebService:
             Route("/ideer", board.list, methods=["GET"]),
             Route("/ideer/{ref}", board.one, methods=["GET"]),
             Route("/rapport", report.page, methods=["GET"]),
+            Route("/widget.js", widget.script, methods=["GET"]),
+            Route("/widget.json", widget.config, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
