@@ -200,3 +200,21 @@ def test_no_accessibility_violations(server: tuple[str, str], browser: WebDriver
                  e => done([{id: 'axe-error', help: String(e)}]));
     """)
     assert result == [], json.dumps(result, indent=2, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("path", ["/chat", "/ideer", "/ideer/KI-1", "/rapport"])
+def test_no_horizontal_scrolling_at_320_css_pixels(server: tuple[str, str], browser: WebDriver,
+                                                   path: str) -> None:
+    """WCAG 1.4.10 reflow: 320 CSS pixels wide (what 400 % zoom of a 1280 px window, or 200 %
+    of 640 px, leaves) needs no sideways scrolling."""
+    base, _ = server
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 320, "height": 640, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        browser.get(base + path)
+        widths = browser.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth];")
+        assert widths[1] == 320
+        assert widths[0] <= widths[1], f"{path} is {widths[0]} px wide at 320"
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
