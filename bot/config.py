@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     web_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("KOMINN_WEB_ORIGINS")
     )
+    # E-mail follow-ups for web citizens who give an address (unset: no e-mail), e.g.
+    # smtp://user:pass@mail.kommune.no:587 (STARTTLS) or smtps://…:465 (TLS).
+    smtp_url: str | None = Field(None, validation_alias=_env("KOMINN_SMTP_URL"))
+    mail_from: str = Field("KomInn <kominn@localhost>", validation_alias=_env("KOMINN_MAIL_FROM"))
     # When a new idea shows on public pages: at once, or once a moderator moved or published it.
     publish: Literal["immediately", "after-review"] = Field(
         "immediately", validation_alias=_env("KOMINN_PUBLISH")
@@ -141,6 +145,13 @@ class Settings(BaseSettings):
     web_max_messages_per_address: int = Field(
         300, ge=1, validation_alias=_env("KOMINN_WEB_MAX_MESSAGES_PER_ADDRESS")
     )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^smtps?://[^/]+", value):
+            raise ValueError("must look like smtp://user:pass@host:587 or smtps://host:465")
+        return value
 
     @field_validator("web_origins", mode="before")
     @classmethod

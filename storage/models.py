@@ -30,6 +30,8 @@ class Person(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=5)
     follow_up_consent: bool | None = None
     invite_consent: bool | None = None
+    # Web citizens may give an address at the follow-up step: their notices then go by e-mail.
+    email: str | None = Field(default=None, max_length=254)
     created_at: datetime = Field(default_factory=utcnow)
     erased_at: datetime | None = None
 

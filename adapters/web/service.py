@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from adapters.web.board import Board
 from adapters.web.chat import Chat
+from adapters.web.mail import ANSWER_PATH, STOP_PATH, MailLinks, MailPages, MailSender
 from adapters.web.render import STATIC, Renderer
 from adapters.web.report import ReportPage
 from adapters.web.security import HEADERS, Proxies
@@ -40,11 +41,20 @@ class WebService:
         self.runtime = runtime
         self.proxies = Proxies(settings.trusted_proxies)
         self.sessions = Sessions(signing_secret(runtime.db, settings.web_secret))
+        self.sender: MailSender | None = None
         self.renderer = Renderer(settings.zone)
         self.chat = Chat(runtime, self.renderer, self.sessions, self.proxies, self.respond)
         board = Board(runtime, self.renderer, self.sessions, self.respond)
         report = ReportPage(runtime, self.renderer, self.sessions, self.respond)
         widget = Widget(settings)
+        secret = signing_secret(runtime.db, settings.web_secret)
+        links = MailLinks(secret, (settings.public_url or url(runtime).removesuffix("/chat")))
+        mail = MailPages(runtime, self.renderer, self.sessions, links, self.respond)
+        if settings.smtp_url:  # follow-ups of web citizens who gave an address go by e-mail
+            from bot.i18n import translator
+
+            self.sender = MailSender(settings, links,
+                                     translator(settings.locale)("web.mail.subject"))
         self.routes: list[BaseRoute] = [
             Route("/", self.home, methods=["GET"]),
             Route("/chat", self.chat.page, methods=["GET"]),
@@ -53,6 +63,8 @@ class WebService:
             Route("/ideer/{ref}", board.one, methods=["GET"]),
             Route("/rapport", report.page, methods=["GET"]),
             Route("/widget.js", widget.script, methods=["GET"]),
+            Route(STOP_PATH, mail.stop, methods=["GET", "POST"]),
+            Route(ANSWER_PATH, mail.answer, methods=["GET", "POST"]),
             Route("/widget.json", widget.config, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]

@@ -81,6 +81,17 @@ class DatabasePorts:
     def focus_areas(self) -> Sequence[str]:
         return self.settings.focus_areas
 
+    def asks_email(self) -> bool:
+        return self.person.channel == "web" and bool(self.settings.smtp_url)
+
+    def email_address(self, text: str) -> str | None:
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            return str(validate_email(text.strip(), check_deliverability=False).normalized)
+        except EmailNotValidError:
+            return None
+
     def personal_data(self) -> dict[str, Any]:
         return book.personal_data(self.session, self.person)
 

@@ -182,6 +182,7 @@ def personal_data(session: Session, person: Person) -> dict[str, Any]:
         "person": {
             "channel": person.channel, "channel_user_id": person.channel_user_id,
             "chat_id": person.chat_id, "display_name": person.display_name,
+            "email": person.email,
             "language": person.language, "follow_up_consent": person.follow_up_consent,
             "invite_consent": person.invite_consent, "created_at": person.created_at.isoformat(),
         },
@@ -356,6 +357,7 @@ class IdeaBook:
         person.display_name = None
         person.language = None
         person.chat_id = None
+        person.email = None
         person.follow_up_consent = False
         person.invite_consent = False
         person.channel_user_id = f"erased-{person.id}"

@@ -17,6 +17,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("person") as batch:
+        batch.add_column(sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254),
+                                   nullable=True))
     with op.batch_alter_table("idea") as batch:
         batch.add_column(sa.Column("hidden_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("hidden_reason", sa.Text(), nullable=True))
@@ -37,6 +40,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("app_secret")
+    with op.batch_alter_table("person") as batch:
+        batch.drop_column("email")
     op.drop_index("ix_idea_area_created", table_name="idea")
     op.drop_index("ix_idea_created_id", table_name="idea")
     with op.batch_alter_table("idea") as batch:
