@@ -52,7 +52,13 @@ def run() -> None:
     from bot.app import serve
 
     opened = runtime()
-    typer.echo(f"KomInn web chat: {url(opened)}  (the idea board: /ideer)")
+    if opened.settings.log_format == "json":  # stdout is one JSON object per line then
+        import logging
+
+        logging.getLogger("kominn.app").info("web chat served", extra={
+            "event": "web_url", "url": url(opened)})
+    else:
+        typer.echo(f"KomInn web chat: {url(opened)}  (the idea board: /ideer)")
     serve(opened)
 
 
