@@ -138,3 +138,20 @@ def test_without_smtp_the_chat_keeps_the_follow_ups(runtime: Runtime) -> None:
     assert "e-postadresse" not in page
     with Session(runtime.db) as db:
         assert db.exec(select(Outbox)).all() == []
+
+
+def test_a_button_link_in_a_mail_answers_as_the_person(runtime: Runtime) -> None:
+    from adapters.web.session import signing_secret
+
+    runtime.settings.smtp_url = "smtp://127.0.0.1:1"
+    runtime.settings.public_url = "http://kominn.test"
+    client = web_client(runtime)
+    _submit_with_email(WebPerson(client), "kari@example.no")
+    links = MailLinks(signing_secret(runtime.db, None), "http://kominn.test")
+    path = links.answer("kari@example.no", "g:status:1").removeprefix("http://kominn.test")
+    shown = client.get(path)
+    assert shown.status_code == 200 and "<form method=\"post\">" in shown.text
+    answered = client.post(path)
+    assert answered.status_code == 200 and "KI-1" in answered.text and "Nytt" in answered.text
+    forged = links.answer("someone@else.no", "g:status:1").removeprefix("http://kominn.test")
+    assert client.post(forged).status_code == 404
