@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -66,7 +66,8 @@ def listing(session: Session, publish: str, *, status: str | None, area: str | N
             ranked: list[int] | None, text: str | None, page: int) -> Listing:
     """One page of the board. `ranked`: idea numbers best first (a search); `text`: the
     plain-text fallback when the ranking found nothing."""
-    columns = select(Idea.id, Idea.title, Idea.status, Idea.focus_area, Idea.created_at)
+    columns = select(col(Idea.id), col(Idea.title), col(Idea.status), col(Idea.focus_area),
+                     col(Idea.created_at))  # type: ignore[call-overload]
     count = select(func.count()).select_from(Idea)
     filters: list[Any] = []
     if area:
@@ -100,7 +101,7 @@ def supporter_counts(session: Session, numbers: list[int]) -> dict[int, int]:
     if not numbers:
         return {}
     query = select(Support.idea_id, func.count()).where(
-        Support.idea_id.in_(numbers)).group_by(Support.idea_id)  # type: ignore[attr-defined]
+        col(Support.idea_id).in_(numbers)).group_by(col(Support.idea_id))
     return {idea_id: count for idea_id, count in session.exec(query)}
 
 
@@ -113,7 +114,7 @@ class Board:
         self.sessions = sessions
         self.respond = respond
 
-    async def list(self, request: Request) -> Response:
+    async def listing_page(self, request: Request) -> Response:
         session = self.sessions.load(request)
         language = choose_language(request, session, self.settings.locale)
         params = request.query_params

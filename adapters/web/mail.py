@@ -22,7 +22,7 @@ import aiosmtplib
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import escape
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -181,6 +181,6 @@ class MailPages:
                 person.email = None
                 db.add(person)
             db.execute(update(Outbox).where(
-                Outbox.channel == CHANNEL, Outbox.address == address,
-                Outbox.state == PENDING).values(state=CANCELLED, last_error="stopped"))
+                col(Outbox.channel) == CHANNEL, col(Outbox.address) == address,
+                col(Outbox.state) == PENDING).values(state=CANCELLED, last_error="stopped"))
             db.commit()

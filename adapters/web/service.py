@@ -59,7 +59,7 @@ class WebService:
             Route("/", self.home, methods=["GET"]),
             Route("/chat", self.chat.page, methods=["GET"]),
             Route("/chat", self.chat.post, methods=["POST"]),
-            Route("/ideer", board.list, methods=["GET"]),
+            Route("/ideer", board.listing_page, methods=["GET"]),
             Route("/ideer/{ref}", board.one, methods=["GET"]),
             Route("/rapport", report.page, methods=["GET"]),
             Route("/widget.js", widget.script, methods=["GET"]),
