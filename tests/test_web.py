@@ -254,3 +254,18 @@ def test_widget_cors_only_for_configured_origins(runtime: Runtime) -> None:
     assert allowed.json()["label"] == "Do you have an idea?"
     other = client.get("/widget.json", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_personal_link_opens_the_same_person_elsewhere_until_erased(runtime: Runtime) -> None:
+    phone = WebPerson(web_client(runtime))
+    phone.submit(IDEA["title"], IDEA["description"])
+    link = re.search(r'href="(/mine/[^"]+)"', phone.page)
+    assert link is not None
+    laptop = web_client(runtime)
+    assert laptop.get(link.group(1), follow_redirects=False).status_code == 303
+    other = WebPerson(laptop)
+    assert "KI-1" in other.say("/mine")  # the same person: their idea is theirs
+    assert laptop.get("/mine/forged-token").status_code == 404
+    other.say("/slett")
+    other.press("Ja, slett dataene mine")
+    assert web_client(runtime).get(link.group(1)).status_code == 404

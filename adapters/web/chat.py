@@ -30,7 +30,7 @@ from bot.i18n import translator
 from bot.runtime import Runtime
 from dialogs.refs import parse_ref
 from dialogs.types import Choice, Incoming, Reply
-from storage.models import Idea, ProcessedUpdate
+from storage.models import Idea, Person, ProcessedUpdate
 
 CHANNEL = "web"
 _TURN = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
@@ -64,8 +64,9 @@ class Chat:
         support = self._support_offer(request, language)
         if support is not None:
             turns.append(support)
+        mine = f"/mine/{self.sessions.personal_token(session.uid)}" if session.uid else None
         html = self.renderer.page(
-            "chat.html", language, page="chat",
+            "chat.html", language, page="chat", mine=mine,
             log=self.renderer.log(turns, language),
             controls=self.renderer.controls(open_choices(turns), language,
                                             csrf=session.csrf, turn=new_token()))
@@ -119,6 +120,28 @@ class Chat:
         return Turn("", (Reply(t("web.support.ask", ref=ref, title=title),
                                (Choice(t("web.support.button", ref=ref),
                                        f"g:support:{number}"),)),))
+
+    # --- GET /mine/<token> ------------------------------------------------------------------
+
+    async def mine(self, request: Request) -> Response:
+        """The personal link: this browser becomes the same web citizen (their ideas, their
+        chat), then the chat opens showing their ideas."""
+        session = self.sessions.load(request)
+        uid = self.sessions.read_personal(request.path_params["token"])
+        known = await self._run(lambda: self._known(uid)) if uid else False
+        if not known:
+            language = choose_language(request, session, self.settings.locale)
+            return self.respond(request, session, PlainTextResponse(
+                translator(language)("web.mine.invalid"), 404), public=False)
+        if session.uid != uid:
+            session.uid, session.turns, session.changed = uid, [], True
+        return self.respond(request, session, RedirectResponse("/chat", 303), public=False)
+
+    def _known(self, uid: str | None) -> bool:
+        with Session(self.runtime.db) as db:
+            return db.exec(select(Person.id).where(
+                Person.channel == CHANNEL, Person.channel_user_id == uid,
+                Person.erased_at.is_(None))).first() is not None  # type: ignore[union-attr]
 
     # --- POST /chat ------------------------------------------------------------------------
 

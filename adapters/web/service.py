@@ -59,6 +59,7 @@ class WebService:
             Route("/", self.home, methods=["GET"]),
             Route("/chat", self.chat.page, methods=["GET"]),
             Route("/chat", self.chat.post, methods=["POST"]),
+            Route("/mine/{token}", self.chat.mine, methods=["GET"]),
             Route("/ideer", board.listing_page, methods=["GET"]),
             Route("/ideer/{ref}", board.one, methods=["GET"]),
             Route("/rapport", report.page, methods=["GET"]),

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -79,6 +79,19 @@ class WebSession:
 class Sessions:
     def __init__(self, secret: str) -> None:
         self.serializer = URLSafeTimedSerializer(secret, salt="kominn.web.session")
+        self.personal = URLSafeSerializer(secret, salt="kominn.web.mine")
+
+    def personal_token(self, uid: str) -> str:
+        """The "Mine idéer" link's token: unguessable (signed), the same on every device; it
+        stops working when the person erases themselves (`/slett` gives them a new id)."""
+        return str(self.personal.dumps(uid))
+
+    def read_personal(self, token: str) -> str | None:
+        try:
+            uid = self.personal.loads(token)
+        except BadSignature:
+            return None
+        return uid if isinstance(uid, str) else None
 
     def load(self, request: Request) -> WebSession:
         raw = request.cookies.get(COOKIE)
