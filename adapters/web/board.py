@@ -10,6 +10,8 @@ may be the citizen's home). `public_ideas()` is the one place that says which id
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,10 +64,33 @@ def public_ideas(query: Any, publish: str, *, status: str | None = None) -> Any:
     return query.where(Idea.status != Status.MERGED.value)
 
 
+class Totals:
+    """How many ideas a filter matches, remembered for `ttl` seconds: counting 100,000 rows
+    is most of a board page's time, and the page itself is cacheable for a minute anyway."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._seen: dict[tuple[str, str | None, str | None], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str | None, str | None], count: Callable[[], int]) -> int:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        total = count()
+        with self._lock:
+            self._seen[key] = (now, total)
+        return total
+
+
 def listing(session: Session, publish: str, *, status: str | None, area: str | None,
-            ranked: list[int] | None, text: str | None, page: int) -> Listing:
+            ranked: list[int] | None, text: str | None, page: int,
+            totals: Totals | None = None) -> Listing:
     """One page of the board. `ranked`: idea numbers best first (a search); `text`: the
-    plain-text fallback when the ranking found nothing."""
+    plain-text fallback when the ranking found nothing; `totals`: counts of the unsearched
+    board, remembered briefly."""
     columns = select(col(Idea.id), col(Idea.title), col(Idea.status), col(Idea.focus_area),
                      col(Idea.created_at))  # type: ignore[call-overload]
     count = select(func.count()).select_from(Idea)
@@ -80,7 +105,10 @@ def listing(session: Session, publish: str, *, status: str | None, area: str | N
                            func.lower(Idea.description).like(like)))
     columns = public_ideas(columns.where(*filters), publish, status=status)
     count = public_ideas(count.where(*filters), publish, status=status)
-    total = session.exec(count).one()
+    if totals is not None and ranked is None and not text:
+        total = totals.get((publish, status, area), lambda: session.exec(count).one())
+    else:
+        total = session.exec(count).one()
     pages = max(1, -(-total // PAGE))
     page = min(max(page, 1), pages)
     if ranked is not None:
@@ -113,6 +141,7 @@ class Board:
         self.renderer = renderer
         self.sessions = sessions
         self.respond = respond
+        self.totals = Totals()
 
     async def listing_page(self, request: Request) -> Response:
         session = self.sessions.load(request)
@@ -133,7 +162,8 @@ class Board:
                 ranked = [n for n, _ in self.runtime.index.similar(query, "", SEARCH_LIMIT)]
             with Session(self.runtime.db) as db:
                 return listing(db, self.settings.publish, status=status, area=area,
-                               ranked=ranked or None, text=query or None, page=page)
+                               ranked=ranked or None, text=query or None, page=page,
+                               totals=self.totals)
 
         found = await asyncio.to_thread(read)
         html = self.renderer.page(
