@@ -218,3 +218,31 @@ def test_no_horizontal_scrolling_at_320_css_pixels(server: tuple[str, str], brow
         assert widths[0] <= widths[1], f"{path} is {widths[0]} px wide at 320"
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_location_from_the_browser(server: tuple[str, str], browser: WebDriver) -> None:
+    """At the place step the script offers the browser's position (geolocation, which asks
+    the person: here the permission is granted and the position set through DevTools)."""
+    base, url = server
+    browser.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": base, "permissions": ["geolocation"]})
+    browser.execute_cdp_cmd("Emulation.setGeolocationOverride", {
+        "latitude": 59.833, "longitude": 10.434, "accuracy": 10})
+    browser.get(base + "/chat")
+    _type(browser, "/ny")
+    _type(browser, "Gatelys langs skoleveien")
+    _type(browser, "Skoleveien er mørk om vinteren; barna trenger gatelys hele veien.")
+    _button(browser, "Areal og transport")
+    _button(browser, "Del posisjonen min")
+    _button(browser, "Nei")
+    if browser.find_elements(By.XPATH, "//button[normalize-space()='Min idé er ny']"):
+        _button(browser, "Min idé er ny")
+    _button(browser, "Send inn")
+    assert "KI-2" in browser.find_element(By.ID, "log").text
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT latitude, longitude FROM idea WHERE id = 2")).one() \
+            == (59.833, 10.434)
+    engine.dispose()

@@ -269,3 +269,26 @@ def test_personal_link_opens_the_same_person_elsewhere_until_erased(runtime: Run
     other.say("/slett")
     other.press("Ja, slett dataene mine")
     assert web_client(runtime).get(link.group(1)).status_code == 404
+
+
+def test_location_shared_at_the_place_step(runtime: Runtime) -> None:
+    client = web_client(runtime)
+    person = WebPerson(client)
+    person.say("/ny")
+    person.say(IDEA["title"])
+    person.say(IDEA["description"])
+    page = person.press(IDEA["area"])
+    assert 'class="location" hidden' in page  # offered by the script, invisible without it
+    response = client.post("/chat", data={**person.form(), "latitude": "59.83",
+                                          "longitude": "10.43"}, follow_redirects=False)
+    assert response.status_code == 303
+    person.open()
+    person.press("Nei")
+    if "Min idé er ny" in person.buttons():
+        person.press("Min idé er ny")
+    person.press("Send inn")
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None and (idea.latitude, idea.longitude) == (59.83, 10.43)
+    board = client.get("/ideer/KI-1").text
+    assert "59.83" not in board  # coordinates are never public

@@ -29,7 +29,7 @@ from bot.conversation.replies import decode_replies
 from bot.i18n import translator
 from bot.runtime import Runtime
 from dialogs.refs import parse_ref
-from dialogs.types import Choice, Incoming, Reply
+from dialogs.types import Choice, Incoming, Location, Reply
 from storage.models import Idea, Person, ProcessedUpdate
 
 CHANNEL = "web"
@@ -169,10 +169,13 @@ class Chat:
         uid = session.person()
         update_id = f"{uid[:16]}.{turn}"
         choice = str(form.get("choice") or "") or None
-        text = "" if choice else str(form.get("text") or "")[:4000]
+        location = _location(form) if not choice else None
+        text = "" if choice or location else str(form.get("text") or "")[:4000]
         said = self._label(session, choice) if choice else text
+        if location is not None:
+            said = translator(language)("web.chat.location_shared")
         incoming = Incoming(channel=CHANNEL, user_id=uid, text=text, choice=choice,
-                            update_id=update_id, language=language)
+                            location=location, update_id=update_id, language=language)
         replies = await self._run(lambda: self.runtime.engine.handle(incoming))
         session.add_turn(update_id, said)
         if "application/json" in request.headers.get("accept", ""):
@@ -199,3 +202,14 @@ class Chat:
                 if choice.payload == payload:
                     return choice.label
         return ""
+
+
+def _location(form: dict[str, str]) -> Location | None:
+    """A position the browser shared (geolocation, after the person agreed), if valid."""
+    try:
+        latitude, longitude = float(form["latitude"]), float(form["longitude"])
+    except (KeyError, ValueError):
+        return None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None
+    return Location(latitude, longitude)

@@ -60,8 +60,10 @@ class Renderer:
     def controls(self, choices: Sequence[Choice], language: str, *, csrf: str,
                  turn: str) -> Markup:
         """The bot's open choices as buttons, and the labelled text field with Send."""
+        asks_place = any(c.payload.endswith(":place:skip") for c in choices)
         return Markup(self.env.get_template("_controls.html").render(
-            **self.common(language), choices=choices, csrf=csrf, turn=turn))
+            **self.common(language), choices=choices, csrf=csrf, turn=turn,
+            asks_place=asks_place))
 
 
 def open_choices(turns: Sequence[Turn]) -> tuple[Choice, ...]:

@@ -8,13 +8,33 @@
     return;
   }
 
+  function enhance() {
+    // At the place step: offer the browser's position (it asks the person first).
+    var place = controls.querySelector("form.location");
+    if (place && navigator.geolocation) {
+      place.hidden = false;
+      place.querySelector(".share-location").addEventListener("click", function () {
+        navigator.geolocation.getCurrentPosition(function (position) {
+          place.elements.latitude.value = String(position.coords.latitude);
+          place.elements.longitude.value = String(position.coords.longitude);
+          post(place, null);
+        }, function () { /* refused or unavailable: the person types the place */ });
+      });
+    }
+  }
+
   controls.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement)) { return; }
     event.preventDefault();
+    post(form, event.submitter);
+  });
+  enhance();
+
+  function post(form, submitter) {
     var data = new FormData(form);
-    if (event.submitter && event.submitter.name) {
-      data.append(event.submitter.name, event.submitter.value);
+    if (submitter && submitter.name) {
+      data.append(submitter.name, submitter.value);
     }
     var buttons = controls.querySelectorAll("button");
     for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = true; }
@@ -27,6 +47,7 @@
     }).then(function (answer) {
       log.insertAdjacentHTML("beforeend", answer.log);
       controls.innerHTML = answer.controls;
+      enhance();
       var field = document.getElementById("message");
       var first = controls.querySelector(".choices button");
       (first || field).focus();
@@ -35,5 +56,5 @@
     }).catch(function () {
       window.location.assign("/chat");  // show what the server has
     });
-  });
+  }
 })();
