@@ -1,8 +1,9 @@
 """`kominn run`: one asyncio process serving everything that is configured.
 
 uvicorn runs one Starlette app (`/healthz`, `/readyz`, `/metrics`, plus the routes of each
-service: Telegram webhook, Slack events, Open311); each service (Telegram, Slack, the
-scheduler) is started in the same event loop after the server is up and stopped before it
+service: the web chat and board (always), Telegram webhook, Slack events, Open311); each
+service (web, Telegram, Slack, the scheduler) is started in the same event loop after the
+server is up and stopped before it
 goes down.
 """
 
@@ -46,6 +47,9 @@ def build(runtime: Runtime) -> App:
     """Every service the settings enable. Each channel package offers `service(runtime)`."""
     app = App(runtime)
     settings = runtime.settings
+    from adapters.web.service import service as web_service
+
+    app.add(web_service(runtime))  # the web chat and the public board: always there
     if settings.telegram_enabled:
         from adapters.telegram.service import service as telegram_service
 

@@ -5,6 +5,7 @@ A wrong or missing setting fails at start with one line naming the key (`ConfigE
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -123,6 +124,68 @@ class Settings(BaseSettings):
     )
     dialog_expiry_days: int = Field(7, ge=1, validation_alias=_env("KOMINN_DIALOG_EXPIRY_DAYS"))
     retention_days: int = Field(30, ge=1, validation_alias=_env("KOMINN_RETENTION_DAYS"))
+
+    # The web channel (adapters/web): always served by `kominn run`.
+    public_url: str | None = Field(None, validation_alias=_env("KOMINN_PUBLIC_URL"))
+    # Sites (scheme://host[:port]) that may embed the chat button with /widget.js.
+    web_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("KOMINN_WEB_ORIGINS")
+    )
+    # E-mail follow-ups for web citizens who give an address (unset: no e-mail), e.g.
+    # smtp://user:pass@mail.kommune.no:587 (STARTTLS) or smtps://…:465 (TLS).
+    smtp_url: str | None = Field(None, validation_alias=_env("KOMINN_SMTP_URL"))
+    mail_from: str = Field("KomInn <kominn@localhost>", validation_alias=_env("KOMINN_MAIL_FROM"))
+    # When a new idea shows on public pages: at once, or once a moderator moved or published it.
+    publish: Literal["immediately", "after-review"] = Field(
+        "immediately", validation_alias=_env("KOMINN_PUBLISH")
+    )
+    # Signs the web session cookie; unset: generated once and kept in the database.
+    web_secret: str | None = Field(None, min_length=16, validation_alias=_env("KOMINN_WEB_SECRET"))
+    # Proxies (IP addresses or networks) whose X-Forwarded-For/-Proto are believed; none by default.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("KOMINN_TRUSTED_PROXIES")
+    )
+    # Web chat messages per minute from one client address (many people share a school's).
+    web_max_messages_per_address: int = Field(
+        300, ge=1, validation_alias=_env("KOMINN_WEB_MAX_MESSAGES_PER_ADDRESS")
+    )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^smtps?://[^/]+", value):
+            raise ValueError("must look like smtp://user:pass@host:587 or smtps://host:465")
+        return value
+
+    @field_validator("web_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        return _split(value, ", ;")
+
+    @field_validator("web_origins")
+    @classmethod
+    def _origin_form(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"https?://[^/\s]+", item):
+                raise ValueError(f"{item!r} is not an origin like https://www.kommune.no")
+        return [item.rstrip("/") for item in value]
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return _split(value, ", ;")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
     @field_validator("slack_moderators", mode="before")
     @classmethod

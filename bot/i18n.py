@@ -7,7 +7,9 @@ independently. A key missing in nynorsk falls back to bokmål, then to the key i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache, lru_cache
+from gettext import c2py
 from pathlib import Path
 from string import Formatter
 
@@ -27,9 +29,29 @@ def catalog(language: str) -> dict[str, str]:
     for path in sorted(folder.glob("*.po")):
         with path.open("rb") as fp:
             for message in read_po(fp, locale=language):
-                if message.id and message.string and not message.fuzzy:
+                if message.id and message.string and not message.fuzzy \
+                        and not message.pluralizable:
                     messages[str(message.id)] = str(message.string)
     return messages
+
+
+@cache
+def plural_catalog(language: str) -> tuple[Callable[[int], int], dict[str, tuple[str, ...]]]:
+    """The plural forms of one language (`msgid`/`msgid_plural`/`msgstr[n]` entries, keyed by
+    the msgid) and the catalog's `Plural-Forms` rule choosing the form for a count."""
+    forms: dict[str, tuple[str, ...]] = {}
+    rule: Callable[[int], int] = lambda n: int(n != 1)  # noqa: E731 - nb, nn and en
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    for path in sorted(folder.glob("*.po")):
+        with path.open("rb") as fp:
+            po = read_po(fp, locale=language)
+        for message in po:
+            strings = message.string
+            if message.pluralizable and not message.fuzzy and isinstance(strings, tuple | list) \
+                    and all(strings):
+                forms[str(message.id[0])] = tuple(str(s) for s in strings)
+                rule = c2py(po.plural_expr)
+    return rule, forms
 
 
 class _SafeDict(dict[str, object]):
@@ -60,6 +82,19 @@ class Translator:
         if not params:
             return text
         return Formatter().vformat(text, (), _SafeDict(params))
+
+
+    def plural(self, key: str, n: int, /, **params: object) -> str:
+        """`ngettext`: the form of `key` for count `n` ("1 støttespiller", "3
+        støttespillere"); `n` is also a parameter of the text."""
+        lang: str | None = self.language
+        while lang is not None:
+            rule, forms = plural_catalog(lang)
+            if key in forms:
+                text = forms[key][min(rule(n), len(forms[key]) - 1)]
+                return Formatter().vformat(text, (), _SafeDict({"n": n, **params}))
+            lang = _FALLBACK.get(lang)
+        return key
 
 
 def lookup(language: str, key: str) -> str:

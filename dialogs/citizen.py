@@ -11,7 +11,16 @@ import json
 from dataclasses import replace
 
 from dialogs import submit
-from dialogs.core import Context, ErasePerson, Flow, Outcome, Part, SetLanguage, State
+from dialogs.core import (
+    AddSupport,
+    Context,
+    ErasePerson,
+    Flow,
+    Outcome,
+    Part,
+    SetLanguage,
+    State,
+)
 from dialogs.payload import GLOBAL, global_choice, match_typed, split, step_choice
 from dialogs.refs import format_ref, parse_ref
 from dialogs.text import clean
@@ -209,6 +218,20 @@ def act_status(state: State, args: list[str], ctx: Context) -> Outcome:
     return _status_of(state, int(args[0]), ctx)
 
 
+def act_support(state: State, args: list[str], ctx: Context) -> Outcome:
+    """`g:support:<n>`: back idea n (the web board's "Støtt idéen" opens the chat with it)."""
+    if not args or not args[0].isdigit():
+        return _expired(state, ctx)
+    number = int(args[0])
+    idea = ctx.ports.idea(number)
+    if idea is None:
+        return _with_prompt(state, ctx, Reply(ctx.t("status.not_found", ref=format_ref(number))))
+    if idea.merged_into:
+        return _with_prompt(state, ctx, Reply(ctx.t("status.merged_into", ref=idea.merged_into)))
+    return Outcome(state, (Reply(ctx.t("submit.supported", ref=idea.ref)),),
+                   (AddSupport(number),))
+
+
 # --- erase flow ------------------------------------------------------------------------------
 
 def _erase_prompt(state: State, ctx: Context) -> Reply:
@@ -246,6 +269,7 @@ PART = Part(commands={
     "help": act_help,
     "lang": act_language,
     "status": act_status,
+    "support": act_support,
 }, flows={
     submit.FLOW: Flow(submit.prompt, submit.on_input),
     "erase": Flow(_erase_prompt, _erase_input),

@@ -86,6 +86,14 @@ class Ports(Protocol):
 
     def focus_areas(self) -> Sequence[str]: ...
 
+    def asks_email(self) -> bool:
+        """Whether follow-ups may go by e-mail for this person (the web chat, SMTP set up)."""
+        ...
+
+    def email_address(self, text: str) -> str | None:
+        """The e-mail address typed, normalised; None when it is not one."""
+        ...
+
     def personal_data(self) -> dict[str, Any]: ...
 
     def ideas_submitted_today(self) -> int: ...
@@ -186,6 +194,7 @@ class SetLanguage:
 class SetConsent:
     follow_up: bool | None = None
     invite: bool | None = None
+    email: str | None = None  # an address for e-mail follow-ups ("" removes it)
 
 
 @dataclass(frozen=True)

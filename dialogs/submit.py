@@ -65,6 +65,8 @@ def prompt(state: State, ctx: Context) -> Reply:
             step_choice(state, t("button.yes"), "consent:yes"),
             step_choice(state, t("button.no"), "consent:no"),
         ))
+    if step == "email":
+        return Reply(t("submit.ask_email"), (step_choice(state, t("button.skip"), "email:skip"),))
     if step == "similar":
         lines = [t("submit.similar_intro")]
         choices: list[Choice] = []
@@ -174,15 +176,34 @@ def _consent(state: State, incoming: Incoming, action: str | None, ctx: Context)
     if action not in ("consent:yes", "consent:no"):
         return _ask_again(state, ctx, "submit.pick_button")
     consent = action == "consent:yes"
-    data = state.data
-    found = ctx.ports.similar(data.get("title", ""), data.get("description", ""), 3)
-    similar = [[s.number, s.ref, s.title, s.status.value, round(s.score, 1)] for s in found]
     effects = (SetConsent(follow_up=consent),)
+    if consent and ctx.ports.asks_email():
+        moved = state.goto("email", consent=consent)
+        return Outcome(moved, (prompt(moved, ctx),), effects)
+    return _similar_or_summary(state, ctx, effects, consent=consent)
+
+
+def _similar_or_summary(state: State, ctx: Context, effects: tuple, **data: Any) -> Outcome:
+    """After the follow-up question: similar ideas when there are any, else the summary."""
+    found = ctx.ports.similar(state.data.get("title", ""), state.data.get("description", ""), 3)
+    similar = [[s.number, s.ref, s.title, s.status.value, round(s.score, 1)] for s in found]
     if similar:
-        moved = state.goto("similar", consent=consent, similar=similar)
+        moved = state.goto("similar", similar=similar, **data)
     else:
-        moved = state.goto("summary", consent=consent, similar=[])
+        moved = state.goto("summary", similar=[], **data)
     return Outcome(moved, (prompt(moved, ctx),), effects)
+
+
+def _email(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
+    """The web chat's optional e-mail address for follow-ups ("Hopp over" keeps the chat)."""
+    if action == "email:skip":
+        return _similar_or_summary(state, ctx, ())
+    if action is not None:
+        return _ask_again(state, ctx, "submit.pick_button")
+    address = ctx.ports.email_address(incoming.text)
+    if address is None:
+        return _ask_again(state, ctx, "submit.bad_email")
+    return _similar_or_summary(state, ctx, (SetConsent(email=address),))
 
 
 def _similar(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
@@ -252,6 +273,7 @@ _HANDLERS = {
     "area": _area,
     "place": _place,
     "consent": _consent,
+    "email": _email,
     "similar": _similar,
     "summary": _summary,
     "edit": _edit,

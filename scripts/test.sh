@@ -9,7 +9,9 @@ $PY -m ruff check .
 .venv/bin/lint-imports --no-cache | tail -n 4  # the contracts in pyproject.toml
 .venv/bin/mypy  # the type check; its settings are [tool.mypy] in pyproject.toml
 
-echo "== tests on SQLite =="
+scripts/browser.sh  # Chromium, chromium-driver and axe-core for the `browser` tests
+
+echo "== tests on SQLite (browser tests included) =="
 $PY -m pytest -q -p no:cacheprovider "$@"
 
 if [ "${KOMINN_SKIP_POSTGRES:-}" = "1" ]; then
@@ -19,4 +21,5 @@ fi
 
 PG_URL=$(scripts/postgres.sh)
 echo "== tests on PostgreSQL =="
-KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider "$@"
+# The browser tests run `kominn run` on SQLite whatever the database: once is enough.
+KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider -m "not browser" "$@"

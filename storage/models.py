@@ -30,6 +30,8 @@ class Person(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=5)
     follow_up_consent: bool | None = None
     invite_consent: bool | None = None
+    # Web citizens may give an address at the follow-up step: their notices then go by e-mail.
+    email: str | None = Field(default=None, max_length=254)
     created_at: datetime = Field(default_factory=utcnow)
     erased_at: datetime | None = None
 
@@ -56,7 +58,11 @@ class Idea(SQLModel, table=True):
     """An idea; its public reference is `KI-<id>`."""
 
     __tablename__ = "idea"
-    __table_args__ = (Index("ix_idea_status_created", "status", "created_at"),)
+    # The public board (adapters/web/board.py) lists newest first, filtered by status or focus
+    # area: each has an index that serves the order too (migration 0002_web).
+    __table_args__ = (Index("ix_idea_status_created", "status", "created_at"),
+                      Index("ix_idea_created_id", "created_at", "id"),
+                      Index("ix_idea_area_created", "focus_area", "created_at"))
 
     id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
     title: str = Field(max_length=200)
@@ -75,6 +81,11 @@ class Idea(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     status_changed_at: datetime = Field(default_factory=utcnow)
+    # Public pages (bot/ideas/book.py `public_clause`): hidden by a moderator with a reason;
+    # published once a moderator moved it or pressed "Publiser" (KOMINN_PUBLISH=after-review).
+    hidden_at: datetime | None = None
+    hidden_reason: str | None = Field(default=None, sa_column=Column(Text))
+    published_at: datetime | None = None
 
 
 class StatusChange(SQLModel, table=True):
@@ -207,3 +218,14 @@ class CollabAnswer(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id")
     answer: str = Field(max_length=10)
     at: datetime = Field(default_factory=utcnow)
+
+
+class AppSecret(SQLModel, table=True):
+    """A secret KomInn generates once and keeps across restarts and workers (e.g. the web
+    session signing key when KOMINN_WEB_SECRET is not set)."""
+
+    __tablename__ = "app_secret"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)

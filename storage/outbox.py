@@ -48,11 +48,14 @@ def enqueue(session: Session, *, kind: str, dedupe_key: str, channel: str,
 
 def enqueue_for_person(session: Session, person: Person, *, kind: str, dedupe_key: str,
                        payload: dict[str, Any], due_at: datetime | None = None) -> Outbox | None:
-    """Queue a message to a person on their own channel (nothing for an erased person)."""
-    if person.erased_at is not None or not person.chat_id:
+    """Queue a message to a person on their own channel — by e-mail when they gave an address
+    (channel `email`) — and nothing for an erased person."""
+    if person.erased_at is not None or not (person.chat_id or person.email):
         return None
-    return enqueue(session, kind=kind, dedupe_key=dedupe_key, channel=person.channel,
-                   address=person.chat_id, payload=payload, due_at=due_at, person_id=person.id)
+    channel, address = ("email", person.email) if person.email else \
+        (person.channel, person.chat_id)
+    return enqueue(session, kind=kind, dedupe_key=dedupe_key, channel=channel,
+                   address=address, payload=payload, due_at=due_at, person_id=person.id)
 
 
 def keys_with_prefix(session: Session, prefix: str) -> set[str]:

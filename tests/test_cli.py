@@ -72,10 +72,17 @@ def test_ideas_list_show_set_status_merge(settings: Settings) -> None:
     assert "KI-2" in table.stdout and "KI-1" not in table.stdout
 
 
-def test_run_without_channels_says_what_to_set(settings: Settings) -> None:
-    result = kominn(settings, "run")
-    assert result.returncode == 1
-    assert "TELEGRAM_BOT_TOKEN" in result.stderr and "SLACK_BOT_TOKEN" in result.stderr
+def test_run_without_tokens_serves_the_web_channel(settings: Settings) -> None:
+    import httpx
+
+    from tests.web_server import kominn_run
+
+    with kominn_run(settings.database_url) as (base, process):
+        page = httpx.get(base + "/chat")
+        assert page.status_code == 200 and 'role="log"' in page.text
+        assert httpx.get(base + "/ideer").status_code == 200
+        assert httpx.get(base + "/static/kominn.css").status_code == 200
+    assert f"{base}/chat" in process.stdout.read()  # type: ignore[union-attr]
 
 
 def test_bad_setting_fails_with_one_line(settings: Settings) -> None:
@@ -94,4 +101,17 @@ def test_db_upgrade_and_default_sqlite_creates_itself(tmp_path: Path, settings: 
     assert json.loads(result.stdout) == []
     assert (tmp_path / "kominn.db").exists()
     upgraded = kominn(settings, "db", "upgrade", env=env, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "0001" in upgraded.stdout
+    assert upgraded.returncode == 0 and "0002_web" in upgraded.stdout
+
+
+def test_ideas_hide_and_unhide(settings: Settings) -> None:
+    assert kominn(settings, "chat", "--user", "kari", stdin=SUBMISSION).returncode == 0
+    refused = kominn(settings, "ideas", "hide", "KI-1", "--reason", " ")
+    assert refused.returncode == 1 and "reason" in refused.stderr
+    hidden = kominn(settings, "ideas", "hide", "KI-1", "--reason", "Personopplysninger")
+    assert hidden.returncode == 0, hidden.stderr
+    exported = kominn(settings, "export", "--format", "json")
+    assert json.loads(exported.stdout) == []
+    assert kominn(settings, "ideas", "unhide", "KI-1").returncode == 0
+    assert len(json.loads(kominn(settings, "export", "--format", "json").stdout)) == 1
+    assert kominn(settings, "ideas", "publish", "KI-1").returncode == 0

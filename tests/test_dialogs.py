@@ -48,6 +48,12 @@ class MemoryPorts:
     def focus_areas(self) -> list[str]:
         return self.focus
 
+    def asks_email(self) -> bool:
+        return False
+
+    def email_address(self, text: str) -> str | None:
+        return text if "@" in text else None
+
     def personal_data(self) -> dict[str, Any]:
         return {"person": {"channel": "terminal"}}
 

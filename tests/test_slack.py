@@ -745,7 +745,7 @@ def test_slash_command_body_fields_are_what_the_adapter_reads() -> None:
 def test_the_subcommand_table_holds_the_core_and_the_competitions() -> None:
     table = Subcommands(subcommands())
     assert {"help", "status", "search", "list", "ny", "triage", "set", "report", "språk",
-            "konkurranse"} == set(table.entries)
+            "konkurranse", "hide", "unhide"} == set(table.entries)
     assert [table.find(word)[0] for word in ("Søk", "hjelp", "sprak", "Konkurranser")] == [
         "search", "help", "språk", "konkurranse"]
     assert table.find("nope") == ("nope", None)
@@ -816,3 +816,18 @@ async def test_a_pair_settled_by_another_merge_says_so(
         states = {(c.idea_a_id, c.idea_b_id): c.state
                   for c in session.exec(select(DuplicateCandidate))}
     assert states == {(1, 2): "pending", (1, 3): "merged", (2, 3): "resolved"}
+
+
+async def test_hide_and_unhide_from_slack(
+        http: httpx.AsyncClient, fake: FakeSlackAPI, rt: Runtime) -> None:
+    make_idea(rt, "Flere benker ved Semsvannet")
+    (usage,) = await command(http, fake, "hide KI-1", user=MOD)
+    assert "/kominn hide KI-n" in shown(usage)
+    (hidden,) = await command(http, fake, "hide KI-1 Inneholder et navn", user=MOD)
+    assert "KI-1 er skjult" in shown(hidden)
+    hidden_idea = idea(rt, "KI-1")
+    assert hidden_idea.hidden_at is not None and hidden_idea.hidden_reason == "Inneholder et navn"
+    (missing,) = await command(http, fake, "hide KI-9 grunn", user=MOD)
+    assert "Fant ingen idé KI-9" in shown(missing)
+    (shown_again,) = await command(http, fake, "unhide KI-1", user=MOD)
+    assert "vises igjen" in shown(shown_again) and idea(rt, "KI-1").hidden_at is None

@@ -131,3 +131,46 @@ def ideas_merge(
     except (MoveNotAllowed, IdeaNotFound) as exc:
         fail(f"refused: {exc}", 1)
     typer.echo(f"{ref.upper()} → merged into {into.upper()}")
+
+
+@ideas_app.command("hide")
+def ideas_hide(
+    ref: str,
+    reason: Annotated[str, typer.Option(help="why (the author is told)")],
+) -> None:
+    """Take an idea off every public view (board, Open311, export, similar ideas)."""
+    from bot.ideas.book import IdeaNotFound, get_idea
+    from storage.db import transaction
+
+    ideas = idea_book()
+    try:
+        with transaction(database()) as session:
+            ideas.hide(session, get_idea(session, ref), reason, by="cli")
+    except (ValueError, IdeaNotFound) as exc:
+        fail(f"refused: {exc}", 1)
+    typer.echo(f"{ref.upper()} hidden")
+
+
+@ideas_app.command("unhide")
+def ideas_unhide(ref: str) -> None:
+    """Show a hidden idea on the public pages again."""
+    _change(ref, "unhide", "shown again")
+
+
+@ideas_app.command("publish")
+def ideas_publish(ref: str) -> None:
+    """"Publiser": show a new idea publicly under KOMINN_PUBLISH=after-review."""
+    _change(ref, "publish", "published")
+
+
+def _change(ref: str, method: str, done: str) -> None:
+    from bot.ideas.book import IdeaNotFound, get_idea
+    from storage.db import transaction
+
+    ideas = idea_book()
+    try:
+        with transaction(database()) as session:
+            getattr(ideas, method)(session, get_idea(session, ref), by="cli")
+    except IdeaNotFound as exc:
+        fail(f"refused: {exc}", 1)
+    typer.echo(f"{ref.upper()} {done}")

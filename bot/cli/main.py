@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bot.cli import campaigns, db, dedup, ideas, jobs, report
-from bot.cli.common import fail, runtime, settings
+from bot.cli.common import runtime, settings
 from bot.config import ConfigError
 
 # Every command group, each in its own module, added here once.
@@ -46,15 +46,20 @@ def chat(user: Annotated[str, typer.Option(help="who you are in the chat")] = "t
 
 @app.command()
 def run() -> None:
-    """Serve every configured channel (Telegram, Slack) and the scheduler in one process."""
-    cfg = settings()
-    if not (cfg.telegram_enabled or cfg.slack_enabled):
-        fail("No channel is configured. Set TELEGRAM_BOT_TOKEN for Telegram, and/or "
-             "SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode) "
-             "for Slack. For a chat without tokens, use `kominn chat`.", 1)
+    """Serve the web chat and board, every configured channel (Telegram, Slack) and the
+    scheduler in one process. Without tokens: the web channel alone."""
+    from adapters.web.service import url
     from bot.app import serve
 
-    serve(runtime())
+    opened = runtime()
+    if opened.settings.log_format == "json":  # stdout is one JSON object per line then
+        import logging
+
+        logging.getLogger("kominn.app").info("web chat served", extra={
+            "event": "web_url", "url": url(opened)})
+    else:
+        typer.echo(f"KomInn web chat: {url(opened)}  (the idea board: /ideer)")
+    serve(opened)
 
 
 def main() -> None:

@@ -121,10 +121,12 @@ def export(
     with Session(cli.database()) as session, _progress(err) as start:
         advance = start(t("report.exporting"), opendata.count_ideas(session))
         if output is None:
-            count = opendata.export(session, sys.stdout, fmt, advance)
+            count = opendata.export(session, sys.stdout, fmt, advance,
+                                    publish=cli.settings().publish)
         else:
             with output.open("w", encoding="utf-8", newline="") as out:
-                count = opendata.export(session, out, fmt, advance)
+                count = opendata.export(session, out, fmt, advance,
+                                        publish=cli.settings().publish)
     err.print(t("report.export_done", count=count), highlight=False)
 
 

@@ -61,6 +61,8 @@ class Effects:
                 person.follow_up_consent = effect.follow_up
             if effect.invite is not None:
                 person.invite_consent = effect.invite
+            if effect.email is not None:
+                person.email = effect.email or None
             session.add(person)
         elif isinstance(effect, ErasePerson):
             book.forget_updates(session, person.channel, person.channel_user_id)

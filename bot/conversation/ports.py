@@ -70,7 +70,8 @@ class DatabasePorts:
             if score < self.index.dedup_threshold:
                 continue
             idea = self.session.get(Idea, number)
-            if idea is None or idea.status not in (s.value for s in
+            if idea is None or not book.is_public(idea, self.settings.publish) or \
+                    idea.status not in (s.value for s in
                                                    (Status.NEW, Status.USEFUL, Status.REALISED)):
                 continue
             found.append(SimilarIdea(number=number, ref=format_ref(number), title=idea.title,
@@ -79,6 +80,17 @@ class DatabasePorts:
 
     def focus_areas(self) -> Sequence[str]:
         return self.settings.focus_areas
+
+    def asks_email(self) -> bool:
+        return self.person.channel == "web" and bool(self.settings.smtp_url)
+
+    def email_address(self, text: str) -> str | None:
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            return str(validate_email(text.strip(), check_deliverability=False).normalized)
+        except EmailNotValidError:
+            return None
 
     def personal_data(self) -> dict[str, Any]:
         return book.personal_data(self.session, self.person)

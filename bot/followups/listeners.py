@@ -87,5 +87,18 @@ def on_erased(session: Session, person: Person) -> None:
     outbox.forget_person(session, person.id)
 
 
+def on_hidden(session: Session, idea: Idea) -> None:
+    """The author is told when a moderator takes their idea off the public pages, and why
+    (whatever their follow-up choice: it is about their own text)."""
+    author = session.get(Person, idea.author_id) if idea.author_id else None
+    if author is None:
+        return
+    at = idea.hidden_at.isoformat() if idea.hidden_at else ""
+    enqueue_for_person(session, author, kind="idea_hidden",
+                       dedupe_key=f"hidden:{idea.id}:{at}",
+                       payload={**idea_payload(idea), "reason": idea.hidden_reason})
+
+
 LISTENERS = book.IdeaListeners(status_changed=(on_status_changed,), merged=(on_merged,),
-                               supported=(on_supported,), erased=(on_erased,))
+                               supported=(on_supported,), erased=(on_erased,),
+                               hidden=(on_hidden,))

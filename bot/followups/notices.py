@@ -69,6 +69,10 @@ def render_digest(p: dict[str, Any], t: Translator) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
+def render_hidden(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("followups.hidden", ref=p["ref"], title=p["title"], reason=p["reason"]))]
+
+
 def _status_button(t: Translator, number: int) -> Choice:
     return global_choice(t("followups.button_status"), f"status:{number}")
 
@@ -81,4 +85,5 @@ RENDERERS: dict[str, Renderer] = {
     "stale_moderator": render_stale_moderator,
     "dialog_reminder": render_dialog_reminder,
     "weekly_digest": render_digest,
+    "idea_hidden": render_hidden,
 }

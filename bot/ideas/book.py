@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_
+from sqlalchemy import and_, bindparam, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -54,6 +54,19 @@ class NewIdea:
     author_id: int | None = None
     campaign_id: int | None = None
     created_at: datetime | None = None
+
+
+def public_clause(publish: str) -> Any:
+    """Which ideas public views show (board, idea pages, Open311, export, the similar ideas
+    offered to citizens): not hidden, and — under KOMINN_PUBLISH=after-review — published."""
+    visible = Idea.hidden_at.is_(None)  # type: ignore[union-attr]
+    if publish == "after-review":
+        return and_(visible, Idea.published_at.is_not(None))  # type: ignore[union-attr]
+    return visible
+
+
+def is_public(idea: Idea, publish: str) -> bool:
+    return idea.hidden_at is None and (publish != "after-review" or idea.published_at is not None)
 
 
 def ref_of(idea: Idea) -> str:
@@ -171,6 +184,7 @@ def personal_data(session: Session, person: Person) -> dict[str, Any]:
         "person": {
             "channel": person.channel, "channel_user_id": person.channel_user_id,
             "chat_id": person.chat_id, "display_name": person.display_name,
+            "email": person.email,
             "language": person.language, "follow_up_consent": person.follow_up_consent,
             "invite_consent": person.invite_consent, "created_at": person.created_at.isoformat(),
         },
@@ -213,12 +227,13 @@ class IdeaListeners:
     status_changed: tuple[Callable[[Session, Idea, StatusChange], None], ...] = ()
     merged: tuple[Callable[[Session, Idea, Idea, StatusChange], None], ...] = ()
     erased: tuple[Callable[[Session, Person], None], ...] = ()
+    hidden: tuple[Callable[[Session, Idea], None], ...] = ()
 
     def __add__(self, other: IdeaListeners) -> IdeaListeners:
         return IdeaListeners(*(getattr(self, f) + getattr(other, f) for f in _LISTENER_FIELDS))
 
 
-_LISTENER_FIELDS = ("created", "supported", "status_changed", "merged", "erased")
+_LISTENER_FIELDS = ("created", "supported", "status_changed", "merged", "erased", "hidden")
 
 
 @dataclass(frozen=True)
@@ -279,6 +294,7 @@ class IdeaBook:
         idea.updated_at = now
         idea.public_note = note  # the note explains this move; an older one would mislead
         assert idea.id is not None
+        idea.published_at = idea.published_at or now  # a moderator has looked at it
         change = StatusChange(idea_id=idea.id, from_status=current.value, to_status=target.value,
                               at=now, by=by, note=note)
         session.add(idea)
@@ -287,6 +303,31 @@ class IdeaBook:
         for listener in self.listeners.status_changed:
             listener(session, idea, change)
         return change
+
+    def hide(self, session: Session, idea: Idea, reason: str, *, by: str) -> None:
+        """Take an idea off every public view (board, Open311, export, the similar ideas shown
+        to citizens) with a reason its author is told; `unhide` puts it back."""
+        reason = reason.strip()
+        if not reason:
+            raise ValueError("hiding an idea needs a reason (the author is told)")
+        idea.hidden_at = utcnow()
+        idea.hidden_reason = reason
+        idea.updated_at = idea.hidden_at
+        session.add(idea)
+        session.flush()
+        for listener in self.listeners.hidden:
+            listener(session, idea)
+
+    def unhide(self, session: Session, idea: Idea, *, by: str) -> None:
+        idea.hidden_at = None
+        idea.hidden_reason = None
+        idea.updated_at = utcnow()
+        session.add(idea)
+
+    def publish(self, session: Session, idea: Idea, *, by: str) -> None:
+        """"Publiser": show a new idea publicly under KOMINN_PUBLISH=after-review."""
+        idea.published_at = idea.published_at or utcnow()
+        session.add(idea)
 
     def merge(self, session: Session, idea: Idea, into: Idea, *, by: str, note: str | None = None,
               at: datetime | None = None) -> StatusChange:
@@ -322,6 +363,7 @@ class IdeaBook:
         person.display_name = None
         person.language = None
         person.chat_id = None
+        person.email = None
         person.follow_up_consent = False
         person.invite_consent = False
         user_id = person.channel_user_id

@@ -13,6 +13,8 @@ Every route answers in XML (`.xml`, the format GeoReport v2 requires) and JSON (
 accepted on every route: KomInn serves one municipality, so any value is fine unless
 `KOMINN_OPEN311_JURISDICTION` names it, then another value is a 404 as the standard says.
 
+Hidden ideas (and, under KOMINN_PUBLISH=after-review, ideas not yet published) are absent.
+
 No personal data: nothing about authors or supporters, and no coordinates (a location shared
 from a phone may be the citizen's home).
 """
@@ -30,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.i18n import translator
+from bot.ideas.book import is_public, public_clause
 from bot.localtime import parse_moment
 from bot.reports import georeport
 from bot.runtime import Runtime
@@ -118,7 +121,7 @@ class Open311:
         number = parse_ref(raw)
         with Session(self.runtime.db) as session:
             idea = session.get(Idea, number) if number is not None else None
-            if idea is None:
+            if idea is None or not is_public(idea, self.settings.publish):
                 return georeport.error(404, f"no service request {raw}", fmt)
             return georeport.listing("service_requests", [self.request_record(idea)], fmt)
 
@@ -139,7 +142,7 @@ class Open311:
 
     def _filtered(self, request: Request) -> Any:
         params = request.query_params
-        query = select(Idea)
+        query = select(Idea).where(public_clause(self.settings.publish))
         statuses = _statuses(params.get("status", ""))
         if statuses is not None:
             query = query.where(col(Idea.status).in_(statuses))

@@ -77,12 +77,14 @@ def count_ideas(session: Session) -> int:
     return session.exec(select(func.count()).select_from(Idea)).one()
 
 
-def iter_records(session: Session) -> Iterator[dict[str, Any]]:
-    """Every idea, oldest first, read in batches so a large base never sits in memory whole;
-    supporter counts come with one grouped query per batch, not one query per idea."""
+def iter_records(session: Session, publish: str = "immediately") -> Iterator[dict[str, Any]]:
+    """Every public idea (`book.public_clause`: never a hidden one), oldest first, read in
+    batches so a large base never sits in memory whole; supporter counts come with one grouped
+    query per batch, not one query per idea."""
     last = 0
     while True:
         batch = session.exec(select(Idea).where(col(Idea.id) > last)
+                             .where(book.public_clause(publish))
                              .order_by(col(Idea.id)).limit(BATCH)).all()
         if not batch:
             return
@@ -126,10 +128,10 @@ def write_json(records: Iterable[dict[str, Any]], out: TextIO,
 
 
 def export(session: Session, out: TextIO, fmt: str = "csv",
-           progress: Progress | None = None) -> int:
-    """Write every idea as open data; returns how many."""
+           progress: Progress | None = None, publish: str = "immediately") -> int:
+    """Write every public idea as open data; returns how many."""
     writer = {"csv": write_csv, "json": write_json}[fmt]
-    return writer(iter_records(session), out, progress)
+    return writer(iter_records(session, publish), out, progress)
 
 
 # --- import -----------------------------------------------------------------------------------

@@ -372,3 +372,18 @@ def claim_event(db: DbEngine, channel: str, event_id: str) -> bool:
     except IntegrityError:
         return False  # a concurrent delivery of the same event won
     return True
+
+
+def set_hidden(runtime: Runtime, ref: str, hidden: bool, reason: str, by: str) -> str | None:
+    """`/kominn hide KI-n reason` / `unhide KI-n`: the ref as stored, None if unknown.
+    Hiding without a reason raises ValueError (the author is told the reason)."""
+    number = parse_ref(ref)
+    with transaction(runtime.db) as session:
+        idea = session.get(Idea, number) if number is not None else None
+        if idea is None:
+            return None
+        if hidden:
+            runtime.ideas.hide(session, idea, reason, by=f"{STAFF_CHANNEL}:{by}")
+        else:
+            runtime.ideas.unhide(session, idea, by=f"{STAFF_CHANNEL}:{by}")
+        return format_ref(number or 0)

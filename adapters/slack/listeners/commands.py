@@ -97,6 +97,8 @@ def subcommands() -> dict[str, Subcommand]:
         "ny": Subcommand(_new, aliases=("new",)),
         "triage": Subcommand(_triage, moderator_only=True),
         "set": Subcommand(_set, moderator_only=True, aliases=("sett",)),
+        "hide": Subcommand(_hide, moderator_only=True, aliases=("skjul",)),
+        "unhide": Subcommand(_unhide, moderator_only=True, aliases=("vis",)),
         "report": Subcommand(_report, aliases=("rapport",)),
         "språk": Subcommand(_language, aliases=("sprak", "language", "lang")),
     }
@@ -159,6 +161,28 @@ async def _set(ctx: CommandContext) -> None:
         await ctx.answer.say(ctx.t(exc.key, **exc.params))
         return
     await ctx.bot.apply_move(ctx.answer, ctx.user_id, request, expected=None, replace=False)
+
+
+async def _hide(ctx: CommandContext) -> None:
+    """`hide KI-n reason`: off every public view; the author is told the reason."""
+    reason = " ".join(ctx.args[1:]).strip()
+    if not ctx.args or parse_ref(ctx.args[0]) is None or not reason:
+        await ctx.answer.say(ctx.t("slack.hide_usage"))
+        return
+    ref = await ctx.bot.db(desk.set_hidden, ctx.bot.runtime, ctx.args[0], True, reason,
+                           ctx.user_id)
+    await ctx.answer.say(ctx.t("slack.hidden", ref=ref) if ref else
+                         ctx.t("slack.not_found", ref=kit.esc(ctx.args[0])))
+
+
+async def _unhide(ctx: CommandContext) -> None:
+    if not ctx.args or parse_ref(ctx.args[0]) is None:
+        await ctx.answer.say(ctx.t("slack.hide_usage"))
+        return
+    ref = await ctx.bot.db(desk.set_hidden, ctx.bot.runtime, ctx.args[0], False, "",
+                           ctx.user_id)
+    await ctx.answer.say(ctx.t("slack.unhidden", ref=ref) if ref else
+                         ctx.t("slack.not_found", ref=kit.esc(ctx.args[0])))
 
 
 async def _report(ctx: CommandContext) -> None:

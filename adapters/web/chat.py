@@ -1,0 +1,215 @@
+"""The citizen chat as a web page: `GET /chat` shows the conversation, `POST /chat` is one
+turn. Each form carries a fresh turn id, which (with the person's id) is the update id the
+engine handles once: a double submit is one turn. Without JavaScript the form posts, the
+answer is a redirect, and the page is shown again (POST → redirect → GET); with it, chat.js
+posts with fetch and gets the new log entries and controls as JSON.
+
+A turn's replies stay in the engine's record of the update (`processed_update.replies`, until
+the retention pass deletes it): the page shows the last few turns from there, the session
+keeping only their update ids and what the person said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from sqlmodel import Session, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+
+from adapters.web.render import Renderer, Turn, open_choices
+from adapters.web.security import MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
+from adapters.web.session import Sessions, WebSession, choose_language
+from bot.conversation.replies import decode_replies
+from bot.i18n import translator
+from bot.runtime import Runtime
+from dialogs.refs import parse_ref
+from dialogs.types import Choice, Incoming, Location, Reply
+from storage.models import Idea, Person, ProcessedUpdate
+
+CHANNEL = "web"
+_TURN = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
+T = TypeVar("T")
+
+
+class Chat:
+    def __init__(self, runtime: Runtime, renderer: Renderer, sessions: Sessions,
+                 proxies: Proxies, respond: Callable[..., Response]) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.renderer = renderer
+        self.sessions = sessions
+        self.proxies = proxies
+        self.respond = respond
+        self.per_address = RateLimit(self.settings.web_max_messages_per_address)
+        # The engine is synchronous; SQLite takes one writer at a time (as for Telegram).
+        sqlite = self.settings.database_url.startswith("sqlite")
+        self.workers = ThreadPoolExecutor(max_workers=1 if sqlite else 8,
+                                          thread_name_prefix="web-engine")
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.workers, call)
+
+    # --- GET /chat ------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        session = self.sessions.load(request)
+        language = choose_language(request, session, self.settings.locale)
+        turns = await self._run(lambda: self._turns(session, language))
+        support = self._support_offer(request, language)
+        if support is not None:
+            turns.append(support)
+        mine = f"/mine/{self.sessions.personal_token(session.uid)}" if session.uid else None
+        html = self.renderer.page(
+            "chat.html", language, page="chat", mine=mine,
+            log=self.renderer.log(turns, language),
+            controls=self.renderer.controls(open_choices(turns), language,
+                                            csrf=session.csrf, turn=new_token()))
+        return self.respond(request, session, html, public=False)
+
+    def _turns(self, session: WebSession, language: str) -> list[Turn]:
+        """Notices waiting for the person, then the last turns; a greeting when new."""
+        from bot.followups.dispatcher import take_pending
+
+        turns: list[Turn] = []
+        if session.uid:
+            notices = take_pending(self.runtime.db, self.settings,
+                                   self.runtime.features.renderers, CHANNEL, session.uid)
+            if notices:
+                turns.append(Turn("", tuple(notices)))
+        ids = [turn[0] for turn in session.turns]
+        with Session(self.runtime.db) as db:
+            rows = {row.update_id: row for row in db.exec(select(ProcessedUpdate).where(
+                ProcessedUpdate.channel == CHANNEL,
+                ProcessedUpdate.update_id.in_(ids)))} if ids else {}  # type: ignore[attr-defined]
+        erased = False
+        for update_id, said in session.turns:
+            row = rows.get(update_id)
+            if row is None:
+                continue
+            turns.append(Turn(said, tuple(decode_replies(row.replies))))
+            erased = row.user_id is None  # the person erased themselves (/slett) in this turn
+        if erased:  # the next message starts as somebody new
+            session.uid, session.turns, session.changed = None, [], True
+        if not turns:
+            turns.append(self._greeting(language))
+        return turns
+
+    def _greeting(self, language: str) -> Turn:
+        t = translator(language)
+        menu = (Choice(t("button.new_idea"), "g:new"), Choice(t("button.my_ideas"), "g:mine"),
+                Choice(t("button.help"), "g:help"))
+        return Turn("", (Reply(t("start.greeting")), Reply(t("privacy.notice"), menu)))
+
+    def _support_offer(self, request: Request, language: str) -> Turn | None:
+        """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button."""
+        number = parse_ref(request.query_params.get("stott", ""))
+        if number is None:
+            return None
+        with Session(self.runtime.db) as db:
+            idea = db.get(Idea, number)
+            if idea is None:
+                return None
+            ref, title = f"KI-{idea.id}", idea.title
+        t = translator(language)
+        return Turn("", (Reply(t("web.support.ask", ref=ref, title=title),
+                               (Choice(t("web.support.button", ref=ref),
+                                       f"g:support:{number}"),)),))
+
+    # --- GET /mine/<token> ------------------------------------------------------------------
+
+    async def mine(self, request: Request) -> Response:
+        """The personal link: this browser becomes the same web citizen (their ideas, their
+        chat), then the chat opens showing their ideas."""
+        session = self.sessions.load(request)
+        uid = self.sessions.read_personal(request.path_params["token"])
+        known = await self._run(lambda: self._known(uid)) if uid else False
+        if not known:
+            language = choose_language(request, session, self.settings.locale)
+            return self.respond(request, session, PlainTextResponse(
+                translator(language)("web.mine.invalid"), 404), public=False)
+        if session.uid != uid:
+            session.uid, session.turns, session.changed = uid, [], True
+        return self.respond(request, session, RedirectResponse("/chat", 303), public=False)
+
+    def _known(self, uid: str | None) -> bool:
+        with Session(self.runtime.db) as db:
+            return db.exec(select(Person.id).where(
+                Person.channel == CHANNEL, Person.channel_user_id == uid,
+                Person.erased_at.is_(None))).first() is not None  # type: ignore[union-attr]
+
+    # --- POST /chat ------------------------------------------------------------------------
+
+    async def post(self, request: Request) -> Response:
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return PlainTextResponse("Request too large", 413)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return PlainTextResponse("Request too large", 413)
+        if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+            return PlainTextResponse("Expected a form", 415)
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"),
+                                              max_num_fields=20).items()}
+        session = self.sessions.load(request)
+        token = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
+        if not csrf_ok(session.csrf if request.cookies.get("kominn") else None, token):
+            return PlainTextResponse("CSRF check failed: reload the page", 403)
+        language = choose_language(request, session, self.settings.locale)
+        if not self.per_address.allow(self.proxies.client(request)):
+            return PlainTextResponse(translator(language)("web.too_many"), 429,
+                                     headers={"Retry-After": "60"})
+        turn = str(form.get("turn") or "")
+        if not _TURN.match(turn):
+            turn = new_token()
+        uid = session.person()
+        update_id = f"{uid[:16]}.{turn}"
+        choice = str(form.get("choice") or "") or None
+        location = _location(form) if not choice else None
+        text = "" if choice or location else str(form.get("text") or "")[:4000]
+        said = self._label(session, choice) if choice else text
+        if location is not None:
+            said = translator(language)("web.chat.location_shared")
+        incoming = Incoming(channel=CHANNEL, user_id=uid, text=text, choice=choice,
+                            location=location, update_id=update_id, language=language)
+        replies = await self._run(lambda: self.runtime.engine.handle(incoming))
+        session.add_turn(update_id, said)
+        if "application/json" in request.headers.get("accept", ""):
+            turns = [Turn(said, tuple(replies))]
+            data: dict[str, Any] = {
+                "log": str(self.renderer.log(turns, language)),
+                "controls": str(self.renderer.controls(
+                    open_choices(turns) or (), language, csrf=session.csrf, turn=new_token())),
+            }
+            response: Response = JSONResponse(data)
+        else:
+            response = RedirectResponse("/chat", status_code=303)
+        return self.respond(request, session, response, public=False)
+
+    def _label(self, session: WebSession, payload: str) -> str:
+        """What the pressed button said (from the last turn's answers), for the log."""
+        if not session.turns:
+            return ""
+        with Session(self.runtime.db) as db:
+            row = db.get(ProcessedUpdate, (CHANNEL, session.turns[-1][0]))
+            replies = decode_replies(row.replies) if row is not None else []
+        for reply in replies:
+            for choice in reply.choices:
+                if choice.payload == payload:
+                    return choice.label
+        return ""
+
+
+def _location(form: dict[str, str]) -> Location | None:
+    """A position the browser shared (geolocation, after the person agreed), if valid."""
+    try:
+        latitude, longitude = float(form["latitude"]), float(form["longitude"])
+    except (KeyError, ValueError):
+        return None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None
+    return Location(latitude, longitude)

@@ -1,0 +1,186 @@
+"""E-mail follow-ups for web citizens who gave an address at the follow-up step: the outbox's
+rows of channel `email` go through `MailSender` (aiosmtplib to KOMINN_SMTP_URL), through the
+same dispatcher, backoff and quiet hours as the chat channels.
+
+Each mail is plain text plus simple HTML in the person's language, with `List-Unsubscribe`
+(and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, RFC 8058) and a stop link in the text;
+the notice's buttons (e.g. the benefit check's Ja/Delvis/Nei) become links back to KomInn. A
+link carries a signed token (the person's web id, and the button's payload): it opens a page
+with one button, so nothing happens on a mere GET (mail scanners follow links).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+from collections.abc import Callable, Sequence
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+from itsdangerous import BadSignature, URLSafeSerializer
+from markupsafe import escape
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters.web.render import Renderer, Turn
+from adapters.web.session import Sessions, choose_language
+from bot.channels import DeliveryError
+from bot.config import Settings
+from bot.runtime import Runtime
+from dialogs.types import Incoming, Reply
+from storage.models import Outbox, Person
+from storage.outbox import CANCELLED, PENDING
+
+CHANNEL = "email"
+STOP_PATH = "/epost/stopp"
+ANSWER_PATH = "/epost/svar"
+TIMEOUT = 30.0
+
+
+class MailLinks:
+    """Signed links in mails: stop e-mails, or press a notice's button as the person."""
+
+    def __init__(self, secret: str, public_url: str) -> None:
+        self.signer = URLSafeSerializer(secret, salt="kominn.web.mail")
+        self.base = public_url.rstrip("/")
+
+    def stop(self, address: str) -> str:
+        return f"{self.base}{STOP_PATH}?t={self.signer.dumps({'a': address})}"
+
+    def answer(self, address: str, payload: str) -> str:
+        return f"{self.base}{ANSWER_PATH}?t={self.signer.dumps({'a': address, 'p': payload})}"
+
+    def read(self, token: str) -> dict[str, str] | None:
+        try:
+            data = self.signer.loads(token)
+        except BadSignature:
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("a"), str) else None
+
+
+class MailSender:
+    """The dispatcher's `Sender` for channel `email` (the address is the person's e-mail)."""
+
+    channel = CHANNEL
+    concurrency = 4
+
+    def __init__(self, settings: Settings, links: MailLinks, subject: str) -> None:
+        assert settings.smtp_url
+        parts = urlsplit(settings.smtp_url)
+        self.host = parts.hostname or "localhost"
+        self.tls = parts.scheme == "smtps"
+        self.port = parts.port or (465 if self.tls else 587)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.mail_from = settings.mail_from
+        self.links = links
+        self.subject = subject
+
+    def message(self, address: str, replies: Sequence[Reply]) -> EmailMessage:
+        stop = self.links.stop(address)
+        text_parts, html_parts = [], []
+        for reply in replies:
+            text_parts.append(reply.text)
+            html_parts.append(f"<p>{escape(reply.text)}</p>".replace("\n", "<br>\n"))
+            for choice in reply.choices:
+                url = self.links.answer(address, choice.payload)
+                text_parts.append(f"{choice.label}: {url}")
+                html_parts.append(f'<p><a href="{escape(url)}">{escape(choice.label)}</a></p>')
+            for label, url in reply.links:
+                text_parts.append(f"{label}: {url}")
+                html_parts.append(f'<p><a href="{escape(url)}">{escape(label)}</a></p>')
+        text_parts.append(f"-- \nStopp e-post fra KomInn / Stop e-mails: {stop}")
+        html_parts.append(f'<hr><p><a href="{escape(stop)}">Stopp e-post fra KomInn / '
+                          f"Stop e-mails</a></p>")
+        message = EmailMessage()
+        message["From"] = self.mail_from
+        message["To"] = address
+        message["Subject"] = self.subject
+        message["Date"] = email.utils.formatdate(localtime=False)
+        message["Message-ID"] = email.utils.make_msgid(domain="kominn")
+        message["List-Unsubscribe"] = f"<{stop}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message.set_content("\n\n".join(text_parts))
+        message.add_alternative("<!doctype html><html><body>" + "\n".join(html_parts)
+                                + "</body></html>", subtype="html")
+        return message
+
+    async def send(self, address: str, replies: Sequence[Reply]) -> None:
+        try:
+            await aiosmtplib.send(
+                self.message(address, replies), hostname=self.host, port=self.port,
+                username=self.username, password=self.password, use_tls=self.tls,
+                start_tls=False if self.tls else None, timeout=TIMEOUT)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryError(f"SMTP {exc.code}", permanent=500 <= exc.code < 600) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"SMTP: {type(exc).__name__}") from exc
+
+
+class MailPages:
+    """`/epost/stopp` and `/epost/svar`: what the links in a mail open. GET shows one button;
+    the POST (the signed token is its authority, as RFC 8058's one-click POST needs) acts."""
+
+    def __init__(self, runtime: Runtime, renderer: Renderer, sessions: Sessions,
+                 links: MailLinks, respond: Callable[..., Response]) -> None:
+        self.runtime = runtime
+        self.renderer = renderer
+        self.sessions = sessions
+        self.links = links
+        self.respond = respond
+
+    async def stop(self, request: Request) -> Response:
+        return await self._page(request, "stop")
+
+    async def answer(self, request: Request) -> Response:
+        return await self._page(request, "answer")
+
+    async def _page(self, request: Request, action: str) -> Response:
+        session = self.sessions.load(request)
+        language = choose_language(request, session, self.runtime.settings.locale)
+        token = request.query_params.get("t", "")
+        data = self.links.read(token)
+        person = await asyncio.to_thread(self._person, data["a"]) if data else None
+        if person is None:
+            html = self.renderer.page("mail.html", language, page="", state="invalid")
+            return self.respond(request, session, html, public=False, status=404)
+        if request.method == "GET":
+            html = self.renderer.page("mail.html", language, page="", state=action,
+                                      token=token)
+            return self.respond(request, session, html, public=False)
+        if action == "stop":
+            await asyncio.to_thread(self._stop, data["a"])  # type: ignore[index]
+            html = self.renderer.page("mail.html", language, page="", state="stopped")
+            return self.respond(request, session, html, public=False)
+        uid, person_language = person
+        update_id = "mail." + hashlib.sha256(token.encode()).hexdigest()[:32]
+        replies = await asyncio.to_thread(self.runtime.engine.handle, Incoming(
+            channel="web", user_id=uid, choice=data.get("p"),  # type: ignore[union-attr]
+            update_id=update_id, language=person_language))
+        html = self.renderer.page("mail.html", language, page="", state="answered",
+                                  log=self.renderer.log([Turn("", tuple(replies))], language))
+        return self.respond(request, session, html, public=False)
+
+    def _person(self, address: str) -> tuple[str, str | None] | None:
+        """(web id, language) of the person with this address."""
+        with Session(self.runtime.db) as db:
+            person = db.exec(select(Person).where(Person.email == address,
+                                                  Person.erased_at.is_(None))).first()  # type: ignore[union-attr]
+            return (person.channel_user_id, person.language) if person else None
+
+    def _stop(self, address: str) -> None:
+        """No more e-mail to this address: the address goes, and what waits to be mailed."""
+        with Session(self.runtime.db) as db:
+            for person in db.exec(select(Person).where(Person.email == address)):
+                person.email = None
+                db.add(person)
+            db.execute(update(Outbox).where(
+                col(Outbox.channel) == CHANNEL, col(Outbox.address) == address,
+                col(Outbox.state) == PENDING).values(state=CANCELLED, last_error="stopped"))
+            db.commit()

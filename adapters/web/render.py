@@ -1,0 +1,78 @@
+"""HTML from templates (Jinja2, autoescaped: nothing a citizen typed becomes markup), and a
+`Reply` with its `Choice`s as the chat shows them: the text (line breaks kept by CSS), links,
+a document inline, and the choices of the latest answer as real `<button>`s of a form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from bot.i18n import translator
+from dialogs.types import Choice, Reply
+
+TEMPLATES = Path(__file__).with_name("templates")
+STATIC = Path(__file__).with_name("static")
+_BABEL_LOCALE = {"nb": "nb_NO", "nn": "nn_NO", "en": "en_GB"}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange in the chat's log: what the person said (empty for a page opened with
+    nothing said), and the bot's answers."""
+
+    said: str
+    replies: tuple[Reply, ...]
+
+
+class Renderer:
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.env = Environment(loader=FileSystemLoader(TEMPLATES),
+                               autoescape=select_autoescape(default=True, default_for_string=True),
+                               trim_blocks=True, lstrip_blocks=True)
+
+    def page(self, template: str, language: str, **context: Any) -> str:
+        return self.env.get_template(template).render(**self.common(language), **context)
+
+    def common(self, language: str) -> dict[str, Any]:
+        t = translator(language)
+        return {"lang": language, "t": t, "plural": t.plural,
+                "date": lambda value: self.date(value, language)}
+
+    def date(self, value: datetime, language: str) -> str:
+        return format_date(value.astimezone(self.zone).date(), "long",
+                           locale=_BABEL_LOCALE.get(language, "nb_NO"))
+
+    def log(self, turns: Sequence[Turn], language: str) -> Markup:
+        """The conversation's entries (the inside of the `role="log"` element)."""
+        return Markup(self.env.get_template("_log.html").render(
+            **self.common(language), turns=turns))
+
+    def controls(self, choices: Sequence[Choice], language: str, *, csrf: str,
+                 turn: str) -> Markup:
+        """The bot's open choices as buttons, and the labelled text field with Send."""
+        asks_place = any(c.payload.endswith(":place:skip") for c in choices)
+        return Markup(self.env.get_template("_controls.html").render(
+            **self.common(language), choices=choices, csrf=csrf, turn=turn,
+            asks_place=asks_place))
+
+
+def open_choices(turns: Sequence[Turn]) -> tuple[Choice, ...]:
+    """The buttons of the latest answer that has any, in the latest turn."""
+    if not turns:
+        return ()
+    for reply in reversed(turns[-1].replies):
+        if reply.choices:
+            return reply.choices
+    return ()
+
+
