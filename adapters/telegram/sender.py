@@ -23,7 +23,7 @@ from telegram.ext import ExtBot
 
 from adapters.telegram.api import CHANNEL, file_url
 from adapters.telegram.errors import error_kind, not_sent, retry_after_seconds
-from adapters.telegram.pacing import ChatRateLimiter
+from adapters.telegram.pacing import ChatRateLimiter, bulk
 from adapters.telegram.render import send_rendered
 from bot.channels import DeliveryError
 from bot.config import Settings
@@ -76,7 +76,8 @@ class ServiceSender:
             chat_id: int | str = int(address)
         except ValueError:
             chat_id = address
-        await send_notice(self.bot, chat_id, replies)
+        with bulk():  # notices give way to the conversations' answers at the shared pacer
+            await send_notice(self.bot, chat_id, replies)
 
 
 class TelegramSender:
