@@ -21,7 +21,10 @@ works as it does, is told in the part's own module:
 
 Exactly once: the engine records every update id with its replies, so an update delivered
 again (after a crash, a webhook retry, or `getUpdates` overlap) is not handled twice; an
-update id already in flight in this process is not even queued twice.
+update id already in flight in this process is not even queued twice. Several webhook
+workers: the handling worker holds a sending lease on the answer, so a redelivery reaching
+another worker meanwhile sends nothing, and a dead worker's answers are sent by whichever
+worker takes them over once the lease ran out (at start, or the sweep every few seconds).
 """
 
 from __future__ import annotations
