@@ -14,13 +14,17 @@ per worker count:
   * uncapped    the same closed loop with no ceiling (bot and fake): what the workers and
                 the database manage on this machine.
 
+And `freshness`: how soon an idea stored through one worker is offered as similar by another
+(two duplicate indexes on the same database, the second asked every 50 ms as a citizen would
+be; each worker refreshes at most every 5 s), and what a refresh costs.
+
 Printed per run: updates handled per second, reply latency p50/p95 (an update queued at the
 fake → the answer the citizen waits for arriving there), messages per second (mean over the
 run, and the busiest second) against the ceiling, 429s, and lost / doubled answers.
 
     .venv/bin/python benchmarks/workers.py --database-url postgresql+psycopg://…/kominn_bench
         [--workers 1 2 4] [--citizens 120] [--ramp 10] [--closed-citizens 80]
-        [--loads demand saturation uncapped]
+        [--loads demand saturation uncapped freshness]
 
 The database is emptied (its public schema dropped) before each run.
 """
@@ -99,6 +103,45 @@ async def one_run(args: argparse.Namespace, workers: int, load: str) -> dict[str
                 "updates": sent, "redelivered": deliverer.redeliveries}
 
 
+def freshness(args: argparse.Namespace, ideas: int = 20) -> str:
+    """Seconds from an idea's commit through one worker to another worker offering it."""
+    from bot.dedup.index import SimilarIndex
+    from storage.db import make_engine, transaction
+    from storage.models import Idea, utcnow
+
+    fresh_schema(args.database_url)
+    db = make_engine(args.database_url)
+    other = SimilarIndex(db)
+    other.load()
+    delays, refreshes = [], []
+    try:
+        for n in range(ideas):
+            title = f"Vannpost nummer {n} ved turstien i Vardåsen"
+            with transaction(db) as session:
+                at = utcnow()
+                session.add(Idea(title=title, description=f"Drikkevann til turgåere, post {n}, "
+                                 "på den lange runden.", channel="telegram", created_at=at,
+                                 updated_at=at, status_changed_at=at))
+            committed = time.monotonic()
+            while True:
+                before = other._last_refresh  # noqa: SLF001 - did this call refresh?
+                started = time.monotonic()
+                found = other.similar(title, f"Drikkevann til turgåere, post {n}")
+                if other._last_refresh != before:  # noqa: SLF001
+                    refreshes.append(time.monotonic() - started)
+                if found and found[0][1] >= 90:
+                    delays.append(time.monotonic() - committed)
+                    break
+                time.sleep(0.05)
+            time.sleep(0.7 * (n % 7))  # ideas arrive at any point of the refresh cycle
+    finally:
+        db.dispose()
+    return (f"  freshness  {ideas} ideas stored by one worker, offered by another after "
+            f"p50 {pct(delays, .5):.1f} s · max {max(delays):.1f} s "
+            f"(refresh every {other.refresh_seconds:g} s; a refresh took "
+            f"p50 {1000 * pct(refreshes, .5):.1f} ms)")
+
+
 def line(r: dict[str, float]) -> str:
     ceiling = f"{r['rate']:g}" if r["rate"] else "none"
     return (f"  {r['workers']:.0f} worker{'s' if r['workers'] > 1 else ' '}  "
@@ -121,6 +164,9 @@ async def main_async(args: argparse.Namespace) -> None:
               "uncapped": f"uncapped: {args.closed_citizens} citizens, closed loop, "
                           "no ceiling"}
     for load in args.loads:
+        if load == "freshness":
+            print(freshness(args), flush=True)
+            continue
         print(titles[load], flush=True)
         for workers in args.workers:
             print(line(await one_run(args, workers, load)), flush=True)
@@ -131,8 +177,9 @@ def main() -> None:
     parser.add_argument("--database-url", required=True,
                         help="PostgreSQL (emptied before each run)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--loads", nargs="+", default=["demand", "saturation", "uncapped"],
-                        choices=["demand", "saturation", "uncapped"])
+    parser.add_argument("--loads", nargs="+",
+                        default=["demand", "saturation", "uncapped", "freshness"],
+                        choices=["demand", "saturation", "uncapped", "freshness"])
     parser.add_argument("--citizens", type=int, default=120)
     parser.add_argument("--ramp", type=float, default=10.0)
     parser.add_argument("--closed-citizens", type=int, default=80)

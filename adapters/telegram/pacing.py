@@ -30,6 +30,7 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
@@ -46,7 +47,9 @@ PACER_WINDOW = 1.02  # seconds in which at most the cap may go out, whatever hap
 FLOOD_RETRIES = 3
 PACE_NAME = "telegram"  # the send_pace row every worker of the bot shares
 BULK_AHEAD = 0.1  # seconds ahead a mass mailing may take a slot (interactive: any)
-LATE = 0.25  # seconds: a slot woken later than this (a stalled loop) is taken again
+# Shared by workers: a slot woken more than `LATE` after its time (a stalled event loop) is
+# given up and a fresh one taken, so a late message does not crowd the next second.
+LATE = 0.05
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("telegram_bulk", default=False)
 
 
@@ -120,12 +123,23 @@ class SharedPacer:
         self._ahead = ahead
         self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="telegram-pace")
         self._ready = False
+        # While the database cannot be asked, this worker paces itself (it cannot store any
+        # answer meanwhile either, so little goes out).
+        self._alone = Pacer(rate, rate / OVERALL_PACE)
 
     async def _call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, lambda: call(*args, **kwargs))
 
     async def __aenter__(self) -> None:
+        try:
+            await self._take()
+        except SQLAlchemyError:
+            log.warning("shared pace unavailable; pacing this worker alone",
+                        extra={"event": "telegram_pace_failed"})
+            await self._alone.__aenter__()
+
+    async def _take(self) -> None:
         loop = asyncio.get_running_loop()
         if not self._ready:
             await self._call(ensure_pace, self._db, self._name)
@@ -146,6 +160,7 @@ class SharedPacer:
             urgent = True  # woken too late to use the slot (a stalled loop): a fresh one
 
     def pause(self, seconds: float) -> None:
+        self._alone.pause(seconds)
         task = asyncio.ensure_future(self._call(hold_pace, self._db, self._name, seconds))
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
             "shared pause not recorded", extra={"event": "telegram_pace_failed"}))
