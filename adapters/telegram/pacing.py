@@ -139,11 +139,16 @@ class SharedPacer:
                         extra={"event": "telegram_pace_failed"})
             await self._alone.__aenter__()
 
-    async def _take(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def prepare(self) -> None:
+        """The shared row exists and a connection is open before the first message (whose
+        slot would otherwise come late by a connection's set-up)."""
         if not self._ready:
             await self._call(ensure_pace, self._db, self._name)
             self._ready = True
+
+    async def _take(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.prepare()
         urgent = not _BULK.get()
         while True:
             slot, next_at, now = await self._call(
@@ -201,6 +206,13 @@ class ChatRateLimiter(AIORateLimiter):
                 else Pacer(overall_max_rate * OVERALL_PACE, overall_max_rate))
         self._chats: dict[int, AsyncLimiter] = {}
         self._chat_burst, self._chat_rate = chat_burst, chat_rate
+
+    async def initialize(self) -> None:
+        """PTB calls this when the bot starts: the shared pacer connects before any send."""
+        prepare = getattr(self._base_limiter, "prepare", None)
+        if prepare is not None:
+            with contextlib.suppress(SQLAlchemyError):  # the first send tries again
+                await prepare()
 
     def _pausing(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """A 429 holds every message for its retry_after, as Telegram asks, not only the one
