@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     )
     dialog_expiry_days: int = Field(7, ge=1, validation_alias=_env("KOMINN_DIALOG_EXPIRY_DAYS"))
     retention_days: int = Field(30, ge=1, validation_alias=_env("KOMINN_RETENTION_DAYS"))
+    # How long the worker that handled an update has to send its answer before another
+    # worker (a redelivery, or the periodic sweep) may take it over: a worker that died
+    # is covered after this long; a live one renews it while it waits on Telegram.
+    send_lease_seconds: float = Field(60, gt=0, validation_alias=_env("KOMINN_SEND_LEASE_SECONDS"))
 
     # The web channel (adapters/web): always served by `kominn run`.
     public_url: str | None = Field(None, validation_alias=_env("KOMINN_PUBLIC_URL"))

@@ -133,10 +133,15 @@ class DialogState(SQLModel, table=True):
 
 class ProcessedUpdate(SQLModel, table=True):
     """An incoming update handled once; its replies are kept until the adapter delivered them,
-    so a redelivered update (after a crash) re-sends the answer instead of redoing the work."""
+    so a redelivered update (after a crash) re-sends the answer instead of redoing the work.
+
+    `sending_until`: the lease of whoever is sending the replies (the worker that handled the
+    update, or one that took them over): until then nobody else sends them; after it, one
+    worker may take them with a conditional UPDATE. Cleared once delivered."""
 
     __tablename__ = "processed_update"
-    __table_args__ = (Index("ix_processed_update_user_at", "channel", "user_id", "at"),)
+    __table_args__ = (Index("ix_processed_update_user_at", "channel", "user_id", "at"),
+                      Index("ix_processed_update_sending", "sending_until"))
 
     channel: str = Field(primary_key=True, max_length=20)
     update_id: str = Field(primary_key=True, max_length=100)
@@ -144,6 +149,7 @@ class ProcessedUpdate(SQLModel, table=True):
     replies: str | None = Field(default=None, sa_column=Column(Text))
     delivered_at: datetime | None = None
     at: datetime = Field(default_factory=utcnow, index=True)
+    sending_until: datetime | None = None
 
 
 class Outbox(SQLModel, table=True):
@@ -229,3 +235,28 @@ class AppSecret(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     value: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SendPace(SQLModel, table=True):
+    """One bot's send ceiling shared by every worker (PostgreSQL): `next_at` (epoch seconds on
+    the database's clock) is the next free slot on an evenly spaced grid; a send takes it with
+    one UPDATE … RETURNING and waits for it (see adapters/telegram/pacing.py)."""
+
+    __tablename__ = "send_pace"
+
+    name: str = Field(primary_key=True, max_length=40)
+    next_at: float = 0.0
+    slot: float = 0.0  # the slot the last UPDATE granted (-1: none); read through RETURNING
+
+
+class JobRun(SQLModel, table=True):
+    """When a periodic job last ran on any worker (epoch seconds, the database's clock): a
+    worker runs a job's tick only if it wins the conditional UPDATE that moves `ran_at`, so a
+    scan runs once per tick across workers. `due` = a nudge: run at the next look, whenever
+    the last run was (a competition created by another process)."""
+
+    __tablename__ = "job_run"
+
+    name: str = Field(primary_key=True, max_length=40)
+    ran_at: float = 0.0
+    due: bool = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import Session, func, select
 
@@ -13,7 +15,7 @@ from dialogs.core import Custom, Outcome, State
 from dialogs.lifecycle import Status
 from dialogs.types import Incoming, Reply
 from storage.db import transaction
-from storage.models import DialogState, Idea, Person, ProcessedUpdate, StatusChange
+from storage.models import DialogState, Idea, Person, ProcessedUpdate, StatusChange, utcnow
 from tests.helpers import IDEA, ChatPerson
 
 
@@ -80,13 +82,32 @@ def test_redelivered_update_is_handled_once(runtime: Runtime) -> None:
         assert state is not None and state.step == "description"
 
 
-def test_undelivered_replies_are_given_again(runtime: Runtime) -> None:
-    engine = runtime.engine
-    first = engine.handle(Incoming("telegram", "7", text="/hjelp", update_id="5"))
+def test_undelivered_replies_are_given_again_once_their_lease_ran_out(runtime: Runtime) -> None:
+    """A redelivery while the handling worker's sending lease runs gets nothing (that worker is
+    sending the answer); after it ran out (the worker died) exactly one redelivery — or one
+    sweep — takes the replies over."""
+    now = [utcnow()]
+    engine = Engine(runtime.db, runtime.settings, runtime.index, features=runtime.features,
+                    clock=lambda: now[0])
+    again = Incoming("telegram", "7", text="/hjelp", update_id="5")
+    first = engine.handle(again)
     assert engine.undelivered("telegram") == [("5", "7", first)]
-    assert engine.handle(Incoming("telegram", "7", text="/hjelp", update_id="5")) == first
+    assert engine.handle(again) == []  # another worker: the first one is sending it
+    assert engine.take_undelivered("telegram") == []
+    now[0] += timedelta(seconds=runtime.settings.send_lease_seconds + 1)
+    assert engine.handle(again) == first  # its worker died: this one takes it over …
+    assert engine.handle(again) == []  # … and holds a fresh lease
+    assert engine.take_undelivered("telegram") == []
+    assert engine.renew_lease("telegram", "5")
+    now[0] += timedelta(seconds=runtime.settings.send_lease_seconds + 1)
+    assert not engine.renew_lease("telegram", "5")  # ran out: no longer ours to send
+    assert engine.take_undelivered("telegram") == [("5", "7", first)]  # the sweep's turn
+    assert engine.take_undelivered("telegram", any_lease=True) == [("5", "7", first)]
     engine.mark_delivered("telegram", "5")
     assert engine.undelivered("telegram") == []
+    assert engine.take_undelivered("telegram", any_lease=True) == []
+    now[0] += timedelta(seconds=runtime.settings.send_lease_seconds + 1)
+    assert engine.handle(again) == []
 
 
 def test_message_limit_per_minute(runtime: Runtime, settings) -> None:  # type: ignore[no-untyped-def]

@@ -8,12 +8,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import time_machine
+from sqlmodel import Session
 
 from bot.app import App, build
 from bot.followups.scheduler import SchedulerService, run_due
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
-from storage.models import utcnow
+from storage.db import transaction
+from storage.models import JobRun, Person, utcnow
+from storage.pace import RETENTION_JOB, SCAN_JOB, nudge, take_tick
+from tests.test_campaigns import make_campaign
 from tests.test_followups import RecordingSender, add_idea, add_person, move, rows
 
 
@@ -37,8 +41,11 @@ async def test_kominn_run_builds_the_scheduler_with_its_jobs(runtime: Runtime) -
     await scheduler.start()
     try:
         jobs = {job.id: job.trigger.interval for job in scheduler.scheduler.get_jobs()}  # type: ignore[union-attr]
-        assert jobs == {"dispatch": timedelta(seconds=2), "scan": timedelta(minutes=1),
-                        "retention": timedelta(hours=1)}
+        # Every worker looks often; the scan runs once a minute and the pruning once an hour
+        # across workers (whoever wins the tick).
+        assert jobs == {"dispatch": timedelta(seconds=2), "scan": timedelta(seconds=2),
+                        "retention": timedelta(minutes=1)}
+        assert scheduler.every == {"scan": 60.0, "retention": 3600.0}
     finally:
         await scheduler.stop()
     assert scheduler.scheduler is None
@@ -98,3 +105,49 @@ async def test_run_due_queues_and_delivers_at_the_given_moment(runtime: Runtime)
         "benefit_check": 1}
     again = await run_due(runtime, {"terminal": sender}, start + timedelta(days=40))
     assert again["created"]["benefit_check"] == 0 and again["sent"] == 0
+
+
+def test_a_tick_is_taken_by_one_worker_and_a_nudge_brings_the_next_one_forward(
+        runtime: Runtime) -> None:
+    """Several workers look for the scan every couple of seconds: exactly one of them runs
+    each tick; a nudge (a competition created by another process) runs it at the next look."""
+    now = 1_000_000.0
+    assert take_tick(runtime.db, SCAN_JOB, 60, now=now)
+    assert not take_tick(runtime.db, SCAN_JOB, 60, now=now)  # a second worker, same moment
+    assert not take_tick(runtime.db, SCAN_JOB, 60, now=now + 30)
+    assert take_tick(runtime.db, SCAN_JOB, 60, now=now + 60)
+    with transaction(runtime.db) as session:
+        nudge(session, SCAN_JOB)
+    assert take_tick(runtime.db, SCAN_JOB, 60, now=now + 61)
+    assert not take_tick(runtime.db, SCAN_JOB, 60, now=now + 62)
+    assert take_tick(runtime.db, RETENTION_JOB, 3600, now=now)  # each job its own tick
+
+
+async def test_a_competition_created_elsewhere_invites_within_seconds(runtime: Runtime) -> None:
+    """`kominn campaigns create` (another process) nudges the scan: the running scheduler
+    queues and sends the invitations at its next look, not at the next minute's scan."""
+    sender = RecordingSender()
+    app = App(runtime)
+    app.senders[sender.channel] = sender
+    service = SchedulerService(app.runtime, app.senders, dispatch_seconds=0.2,
+                               scan_seconds=3600, look_seconds=0.2)
+    kari = await asyncio.to_thread(add_person, runtime, "kari")
+    with transaction(runtime.db) as session:
+        person = session.get(Person, kari)
+        assert person is not None
+        person.invite_consent = True
+        session.add(person)
+    await service.start()
+    try:
+        await until(lambda: take_tick_ran(runtime))  # the start's scan is done: an hour to go
+        await asyncio.to_thread(make_campaign, runtime)
+        await until(lambda: sender.sent)
+    finally:
+        await service.stop()
+    assert len(sender.sent) == 1 and "Sykkelbyen Asker" in sender.texts()[0]
+
+
+def take_tick_ran(runtime: Runtime) -> bool:
+    with Session(runtime.db) as session:
+        row = session.get(JobRun, SCAN_JOB)
+        return row is not None and row.ran_at > 0 and not row.due

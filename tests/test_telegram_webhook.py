@@ -115,26 +115,32 @@ def test_webhook_needs_a_valid_secret(runtime: Runtime, fake: FakeTelegramAPI) -
             TelegramService(rt.settings, rt.engine)
 
 
-async def test_a_starting_worker_leaves_young_unconfirmed_answers_to_their_worker(
+async def test_answers_in_another_workers_hands_are_sent_only_once_its_lease_ran_out(
         runtime: Runtime, fake: FakeTelegramAPI) -> None:
     """Several webhook workers share the database. An answer stored a moment ago and not yet
-    confirmed may be on its way from a live worker: a starting worker re-sends at once only
-    those older than the grace period, and the younger ones after it, if still unconfirmed."""
+    confirmed may be on its way from a live worker (its sending lease runs): a starting worker
+    sends at once only those whose lease ran out, and the others when their lease runs out
+    (the sweep), if still unconfirmed — a redelivery meanwhile sends nothing."""
+    short = runtime.settings.model_copy(update={"send_lease_seconds": 1.5})
+
     def stored(engine: Engine, update_id: str, text: str) -> None:
         engine.handle(Incoming("telegram", str(KARI), text=text, chat_id=str(KARI),
                                update_id=update_id))
 
-    crashed = Engine(runtime.db, runtime.settings, runtime.index, features=runtime.features,
+    crashed = Engine(runtime.db, short, runtime.index, features=runtime.features,
                      clock=lambda: utcnow() - timedelta(minutes=5))
+    live = Engine(runtime.db, short, runtime.index, features=runtime.features)
     stored(crashed, "700001", "/hjelp")  # its worker died five minutes ago
-    stored(runtime.engine, "700002", "/status KI-9")  # another worker: still sending it
-    stored(runtime.engine, "700003", "/status KI-8")  # … and this one it will confirm
-    async with serving(runtime, fake, resend_grace=1.5):
+    stored(live, "700002", "/status KI-9")  # another worker: still sending it
+    stored(live, "700003", "/status KI-8")  # … and this one it will confirm
+    async with serving(runtime, fake, sweep_seconds=0.3):
         first = await fake.await_messages(KARI, 1)
         assert len(fake.sent(KARI)) == 1 and "/mine" in first[0]["plain_text"]  # /hjelp
-        runtime.engine.mark_delivered("telegram", "700003")
+        redelivered = {**fake.build_user_message(KARI, "/status KI-9"), "update_id": 700002}
+        assert await fake.apost_to_webhook(redelivered) == 200  # a redelivery: nothing sent
+        live.mark_delivered("telegram", "700003")
         late = await fake.await_messages(KARI, 2, timeout=10)
         assert "KI-9" in late[1]["plain_text"]
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.8)
     assert len(fake.sent(KARI)) == 2
     assert runtime.engine.undelivered("telegram") == []

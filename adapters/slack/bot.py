@@ -239,7 +239,8 @@ class SlackBot:
         replies = await self.db(self.runtime.engine.handle, incoming)
         for reply in replies:
             await answer.send(kit.reply_blocks(reply), text=kit.esc(reply.text)[:3000] or " ")
-        await self.db(self.runtime.engine.mark_delivered, STAFF_CHANNEL, update_id)
+        if replies:  # none: delivered before, or another worker is sending them
+            await self.db(self.runtime.engine.mark_delivered, STAFF_CHANNEL, update_id)
 
     # --- App Home ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -49,11 +49,14 @@ class Delivery:
         self._recording = asyncio.Lock()
 
     async def deliver(self, chat_id: int, replies: Sequence[Reply], *,
-                      patient: bool = False) -> bool:
+                      patient: bool = False,
+                      renew: Callable[[], Awaitable[bool]] | None = None) -> bool:
         """Send replies in order; False when a passing failure left some unsent (they stay
         stored, and the next start sends them). `patient` (a conversation's answers): the
         unsent rest is tried again with backoff while the service runs, so a Telegram outage
-        delays answers but loses none, and what did go out is not sent twice."""
+        delays answers but loses none, and what did go out is not sent twice. `renew` keeps
+        the update's sending lease before each new try; once it says no (the lease ran out,
+        another worker may send the answer now), this worker stops trying."""
         rest = list(replies)
         for attempt in itertools.count():
             rest = await self._send_in_order(chat_id, rest)
@@ -64,6 +67,10 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(),
                                        min(RESEND_MAX_WAIT, 2.0 ** attempt))
+            if renew is not None and not await renew():
+                log.warning("answer left to another worker (lease ran out)",
+                            extra={"event": "telegram_lease_lost"})
+                return False
         raise AssertionError("unreachable")
 
     async def _send_in_order(self, chat_id: int, replies: list[Reply]) -> list[Reply]:

@@ -8,20 +8,36 @@ cap, and a 429 holds every message, not only the one refused.
 
 Both `kominn run` and `kominn jobs run-due` send through a `ChatRateLimiter`: a backlog the
 latter delivers must stay under Telegram's ceiling too.
+
+Several workers on PostgreSQL share one ceiling: their overall pacer is a `SharedPacer`,
+which takes each message's slot on one grid in the database (`storage.pace`), so the sum of
+all workers' sends stays under the cap. Interactive replies take the next slot at once; mass
+mailings (`bulk()`, the dispatcher's notices) only a slot at most `BULK_AHEAD` away, so a
+citizen's answer never waits behind a broadcast for longer than that. The per-chat pace stays
+per process (a person's turns are answered one after the other, whichever worker has them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiolimiter import AsyncLimiter
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
 from adapters.telegram.errors import retry_after_seconds
+from storage.pace import ensure_pace, hold_pace, take_slot
+
+log = logging.getLogger("kominn.telegram")
 
 CHAT_BURST, CHAT_RATE = 3, 1.0  # per private chat: burst, then messages per second
 # Overall messages go out evenly spaced (no burst) a little under the cap: requests reach
@@ -29,6 +45,23 @@ CHAT_BURST, CHAT_RATE = 3, 1.0  # per private chat: burst, then messages per sec
 OVERALL_PACE = 0.97
 PACER_WINDOW = 1.02  # seconds in which at most the cap may go out, whatever happened before
 FLOOD_RETRIES = 3
+PACE_NAME = "telegram"  # the send_pace row every worker of the bot shares
+BULK_AHEAD = 0.1  # seconds ahead a mass mailing may take a slot (interactive: any)
+# Shared by workers: a slot woken more than `LATE` after its time (a stalled event loop) is
+# given up and a fresh one taken, so a late message does not crowd the next second.
+LATE = 0.05
+_BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("telegram_bulk", default=False)
+
+
+@contextlib.contextmanager
+def bulk() -> Iterator[None]:
+    """Messages sent inside are mass mailing (notices, invitations, digests): they give way to
+    interactive replies at the shared pacer."""
+    token = _BULK.set(True)
+    try:
+        yield
+    finally:
+        _BULK.reset(token)
 
 
 class Pacer:
@@ -76,6 +109,75 @@ class Pacer:
         return None
 
 
+class SharedPacer:
+    """The overall pacer of every worker of one bot (PostgreSQL): each message takes the next
+    slot of one evenly spaced grid in the database (one UPDATE … RETURNING, on the database's
+    clock) and waits for it, so all workers together send at most `rate` a second. A 429
+    moves every worker's next slot behind its wait (`pause`)."""
+
+    def __init__(self, db: Engine, rate: float, *, name: str = PACE_NAME,
+                 ahead: float = BULK_AHEAD) -> None:
+        self._db = db
+        self._interval = 1 / rate
+        self._name = name
+        self._ahead = ahead
+        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="telegram-pace")
+        self._ready = False
+        # While the database cannot be asked, this worker paces itself (it cannot store any
+        # answer meanwhile either, so little goes out).
+        self._alone = Pacer(rate, rate / OVERALL_PACE)
+
+    async def _call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, lambda: call(*args, **kwargs))
+
+    async def __aenter__(self) -> None:
+        try:
+            await self._take()
+        except SQLAlchemyError:
+            log.warning("shared pace unavailable; pacing this worker alone",
+                        extra={"event": "telegram_pace_failed"})
+            await self._alone.__aenter__()
+
+    async def prepare(self) -> None:
+        """The shared row exists and a connection is open before the first message (whose
+        slot would otherwise come late by a connection's set-up)."""
+        if not self._ready:
+            await self._call(ensure_pace, self._db, self._name)
+            self._ready = True
+
+    async def _take(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.prepare()
+        urgent = not _BULK.get()
+        while True:
+            slot, next_at, now = await self._call(
+                take_slot, self._db, self._name, self._interval, urgent=urgent,
+                ahead=self._ahead)
+            if slot is None:  # a mailing: look again when a slot is near
+                await asyncio.sleep(max(self._interval, next_at - now - self._ahead))
+                continue
+            due = loop.time() + (slot - now)
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if loop.time() - due <= LATE:
+                return
+            urgent = True  # woken too late to use the slot (a stalled loop): a fresh one
+
+    def pause(self, seconds: float) -> None:
+        self._alone.pause(seconds)
+        task = asyncio.ensure_future(self._call(hold_pace, self._db, self._name, seconds))
+        task.add_done_callback(_log_if_failed)
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+def shared_pace(db: Engine) -> Callable[[float], SharedPacer]:
+    """`ChatRateLimiter(pace=…)` for workers sharing `db`: one ceiling for all."""
+    return lambda rate: SharedPacer(db, rate * OVERALL_PACE)
+
+
 class ChatRateLimiter(AIORateLimiter):
     """PTB's AIORateLimiter (overall and group caps, 429 retries) plus a per-private-chat
     bucket for messages: Telegram tolerates short bursts in a chat, then about one per second.
@@ -89,23 +191,34 @@ class ChatRateLimiter(AIORateLimiter):
     UNCAPPED_ENDPOINTS = frozenset({"editMessageReplyMarkup"})
 
     def __init__(self, overall_max_rate: float, chat_burst: int = CHAT_BURST,
-                 chat_rate: float = CHAT_RATE) -> None:
+                 chat_rate: float = CHAT_RATE, *,
+                 pace: Callable[[float], Any] | None = None) -> None:
+        """`pace`: builds the overall pacer for the cap (`shared_pace` on PostgreSQL: one
+        ceiling for every worker); by default a `Pacer` of this process."""
         super().__init__(overall_max_rate=overall_max_rate, max_retries=FLOOD_RETRIES)
         if overall_max_rate:
             # PTB's bucket lets a full second's worth through at once after a quiet spell, so
             # a broadcast's first second carried up to twice the cap; one message at a time,
             # 1/rate apart, never exceeds it in any second.
-            self._base_limiter = Pacer(  # type: ignore[assignment]
-                overall_max_rate * OVERALL_PACE, overall_max_rate)
+            limiter: Any = (pace(overall_max_rate) if pace is not None
+                             else Pacer(overall_max_rate * OVERALL_PACE, overall_max_rate))
+            self._base_limiter = limiter
         self._chats: dict[int, AsyncLimiter] = {}
         self._chat_burst, self._chat_rate = chat_burst, chat_rate
+
+    async def initialize(self) -> None:
+        """PTB calls this when the bot starts: the shared pacer connects before any send."""
+        prepare = getattr(self._base_limiter, "prepare", None)
+        if prepare is not None:
+            with contextlib.suppress(SQLAlchemyError):  # the first send tries again
+                await prepare()
 
     def _pausing(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """A 429 holds every message for its retry_after, as Telegram asks, not only the one
         refused: PTB's own pause is lifted by whichever request finishes next, and the
         messages it held would then go out in one burst."""
-        pacer = self._base_limiter
-        if not isinstance(pacer, Pacer):
+        pacer: Any = self._base_limiter
+        if not hasattr(pacer, "pause"):
             return callback
 
         async def call(*args: Any, **kwargs: Any) -> Any:
@@ -149,3 +262,9 @@ class ChatRateLimiter(AIORateLimiter):
         async with limiter:
             return await super().process_request(callback, args, kwargs, endpoint, data,
                                                  rate_limit_args)
+
+
+def _log_if_failed(task: asyncio.Future[Any]) -> None:
+    """A shared pause that could not be recorded: this worker still pauses alone."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("shared pause not recorded", extra={"event": "telegram_pace_failed"})

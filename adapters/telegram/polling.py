@@ -7,7 +7,7 @@ was queued but not yet handled. Here the poll loop feeds a batch into the applic
 queue and only asks for the next batch (confirming this one) once every update of the batch is
 *handled*, i.e. its new dialog state and replies are committed by the engine. Sending is not
 awaited: replies stored but not yet confirmed as sent are re-sent at the next start
-(`engine.undelivered`). So: kill before the commit → Telegram delivers the update again →
+(`engine.take_undelivered`). So: kill before the commit → Telegram delivers the update again →
 handled once; kill after the commit → the stored replies are sent at start. A reply may then
 reach the person twice if the kill fell between sending it and `mark_delivered` (at-least-once
 out). Those marks are written in batches on a thread of their own, not behind the updates

@@ -23,11 +23,12 @@ from telegram.ext import ExtBot
 
 from adapters.telegram.api import CHANNEL, file_url
 from adapters.telegram.errors import error_kind, not_sent, retry_after_seconds
-from adapters.telegram.pacing import ChatRateLimiter
+from adapters.telegram.pacing import ChatRateLimiter, bulk, shared_pace
 from adapters.telegram.render import send_rendered
 from bot.channels import DeliveryError
 from bot.config import Settings
 from dialogs.types import Reply
+from storage.db import make_engine
 
 log = logging.getLogger("kominn.telegram")
 
@@ -76,7 +77,8 @@ class ServiceSender:
             chat_id: int | str = int(address)
         except ValueError:
             chat_id = address
-        await send_notice(self.bot, chat_id, replies)
+        with bulk():  # notices give way to the conversations' answers at the shared pacer
+            await send_notice(self.bot, chat_id, replies)
 
 
 class TelegramSender:
@@ -89,8 +91,10 @@ class TelegramSender:
         self.bot = bot
 
     async def send(self, address: str, replies: Sequence[Reply]) -> None:
-        await send_notice(self.bot, int(address) if address.lstrip("-").isdigit() else address,
-                          replies)
+        with bulk():  # notices give way to the conversations' answers at the shared pacer
+            await send_notice(self.bot,
+                              int(address) if address.lstrip("-").isdigit() else address,
+                              replies)
 
 
 @contextlib.asynccontextmanager
@@ -99,9 +103,17 @@ async def open_sender(settings: Settings) -> AsyncIterator[TelegramSender]:
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     # Paced like `kominn run`: a backlog delivered by `kominn jobs run-due` must stay under
-    # Telegram's overall ceiling too, or most of it is refused with 429s.
-    limiter = ChatRateLimiter(settings.telegram_max_messages_per_second)
+    # Telegram's overall ceiling too, or most of it is refused with 429s — on PostgreSQL on
+    # the grid the running workers share, so together they stay under it.
+    db = None if settings.database_url.startswith("sqlite") else make_engine(
+        settings.database_url)
+    limiter = ChatRateLimiter(settings.telegram_max_messages_per_second,
+                              pace=shared_pace(db) if db is not None else None)
     bot = ExtBot(settings.telegram_bot_token, base_url=settings.telegram_api_base_url,
                  base_file_url=file_url(settings.telegram_api_base_url), rate_limiter=limiter)
-    async with bot:
-        yield TelegramSender(bot)
+    try:
+        async with bot:
+            yield TelegramSender(bot)
+    finally:
+        if db is not None:
+            db.dispose()

@@ -21,18 +21,21 @@ works as it does, is told in the part's own module:
 
 Exactly once: the engine records every update id with its replies, so an update delivered
 again (after a crash, a webhook retry, or `getUpdates` overlap) is not handled twice; an
-update id already in flight in this process is not even queued twice.
+update id already in flight in this process is not even queued twice. Several webhook
+workers: the handling worker holds a sending lease on the answer, so a redelivery reaching
+another worker meanwhile sends nothing, and a dead worker's answers are sent by whichever
+worker takes them over once the lease ran out (at start, or the sweep every few seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -56,7 +59,7 @@ from adapters.telegram.delivery import Delivery
 from adapters.telegram.errors import error_kind, log_failure, quietly
 from adapters.telegram.links import chat_link
 from adapters.telegram.ordering import InFlight, Ticket, TrackedProcessor
-from adapters.telegram.pacing import CHAT_BURST, CHAT_RATE, ChatRateLimiter
+from adapters.telegram.pacing import CHAT_BURST, CHAT_RATE, ChatRateLimiter, shared_pace
 from adapters.telegram.polling import poll
 from adapters.telegram.render import send_rendered
 from adapters.telegram.sender import ServiceSender
@@ -67,13 +70,14 @@ from bot.conversation.engine import Engine
 from bot.i18n import normalize_language, translator
 from bot.runtime import Runtime
 from dialogs.types import Incoming, Reply
+from storage.pace import shares_pace
 
 log = logging.getLogger("kominn.telegram")
 
 STOP_WAIT = 10  # seconds stop() gives updates in flight to finish
-# Webhook mode: an unconfirmed answer younger than this may still be on its way from another
-# worker, so a starting worker leaves it alone that long (see `_resend_undelivered`).
-RESEND_GRACE = 60.0
+# How often a worker looks for answers whose sending lease ran out (their worker died between
+# storing and sending them) and sends them (see `_sweep`).
+SWEEP_SECONDS = 5.0
 DB_WORKERS = 8  # engine threads on PostgreSQL
 HTTP_CONNECTIONS = 32
 HTTP_POOL_WAIT = 30.0  # seconds a request may wait for a pooled connection
@@ -82,8 +86,10 @@ T = TypeVar("T")
 
 
 def service(runtime: Runtime) -> TelegramService:
-    """The Telegram part of `kominn run` (polling, or webhook when TELEGRAM_WEBHOOK_URL is set)."""
-    return TelegramService(runtime.settings, runtime.engine)
+    """The Telegram part of `kominn run` (polling, or webhook when TELEGRAM_WEBHOOK_URL is set).
+    On PostgreSQL every worker paces its sends on one shared grid: one ceiling for the bot."""
+    pace = shared_pace(runtime.db) if shares_pace(runtime.db) else None
+    return TelegramService(runtime.settings, runtime.engine, pace=pace)
 
 
 class TelegramService:
@@ -93,13 +99,16 @@ class TelegramService:
     name = "telegram"
 
     def __init__(self, settings: Settings, engine: Engine, *, chat_burst: int = CHAT_BURST,
-                 chat_rate: float = CHAT_RATE, resend_grace: float = RESEND_GRACE) -> None:
+                 chat_rate: float = CHAT_RATE, sweep_seconds: float = SWEEP_SECONDS,
+                 pace: Callable[[float], Any] | None = None) -> None:
         """`chat_burst`/`chat_rate`: the per-private-chat pacing (0 rate: none).
-        `resend_grace`: in webhook mode, how old an unconfirmed answer must be before this
-        worker sends it again at start (see `_resend_undelivered`)."""
+        `sweep_seconds`: how often answers whose sending lease ran out are looked for (see
+        `_sweep`). `pace`: the overall pacer for a ceiling (`pacing.shared_pace` on
+        PostgreSQL: one ceiling for every worker); None paces this process alone."""
         self.settings = settings
-        self._resend_grace = timedelta(seconds=resend_grace)
-        self._late_resend: asyncio.Task[None] | None = None
+        self._sweep_seconds = sweep_seconds
+        self._pace = pace
+        self._sweeper: asyncio.Task[None] | None = None
         self._chat_limit = (chat_burst, chat_rate)
         self.engine = engine
         self.webhook_url = settings.telegram_webhook_url
@@ -133,7 +142,7 @@ class TelegramService:
             .base_url(self.settings.telegram_api_base_url)
             .base_file_url(file_url(self.settings.telegram_api_base_url))
             .rate_limiter(ChatRateLimiter(self.settings.telegram_max_messages_per_second,
-                                          *self._chat_limit))
+                                          *self._chat_limit, pace=self._pace))
             # httpcore scans every pooled connection on each request (a syscall or two per
             # connection): PTB's 256 make that the busiest thing under load. A few dozen keep
             # up with Telegram's 30 messages/s; a request waits for a free one rather than fail.
@@ -210,13 +219,11 @@ class TelegramService:
             raise ConfigError("Invalid setting TELEGRAM_BOT_TOKEN: Telegram refused it") \
                 from None
         await publish_commands(self.bot, self.engine.features.conversation.commands)
-        if self.webhook_url:
-            started = self.engine.clock()
-            await self._resend_undelivered(before=started - self._resend_grace)
-            self._late_resend = asyncio.create_task(self._resend_later(started),
-                                                    name="telegram-late-resend")
-        else:
-            await self._resend_undelivered()
+        # Polling has one consumer (this process): everything a crash left goes at once.
+        # With a webhook other workers may be sending some right now: only run-out leases.
+        await self._resend_undelivered(any_lease=not self.webhook_url)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="telegram-sweep")
         if not self.application.running:
             await self.application.start()
         self._running = True
@@ -239,11 +246,11 @@ class TelegramService:
         answers in flight, then close. The webhook stays registered: Telegram keeps updates
         for us while we are down."""
         self._stopping.set()
-        if self._late_resend is not None:
-            self._late_resend.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._late_resend
-            self._late_resend = None
+                await self._sweeper
+            self._sweeper = None
         if self._retrying is not None:
             self._retrying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -263,15 +270,13 @@ class TelegramService:
         self._workers.shutdown(wait=False)
         self.delivery.shutdown()
 
-    async def _resend_undelivered(self, before: datetime | None = None) -> None:
-        """Replies the engine stored but nobody confirmed as sent: the process died between
-        the two. Sent before polling starts, so a redelivered update finds them delivered.
-
-        With a webhook, several workers may share the database, and an answer stored a moment
-        ago may be on its way from a live worker: only those older than the grace period are
-        sent at start, the rest (stored before this start) once the grace period has passed,
-        if nobody confirmed them by then. Polling has one consumer: everything goes at once."""
-        rows = await self._db(self.engine.undelivered, CHANNEL, before)
+    async def _resend_undelivered(self, *, any_lease: bool = False) -> None:
+        """Replies the engine stored but nobody confirmed as sent: their worker died between
+        the two. Taken with a fresh lease (`engine.take_undelivered`: at most one worker wins
+        each), sent, recorded. At start before polling, so a redelivered update finds them
+        delivered; `any_lease` at a polling start (this process is the only consumer)."""
+        rows = await self._db(functools.partial(self.engine.take_undelivered, CHANNEL,
+                                                any_lease=any_lease))
         rows.sort(key=lambda row: int(row[0]) if row[0].isdigit() else 0)
         for update_id, user_id, replies in rows:
             chat = user_id.rpartition(":")[2]  # "flood:<id>" rows are the polite refusal
@@ -282,12 +287,18 @@ class TelegramService:
             log.info("resent undelivered replies", extra={
                 "event": "telegram_resent", "count": len(rows)})
 
-    async def _resend_later(self, started: datetime) -> None:
-        """The second, late pass of `_resend_undelivered` (webhook mode)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self._resend_grace.total_seconds())
-            return  # stopping
-        await self._resend_undelivered(before=started)
+    async def _sweep(self) -> None:
+        """Every `sweep_seconds`: answers whose lease ran out (a worker died after storing
+        them, and Telegram, having had its 200, will not deliver the update again) are sent
+        by whichever worker takes them first."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
+                return
+            try:
+                await self._resend_undelivered()
+            except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+                log_failure("sweep of unsent answers failed", exc)
 
     # --- taking updates -------------------------------------------------------------------
 
@@ -378,11 +389,23 @@ class TelegramService:
             if replies is None:
                 t = translator(normalize_language(incoming.language) or self.settings.locale)
                 await self.delivery.deliver(chat_id, [Reply(t("telegram.error"))], patient=True)
-            elif await self.delivery.deliver(chat_id, replies, patient=True) \
+            elif replies and await self.delivery.deliver(
+                    chat_id, replies, patient=True, renew=self._renewal(incoming.update_id)) \
                     and incoming.update_id:
+                # No replies: nothing to record (a redelivery of an answer in the hands of
+                # another worker must stay that worker's to confirm).
                 await asyncio.shield(self.delivery.record_sent(incoming.update_id))
         finally:
             ticket.mark_sent()
+
+    def _renewal(self, update_id: str | None) -> Callable[[], Awaitable[bool]] | None:
+        if update_id is None:
+            return None
+
+        async def renew() -> bool:
+            return await self._db(self.engine.renew_lease, CHANNEL, str(update_id))
+
+        return renew
 
     async def _on_member(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         """Added to a group: say once, in the group, that we only talk in private."""

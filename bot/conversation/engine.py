@@ -5,6 +5,12 @@ Exactly-once in: each (channel, update id) is recorded in the same transaction, 
 replies it produced. A redelivered update does no work twice; if its replies were never
 confirmed as delivered (`mark_delivered`), they are handed out again, so a crash between
 "stored" and "sent" loses no answer.
+
+Answered once across workers: the handling transaction also gives the worker a sending
+lease (`sending_until`, `KOMINN_SEND_LEASE_SECONDS`). A redelivery reaching another worker
+while the lease runs gets no replies (the first worker is sending them); after it ran out
+(that worker died) the redelivery — or any worker's sweep (`take_undelivered`) — takes the
+replies over with a conditional UPDATE that one worker at most wins.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import CursorResult
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, col, func, select
@@ -51,6 +58,7 @@ class Engine:
         self.step = step
         self.clock = clock
         self.retries = retries
+        self.lease = timedelta(seconds=settings.send_lease_seconds)
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -94,6 +102,34 @@ class Engine:
                     "in_channel": channel, "ids": list(update_ids), "now": self.clock()})
 
         retry_transient(mark, channel, self.retries)
+
+    def renew_lease(self, channel: str, update_id: str) -> bool:
+        """A live worker still trying to send (Telegram unreachable): keep the update's lease
+        another `lease`. False when it had run out already (another worker may have taken the
+        replies over, so this one must not send them)."""
+        def renew() -> bool:
+            now = self.clock()
+            with transaction(self.db) as session:
+                done = cast(CursorResult[Any], session.execute(state.RENEW, {
+                    "in_channel": channel, "in_update": str(update_id), "now": now,
+                    "until": now + self.lease}))
+                return bool(done.rowcount)
+
+        return retry_transient(renew, channel, self.retries)
+
+    def take_undelivered(self, channel: str, *, any_lease: bool = False,
+                         ) -> list[tuple[str, str, list[Reply]]]:
+        """(update id, user id, replies) handled but never confirmed as sent, now this
+        worker's to send (a fresh lease): those whose lease ran out (their worker died), or —
+        `any_lease`, for a polling start where this process is the only consumer — all."""
+        def take() -> list[tuple[str, str, list[Reply]]]:
+            now = self.clock()
+            with transaction(self.db) as session:
+                rows = session.execute(state.TAKE_ANY if any_lease else state.TAKE_EXPIRED, {
+                    "in_channel": channel, "now": now, "until": now + self.lease}).all()
+            return [(r[0], r[1] or "", decode_replies(r[2])) for r in rows]
+
+        return retry_transient(take, channel, self.retries)
 
     def undelivered(self, channel: str, before: datetime | None = None,
                     ) -> list[tuple[str, str, list[Reply]]]:
@@ -146,7 +182,7 @@ class Engine:
             if incoming.update_id is not None:
                 erased = person.erased_at is not None
                 state.record_update(session, incoming, None if erased else incoming.user_id,
-                               applied.replies, now)
+                                    applied.replies, now, now + self.lease)
             return applied.replies, applied.changed_ideas
 
     def _seen_and_recent(self, session: Session, incoming: Incoming,
@@ -160,13 +196,22 @@ class Engine:
         return update_id in ids, len(ids)
 
     def _repeat(self, session: Session, incoming: Incoming) -> list[Reply]:
-        """A redelivered update: its replies again if they were never confirmed as sent."""
+        """A redelivered update: its replies again if they were never confirmed as sent and
+        nobody is sending them (the lease ran out, and this worker won it)."""
         log.info("duplicate update skipped", extra={
             "event": "update_duplicate", "channel": incoming.channel})
         seen = session.get(ProcessedUpdate, (incoming.channel, str(incoming.update_id)))
-        if seen is not None and seen.delivered_at is None and seen.replies:
-            return decode_replies(seen.replies)
-        return []
+        if seen is None or seen.delivered_at is not None or not seen.replies:
+            return []
+        now = self.clock()
+        taken = cast(CursorResult[Any], session.execute(state.TAKE_OVER, {
+            "in_channel": incoming.channel, "in_update": str(incoming.update_id), "now": now,
+            "until": now + self.lease}))
+        if not taken.rowcount:
+            log.info("answer in another worker's hands", extra={
+                "event": "update_answer_leased", "channel": incoming.channel})
+            return []
+        return decode_replies(seen.replies)
 
     def _refuse_flood(self, session: Session, incoming: Incoming, now: datetime) -> list[Reply]:
         """Over the per-minute limit: nothing is stored but the update id; the polite answer is
@@ -183,7 +228,8 @@ class Engine:
             normalize_language(incoming.language) or self.settings.locale
         replies = [] if refused else [Reply(translator(language)(
             "limit.messages_per_minute", n=self.settings.max_messages_per_minute))]
-        state.record_update(session, incoming, f"flood:{incoming.user_id}", replies, now)
+        state.record_update(session, incoming, f"flood:{incoming.user_id}", replies, now,
+                            now + self.lease)
         log.warning("message limit reached", extra={"event": "flood_refused",
                                                      "channel": incoming.channel})
         return replies

@@ -52,7 +52,31 @@ _RECORD_UPDATE = sa_insert(_UPDATES)
 MARK_DELIVERED = sa_update(_UPDATES).where(
     _UPDATES.c.channel == bindparam("in_channel"),
     _UPDATES.c.update_id.in_(bindparam("ids", expanding=True)),
-    _UPDATES.c.delivered_at.is_(None)).values(delivered_at=bindparam("now"), replies=None)
+    _UPDATES.c.delivered_at.is_(None)).values(delivered_at=bindparam("now"), replies=None,
+                                               sending_until=None)
+# The sending lease (several workers): `sending_until` is set when the update is handled and
+# is not NULL exactly while replies wait to be confirmed as delivered. A worker takes over
+# replies only with one of these conditional UPDATEs, which succeed for one worker at most:
+# the lease must have run out (its worker died or gave up) — or, at a polling start, where
+# this process is the only consumer, any lease (`ANY_LEASE`).
+_UNSENT = (_UPDATES.c.channel == bindparam("in_channel"), _UPDATES.c.delivered_at.is_(None),
+           _UPDATES.c.replies.is_not(None))
+TAKE_OVER = sa_update(_UPDATES).where(
+    *_UNSENT, _UPDATES.c.update_id == bindparam("in_update"),
+    _UPDATES.c.sending_until < bindparam("now")).values(sending_until=bindparam("until"))
+TAKE_EXPIRED = sa_update(_UPDATES).where(
+    *_UNSENT, _UPDATES.c.sending_until < bindparam("now"),
+).values(sending_until=bindparam("until")).returning(
+    _UPDATES.c.update_id, _UPDATES.c.user_id, _UPDATES.c.replies)
+TAKE_ANY = sa_update(_UPDATES).where(
+    *_UNSENT, _UPDATES.c.sending_until.is_not(None),
+).values(sending_until=bindparam("until")).returning(
+    _UPDATES.c.update_id, _UPDATES.c.user_id, _UPDATES.c.replies)
+# A live worker still trying to send (Telegram unreachable) keeps its lease — only while it
+# still holds it: once run out, another worker may have taken it.
+RENEW = sa_update(_UPDATES).where(
+    *_UNSENT, _UPDATES.c.update_id == bindparam("in_update"),
+    _UPDATES.c.sending_until >= bindparam("now")).values(sending_until=bindparam("until"))
 _STATE = DialogState.__table__  # type: ignore[attr-defined]
 # The first column says whether the person has a state row at all (the join may find none).
 _STATE_COLUMNS = (_STATE.c.channel.is_not(None), _STATE.c.flow, _STATE.c.step, _STATE.c.data,
@@ -86,10 +110,12 @@ _STATE_INSERT = sa_insert(_STATE)
 
 
 def record_update(session: Session, incoming: Incoming, user_id: str | None,
-                   replies: list[Reply], now: datetime) -> None:
+                   replies: list[Reply], now: datetime, lease_until: datetime) -> None:
+    """The update is handled; its replies are this worker's to send until `lease_until`."""
+    encoded = encode_replies(replies) if replies else None
     session.execute(_RECORD_UPDATE, {
         "channel": incoming.channel, "update_id": str(incoming.update_id), "user_id": user_id,
-        "replies": encode_replies(replies), "at": now})
+        "replies": encoded, "at": now, "sending_until": lease_until if replies else None})
 
 
 def save_state(session: Session, stored: StoredState | None, incoming: Incoming,

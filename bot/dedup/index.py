@@ -2,14 +2,18 @@
 loaded from the database at start and kept current on every write.
 
 Several workers share one database, so each worker also refreshes from the database (ideas
-changed since its last look) before answering, at most every few seconds.
+changed since its last look) before answering, at most every few seconds. The look reaches
+`OVERLAP` back behind the newest change it saw: a transaction stamps `updated_at` when it
+starts but becomes visible when it commits, so an idea stamped a moment before the newest one
+seen (a slower transaction, or another machine's clock a little behind) would otherwise never
+be read. Reading a few ideas twice is harmless (`update` replaces).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -21,6 +25,7 @@ from storage.models import Idea
 
 # Realised ideas are matched too ("this was already done"); merged/declined are not offered.
 MATCHABLE = frozenset({Status.NEW.value, Status.USEFUL.value, Status.REALISED.value})
+OVERLAP = timedelta(seconds=30)  # how far behind its newest change a refresh looks again
 
 
 class SimilarIndex:
@@ -38,7 +43,7 @@ class SimilarIndex:
         with self._lock, Session(self.engine) as session:
             query = select(Idea)
             if self._watermark is not None:
-                query = query.where(Idea.updated_at >= self._watermark)
+                query = query.where(col(Idea.updated_at) >= self._watermark - OVERLAP)
             for idea in session.exec(query.order_by(col(Idea.updated_at))):
                 self.update(idea)
                 if self._watermark is None or idea.updated_at > self._watermark:

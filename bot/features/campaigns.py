@@ -35,6 +35,7 @@ from dialogs.types import Reply
 from storage import outbox
 from storage.models import Campaign, DialogState, Idea, Person, Support, utcnow
 from storage.outbox import enqueue, enqueue_for_person
+from storage.pace import SCAN_JOB, nudge
 
 REMINDER_BEFORE = timedelta(days=3)
 TITLE_MIN, TITLE_MAX = 3, 200
@@ -171,6 +172,7 @@ def create(session: Session, *, title: str, question: str, closes_at: datetime,
                         created_by=by)
     session.add(campaign)
     session.flush()
+    nudge(session, SCAN_JOB)  # invitations go out within seconds, from whichever worker
     return campaign
 
 
@@ -228,6 +230,7 @@ def close(session: Session, campaign: Campaign, now: datetime) -> None:
         campaign.closed_at = min(now, campaign.closes_at)
         session.add(campaign)
         session.flush()
+        nudge(session, SCAN_JOB)  # the moderators' summary within seconds
 
 
 def choose(session: Session, campaign: Campaign, refs: list[str], now: datetime) -> list[Idea]:

@@ -6,6 +6,14 @@ seconds), every minute the follow-up rules queue what has fallen due, and every 
 conversation leftovers are pruned. A restart, a missed run or a second worker on the same
 PostgreSQL loses and repeats nothing: the rules are idempotent and rows are claimed.
 
+Several workers: every worker dispatches (they claim disjoint rows with SKIP LOCKED, and a
+row a dead worker claimed is due again when its lease runs out). The scan and the pruning run
+once per tick across workers: each worker looks every couple of seconds, and only the one
+whose conditional UPDATE of the job's `job_run` row wins runs it (`storage.pace.take_tick`).
+Work another process creates that the scan must pick up — a competition from `kominn
+campaigns create` — nudges the scan in its own transaction, so it runs at the next look
+(within seconds) instead of at the next minute.
+
 `run_due()` is the same work once, at a chosen moment, for `kominn jobs run-due`.
 """
 
@@ -27,6 +35,7 @@ from bot.followups.rules import create_due
 from bot.observability.metrics import MeteredSender
 from storage.db import transaction
 from storage.models import utcnow
+from storage.pace import RETENTION_JOB, SCAN_JOB, take_tick
 
 if TYPE_CHECKING:  # the runtime assembles the features, which include the follow-ups
     from bot.runtime import Runtime
@@ -36,6 +45,7 @@ log = logging.getLogger("kominn.scheduler")
 DISPATCH_SECONDS = 2.0
 SCAN_SECONDS = 60.0
 RETENTION_SECONDS = 3600.0
+LOOK_SECONDS = 2.0  # how often a worker asks whether the scan (or pruning) is its to run
 STOP_GRACE_SECONDS = 10.0
 
 
@@ -65,12 +75,17 @@ class SchedulerService:
 
     def __init__(self, runtime: Runtime, senders: Mapping[str, Sender], *,
                  dispatch_seconds: float = DISPATCH_SECONDS, scan_seconds: float = SCAN_SECONDS,
-                 retention_seconds: float = RETENTION_SECONDS) -> None:
+                 retention_seconds: float = RETENTION_SECONDS,
+                 look_seconds: float = LOOK_SECONDS) -> None:
+        """`scan_seconds`/`retention_seconds`: how often the job runs across all workers;
+        each worker looks every `look_seconds` (at most) whether a run is due."""
         self.runtime = runtime
         self.senders = senders  # the app's, filled by the channel services before start
         self.routes: list[BaseRoute] = []
-        self.intervals = {"dispatch": dispatch_seconds, "scan": scan_seconds,
-                          "retention": retention_seconds}
+        self.every = {SCAN_JOB: scan_seconds, RETENTION_JOB: retention_seconds}
+        self.intervals = {"dispatch": dispatch_seconds,
+                          "scan": min(look_seconds, scan_seconds),
+                          "retention": min(look_seconds * 30, retention_seconds)}
         self.scheduler: AsyncIOScheduler | None = None
         # One lock per job (asyncio locks bind to a loop on first use, not here).
         self._busy = {name: asyncio.Lock() for name in self.intervals}
@@ -139,13 +154,20 @@ class SchedulerService:
             runtime.db, runtime.settings, runtime.features.renderers, senders))
 
     async def scan_once(self) -> None:
+        """The follow-up rules, if this tick is this worker's (once per tick across workers,
+        or at once after a nudge)."""
         runtime = self.runtime
-        await self._exclusive("scan", lambda: asyncio.to_thread(
-            create_due, runtime.db, runtime.settings, runtime.features.rules, utcnow()))
+        await self._exclusive("scan", lambda: asyncio.to_thread(self._ticked, SCAN_JOB, lambda: (
+            create_due(runtime.db, runtime.settings, runtime.features.rules, utcnow()))))
 
     async def prune_once(self) -> None:
         await self._exclusive("retention", lambda: asyncio.to_thread(
-            prune_leftovers, self.runtime, utcnow()))
+            self._ticked, RETENTION_JOB, lambda: prune_leftovers(self.runtime, utcnow())))
+
+    def _ticked(self, name: str, work: Callable[[], object]) -> object:
+        if not take_tick(self.runtime.db, name, self.every[name]):
+            return None
+        return work()
 
 
 def service(runtime: Runtime, senders: Mapping[str, Sender]) -> SchedulerService:

@@ -214,6 +214,7 @@ def forget_updates(session: Session, channel: str, user_id: str) -> None:
             ProcessedUpdate.channel == channel, ProcessedUpdate.user_id == user_id)):
         row.user_id = None
         row.replies = None
+        row.sending_until = None  # nothing left to send
         session.add(row)
 
 

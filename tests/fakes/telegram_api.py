@@ -1453,6 +1453,17 @@ class FakeTelegramAPI:
                 raise KeyError(f"unknown update_id {update_id}")
         return self.enqueue(update)
 
+    def take_pending(self) -> JSON | None:
+        """Take the oldest queued update off the queue (as delivered), for a test that
+        delivers updates itself (``auto_deliver_webhook=False``: e.g. round-robin to several
+        workers); None when nothing is queued."""
+        with self._cond:
+            if not self._queue:
+                return None
+            entry = self._queue.pop(0)
+            self._cond.notify_all()
+            return copy.deepcopy(entry.update)
+
     def pending_updates(self) -> list[JSON]:
         """Updates the bot has not confirmed yet (what Telegram's pending_update_count counts)."""
         with self._lock:
