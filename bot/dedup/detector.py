@@ -59,7 +59,7 @@ from rapidfuzz import fuzz, process
 
 from bot.config import DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD, load_settings
 from bot.dedup.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
-from bot.dedup.normalize import stems, words
+from bot.dedup.normalize import detect_language, stems, words
 
 __all__ = [
     "DEFAULT_DEDUP_THRESHOLD",
@@ -69,7 +69,10 @@ __all__ = [
 ]
 
 TITLE_WEIGHT = 1.25  # a title word counts this many description words
-IDF_POWER = 1.5  # >1 favours rare words more than plain TF-IDF does
+IDF_POWER = 2.0  # >1 favours rare words more than plain TF-IDF does
+TITLE_CHANNEL = 0.65  # share of the title channel (each title against the other whole text)
+SHORT_TEXT_WORDS = 16  # texts with fewer distinct content words than this give less evidence
+SHORT_TEXT_PENALTY = 30.0  # points taken off (scaled, see _combine) per e-fold shorter
 SPELLING_MIN_RATIO = 80.0  # rapidfuzz ratio for two different words to count as one
 SPELLING_MIN_LEN = 4  # shorter words are too ambiguous to match by spelling ("vei" ~ "vej")
 SPELLING_AFFIX = 3  # spelling variants share their first or last this many letters
@@ -81,7 +84,7 @@ COMPOUND_MODIFIER_SIMILARITY = 0.4
 COMMON_FRACTION = 0.25  # words in more ideas than this are skipped for candidate generation
 COMMON_MIN_DF = 50  # …but never below this many ideas (small bases keep every word)
 POSTINGS_BUDGET = 200_000  # postings scanned per query at most
-SURFACE_WEIGHT = 0.3  # share of the trigram Jaccard index in the score (see module docstring)
+SURFACE_WEIGHT = 0.15  # share of the trigram Jaccard index in the score (see module docstring)
 WORD_POOL = 30  # candidates taken by approximate word cosine
 CHAR_POOL = 30  # … and by shared rare trigrams
 CANDIDATE_POOL = 30  # of both, the best by approximate score are scored exactly
@@ -114,28 +117,35 @@ def _checked(name: str, value: float) -> float:
 
 @dataclass(frozen=True)
 class _Text:
-    """What the detector keeps of a title and description: stem frequencies and trigrams."""
+    """What the detector keeps of a title and description: stem frequencies (the title's
+    stems first, `titled` of them) and trigrams."""
 
     tf: Weights
     grams: frozenset[str]
+    titled: int = 0
 
 
-def _analyse(title: str, description: str) -> _Text:
+def _analyse(title: str, description: str, language: str | None = None) -> _Text:
     title_words, description_words = words(title), words(description)
+    language = detect_language(title_words + description_words, language)
+    titled = len(set(stems(title_words, language)))
     return _Text(
-        _term_frequencies(title_words, description_words),
+        _term_frequencies(title_words, description_words, language),
         char_grams(title_words + description_words),
+        titled,
     )
 
 
-def _term_frequencies(title_words: list[str], description_words: list[str]) -> Weights:
+def _term_frequencies(
+    title_words: list[str], description_words: list[str], language: str
+) -> Weights:
     """Sublinear term frequency per stem, a title occurrence counting TITLE_WEIGHT times.
 
     Sublinear (1 + ln n), so a word repeated in a long description does not drown the rest.
     """
     weights: Weights = {}
     for tokens, factor in ((title_words, TITLE_WEIGHT), (description_words, 1.0)):
-        for token, count in Counter(stems(tokens)).items():
+        for token, count in Counter(stems(tokens, language)).items():
             weights[token] = weights.get(token, 0.0) + factor * (1.0 + math.log(count))
     return weights
 
@@ -247,7 +257,41 @@ def _similarity(cosine: float, surface: float) -> float:
 
 def _to_score(similarity: float) -> float:
     """Map a similarity to the 0–100 score (monotone, so a threshold keeps its meaning)."""
-    return round(100.0 * math.sqrt(max(0.0, similarity)), 2)
+    return 100.0 * math.sqrt(max(0.0, similarity))
+
+
+def _title_vector(vector: _Vector, titled: int) -> _Vector:
+    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF."""
+    idf = vector.idf
+    weights = {w: idf[w] for w in list(vector.weights)[:titled]}
+    return _Vector(weights, idf)
+
+
+def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
+             neighbours: Neighbours, surface: float) -> float:
+    """The score 0–100 of two texts: the whole-text channel (word cosine and trigram Jaccard)
+    and the title channel (each title against the other whole text, the better of the two,
+    so a long description cannot hide a matching title; it only ever lifts the score), less
+    a discount for short texts.
+
+    Two short texts about one place share their few rare words by chance more often than two
+    long ones, so texts with fewer than SHORT_TEXT_WORDS distinct content words (geometric mean
+    of the two) lose up to SHORT_TEXT_PENALTY points per e-fold, scaled by how far the score is
+    from 100 (identical texts still score 100)."""
+    cosine = _cosine(a, b, neighbours)
+    if cosine <= 0.0:
+        return 0.0
+    whole = _to_score(_similarity(cosine, surface))
+    title = 0.0
+    if titled_a:
+        title = _cosine(_title_vector(a, titled_a), b, neighbours)
+    if titled_b:
+        title = max(title, _cosine(a, _title_vector(b, titled_b), neighbours))
+    score = (1.0 - TITLE_CHANNEL) * whole + TITLE_CHANNEL * max(whole, _to_score(title))
+    length = math.sqrt(max(1, len(a.weights)) * max(1, len(b.weights)))
+    shortness = max(0.0, math.log(SHORT_TEXT_WORDS / length))
+    score -= SHORT_TEXT_PENALTY * shortness * (1.0 - score / 100.0)
+    return round(min(100.0, max(0.0, score)), 2)
 
 
 # --------------------------------------------------------------------------- the index
@@ -291,6 +335,7 @@ class DuplicateFinder:
         self._doc_words: list[array] = []
         self._doc_tf: list[array] = []
         self._norms = array("d")  # approximate norms for candidate ranking (inf: empty slot)
+        self._titled = array("H")  # how many of a slot's words (the first) are its title's
         self._free: list[int] = []
         self._chars = CharGramIndex()
         self._idf_n = -1  # number of ideas the IDF memo is for
@@ -337,8 +382,9 @@ class DuplicateFinder:
         with self._lock:
             a = self._weigh(text_a.tf, self._vocabulary_neighbours(self._unseen(text_a.tf)))
             b = self._weigh(text_b.tf, self._vocabulary_neighbours(self._unseen(text_b.tf)))
-        cosine = _cosine(a, b, _pair_neighbours(a.weights, b.weights))
-        return _to_score(_similarity(cosine, jaccard(text_a.grams, text_b.grams)))
+        neighbours = _pair_neighbours(a.weights, b.weights)
+        surface = jaccard(text_a.grams, text_b.grams)
+        return _combine(a, b, text_a.titled, text_b.titled, neighbours, surface)
 
     # ------------------------------------------------------------------ weights
 
@@ -401,6 +447,7 @@ class DuplicateFinder:
         self._doc_words.append(array("i"))
         self._doc_tf.append(array("f"))
         self._norms.append(math.inf)
+        self._titled.append(0)
         return len(self._refs) - 1
 
     def _insert(self, ref: str, text: _Text) -> None:
@@ -412,6 +459,7 @@ class DuplicateFinder:
         ids = array("i", (self._word(w) for w in tf))
         tfs = array("f", tf.values())
         self._doc_words[slot], self._doc_tf[slot] = ids, tfs
+        self._titled[slot] = min(text.titled, 65535)
         norm2 = 0.0
         for wid, f in zip(ids, tfs, strict=True):
             self._df[wid] += 1
@@ -444,8 +492,8 @@ class DuplicateFinder:
         grams = self._chars.known(text.grams)
         matches = []
         for slot, surface in self._candidates(query, neighbours, grams, len(text.grams)):
-            cosine = _cosine(query, self._doc_vector(slot), neighbours)
-            score = _to_score(_similarity(cosine, surface))
+            doc, titled = self._doc_vector(slot), self._titled[slot]
+            score = _combine(query, doc, text.titled, titled, neighbours, surface)
             if score > 0 and score >= self.triage_threshold:
                 matches.append(Match(ref=self._refs[slot] or "", score=score))
         matches.sort(key=lambda m: (-m.score, m.ref))

@@ -32,6 +32,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+import simplemma
 import snowballstemmer
 
 __all__ = [
@@ -115,7 +116,7 @@ _URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _HTML_TAG = re.compile(r"<[^<>]{0,500}>")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W_]+")
+_TOKEN = re.compile(r"\d+(?:st|nd|rd|th)\b|\d+(?:[.,:]\d+)*|[^\W_]+", re.IGNORECASE)
 _PART_BOUNDARY = re.compile(
     r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])"  # letters|digits
     r"|(?<=[^\W\d_])(?<![A-ZÆØÅ])(?=[A-ZÆØÅ])"  # lower|Upper
@@ -123,6 +124,76 @@ _PART_BOUNDARY = re.compile(
 )
 
 _STEMMER = snowballstemmer.stemmer("norwegian")
+_ENGLISH_STEMMER = snowballstemmer.stemmer("english")
+
+LANGUAGES = ("nb", "nn", "en")
+
+# Function words that tell the three languages apart. English cues that are also Norwegian
+# words ("for", "by", "is", "be", "have", "all") are left out.
+_CUES: dict[str, frozenset[str]] = {
+    "en": _word_set(
+        """the and of to are with that this it we they should would our not from will
+        their which been has was on an"""
+    ),
+    "nb": _word_set(
+        """jeg ikke hva hvor hvordan hvorfor hun noe noen mye mer mange flere fra hvis
+        være blir skal kommunen veien skolen etter eller bør kan det som"""
+    ),
+    "nn": _word_set(
+        """eg ikkje kva kvar korleis kvifor ho noko nokon mykje meir fleire frå viss vere
+        vert blir skal kommunen vegen skulen etter eller bør kan det som"""
+    ),
+}
+PRIOR_WEIGHT = 2.0  # the person's chosen language counts as this many cue words
+
+# Number words and ordinals per language, written as their digits ("second", "2nd", "andre"
+# are one token "2"). Norwegian words that are also common other words ("to", "tre",
+# "andre", "en") are left alone.
+_NUMBER_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        w: str(i)
+        for i, ws in enumerate(
+            [
+                (),
+                ("one", "first"),
+                ("two", "second"),
+                ("three", "third"),
+                ("four", "fourth"),
+                ("five", "fifth"),
+                ("six", "sixth"),
+                ("seven", "seventh"),
+                ("eight", "eighth"),
+                ("nine", "ninth"),
+                ("ten", "tenth"),
+                ("eleven", "eleventh"),
+                ("twelve", "twelfth"),
+                ("twenty", "twentieth"),
+            ][:14]
+        )
+        for w in ws
+    },
+    "nb": {},
+    "nn": {},
+}
+_NORWEGIAN_NUMBERS = [
+    (1, ("første", "fyrste")),
+    (3, ("tredje",)),
+    (4, ("fire", "fjerde")),
+    (5, ("fem", "femte")),
+    (6, ("seks", "sjette")),
+    (7, ("sju", "syv", "sjuende", "syvende")),
+    (8, ("åtte", "åttende")),
+    (9, ("niende",)),
+    (10, ("ti", "tiende")),
+    (11, ("elleve", "ellevte")),
+    (12, ("tolv", "tolvte")),
+    (20, ("tjue", "tjuende")),
+]
+for _lang in ("nb", "nn"):
+    _NUMBER_WORDS[_lang] = {w: str(n) for n, ws in _NORWEGIAN_NUMBERS for w in ws}
+_ENGLISH_NUMBER_WORDS = _NUMBER_WORDS["en"]
+_ENGLISH_NUMBER_WORDS.update({"twenty": "20", "twentieth": "20"})
+_ORDINAL_SUFFIX = re.compile(r"^(\d+)(?:st|nd|rd|th|e|de|te)$")
 
 
 def clean(text: str) -> str:
@@ -160,6 +231,8 @@ def words(text: str) -> list[str]:
     out: list[str] = []
     for token in _TOKEN.findall(clean(text)):
         out.append(token.casefold())
+        if _ORDINAL_SUFFIX.match(token.casefold()):
+            continue  # "2nd" stays one word: its parts would be "2" and "nd"
         parts = _split_parts(token)
         if parts:
             out.extend(part.casefold() for part in parts)
@@ -175,12 +248,38 @@ def _strip_short_vowel_stem(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=200_000)
-def stem(token: str) -> str:
-    """Stem of one casefolded word; numbers and one- or two-letter words stay as they are."""
-    if len(token) <= 2 or any(c.isdigit() for c in token):
+def detect_language(tokens: list[str], prior: str | None = None) -> str:
+    """The language of a text ("nb", "nn" or "en") from its function words, the person's
+    chosen language (`prior`) counting PRIOR_WEIGHT words; bokmål when nothing tells."""
+    counts = dict.fromkeys(LANGUAGES, 0.0)
+    if prior in counts:
+        counts[prior] += PRIOR_WEIGHT
+    for token in tokens:
+        for language in LANGUAGES:
+            if token in _CUES[language]:
+                counts[language] += 1.0
+    best = max(LANGUAGES, key=lambda language: (counts[language], language == "nb"))
+    return best if counts[best] > 0 else (prior if prior in counts else "nb")
+
+
+@lru_cache(maxsize=400_000)
+def stem(token: str, language: str = "nb") -> str:
+    """Stem of one casefolded word in `language`: a number word or ordinal becomes its digits,
+    other words are lemmatised (simplemma's dictionaries) and then stemmed (Snowball, Norwegian
+    or English); numbers and one- or two-letter words stay as they are."""
+    number = _NUMBER_WORDS.get(language, {}).get(token)
+    if number is not None:
+        return number
+    if any(c.isdigit() for c in token):
+        ordinal = _ORDINAL_SUFFIX.match(token)
+        return ordinal.group(1) if ordinal else token
+    if len(token) <= 2:
         return token
-    stemmed = _STEMMER.stemWord(token)
+    if language == "en":
+        return _ENGLISH_STEMMER.stemWord(simplemma.lemmatize(token, "en"))
+    lemma = _lemma(token, language)
+    stemmed = _STEMMER.stemWord(lemma)
+    token = lemma
     if stemmed + "s" == token and token[-2] in _VOWELS:
         # Snowball drops a final "s" after "y" or "o" as a genitive, but then "gatelys"
         # (street lights) becomes "gately" while "gatelysene" becomes "gatelys".
@@ -188,6 +287,19 @@ def stem(token: str) -> str:
     if stemmed == token:
         stemmed = _strip_short_vowel_stem(token)
     return _NYNORSK_STEMS.get(stemmed, stemmed)
+
+
+def _lemma(token: str, language: str) -> str:
+    """The dictionary form of a Norwegian word: the text's language first, then the other
+    written standard (citizens mix them); the word itself when neither knows it."""
+    if token.endswith("ing"):
+        return token  # a verbal noun ("parkering") is a noun of its own, not its verb
+    other = "nb" if language == "nn" else "nn"
+    for lang in (language, other):
+        lemma = simplemma.lemmatize(token, lang)
+        if lemma != token and len(lemma) >= 3 and lemma.isalpha():
+            return lemma
+    return token
 
 
 def _nynorsk_stems() -> dict[str, str]:
@@ -203,11 +315,14 @@ def _nynorsk_stems() -> dict[str, str]:
 _NYNORSK_STEMS = _nynorsk_stems()
 
 
-def stems(tokens: list[str]) -> list[str]:
-    """Stems of the content words among `tokens` (the output of `words`), in order."""
-    return [stem(t) for t in tokens if t not in STOP_WORDS]
+def stems(tokens: list[str], language: str | None = None) -> list[str]:
+    """Stems of the content words among `tokens` (the output of `words`), in order, in
+    `language` (detected from the tokens when not given)."""
+    language = language or detect_language(tokens)
+    numbers = _NUMBER_WORDS[language]
+    return [stem(t, language) for t in tokens if t not in STOP_WORDS or t in numbers]
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, language: str | None = None) -> list[str]:
     """Content-word stems of `text`, in order: cleaned, stop words removed, stemmed."""
-    return stems(words(text))
+    return stems(words(text), language)
