@@ -2,7 +2,8 @@
 loaded from the database at start and kept current on every write.
 
 Several workers share one database, so each worker also refreshes from the database (ideas
-changed since its last look) before answering, at most every few seconds.
+changed since its last look, and the thresholds `kominn dedup calibrate --apply` stored)
+before answering, at most every few seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.dedup.calibrate import DEDUP, TRIAGE, stored_thresholds
 from bot.dedup.detector import DuplicateFinder
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
@@ -32,6 +34,8 @@ class SimilarIndex:
         self._watermark: datetime | None = None
         self._last_refresh = 0.0
         self._lock = threading.Lock()
+        # the environment's thresholds, used whenever no calibrated ones are stored
+        self._defaults = (self.finder.dedup_threshold, self.finder.triage_threshold)
 
     def load(self) -> None:
         """Read every matchable idea (at start); later calls only read what changed."""
@@ -43,7 +47,18 @@ class SimilarIndex:
                 self.update(idea)
                 if self._watermark is None or idea.updated_at > self._watermark:
                     self._watermark = idea.updated_at
+            self._apply_settings(session)
             self._last_refresh = time.monotonic()
+
+    def _apply_settings(self, session: Session) -> None:
+        """Calibrated thresholds from the database, or the environment's when none are."""
+        try:
+            stored = stored_thresholds(session)
+        except Exception:  # a database not yet upgraded to 0002_dedup: keep the defaults
+            session.rollback()
+            stored = {}
+        self.finder.dedup_threshold = stored.get(DEDUP, self._defaults[0])
+        self.finder.triage_threshold = stored.get(TRIAGE, self._defaults[1])
 
     def maybe_refresh(self) -> None:
         if time.monotonic() - self._last_refresh >= self.refresh_seconds:
