@@ -92,3 +92,24 @@ def test_applied_thresholds_reach_the_index_and_reset_restores_them(runtime: Run
     cal.reset(runtime.db)
     index.load()
     assert index.dedup_threshold == default
+
+
+def test_app_home_shows_the_triage_queues_precision(runtime: Runtime) -> None:
+    from datetime import UTC
+
+    from adapters.slack import blocks as kit
+    from bot.i18n import translator
+
+    ids = [make(runtime, t) for t in ("Benker ved Vollen", "Flere benker i Vollen",
+                                      "Toalett ved Vollen", "Parkering ved Vollen")]
+    with transaction(runtime.db) as session:
+        book.queue_candidate(session, ids[0], ids[1], 70.0)
+        book.queue_candidate(session, ids[2], ids[3], 50.0)
+        pairs = [c.id or 0 for c in session.exec(
+            select(DuplicateCandidate).order_by(DuplicateCandidate.id))]  # type: ignore[arg-type]
+    desk.decide_pair(runtime, pairs[0], triage.MERGED, by="slack:U1")
+    desk.decide_pair(runtime, pairs[1], triage.NOT_DUPLICATE, by="slack:U1")
+    stats = desk.home_stats(runtime.db)
+    assert (stats.triage_merged, stats.triage_decided) == (1, 2)
+    view = kit.home_view(stats, translator("en"), UTC, moderator=True)
+    assert "Precision: 50 % of the decided pairs were merged (1 of 2)." in str(view)

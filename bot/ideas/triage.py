@@ -112,6 +112,15 @@ def queue_length(session: Session) -> int:
                         .where(DuplicateCandidate.state == PENDING)).one()
 
 
+def precision(session: Session) -> tuple[int, int]:
+    """(pairs merged, pairs decided): the share of queued pairs moderators judged duplicates."""
+    rows = dict(session.exec(select(DuplicateCandidate.state, func.count())
+                             .where(col(DuplicateCandidate.state).in_((MERGED, NOT_DUPLICATE)))
+                             .group_by(DuplicateCandidate.state)).all())
+    merged = rows.get(MERGED, 0)
+    return merged, merged + rows.get(NOT_DUPLICATE, 0)
+
+
 def next_pair(session: Session, after: int | None = None) -> Pair | None:
     """The oldest pending pair; with `after` (Hopp over) the next one after it, wrapping
     around to the start but never back to `after` itself. Skipping leaves a pair pending."""
