@@ -58,7 +58,7 @@ def open_runtime(settings: Settings, features: Features | None = None,
     features = features or assemble(settings)
     db = open_database(settings)
     index = SimilarIndex(db, DuplicateFinder(settings.dedup_threshold, settings.triage_threshold))
-    index.load()
-    logging.getLogger("kominn").debug("index loaded")
+    index.start()  # built in the background; see bot/dedup/index.py
+    logging.getLogger("kominn").debug("index started")
     return Runtime(settings, db, index, Engine(db, settings, index, features=features),
                    campaign_links=campaign_links)

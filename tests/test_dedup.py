@@ -84,7 +84,7 @@ def test_numbers_are_kept_whole() -> None:
         "buss",
         "31",
         "går",
-        "hver",
+        "hvert",
         "2,5",
         "minutt",
         "kl",

@@ -36,6 +36,7 @@ def similar(
 
     check_format(fmt)
     rt = runtime()
+    rt.index.wait_ready()
     matches = rt.index.similar(title, description, limit=limit)
     rows = []
     with Session(rt.db) as session:
