@@ -113,3 +113,27 @@ def test_app_home_shows_the_triage_queues_precision(runtime: Runtime) -> None:
     assert (stats.triage_merged, stats.triage_decided) == (1, 2)
     view = kit.home_view(stats, translator("en"), UTC, moderator=True)
     assert "Precision: 50 % of the decided pairs were merged (1 of 2)." in str(view)
+
+
+def test_bulk_build_scores_like_one_by_one() -> None:
+    ideas = [(f"KI-{n}", f"Flere {thing} ved {place}", f"Vi trenger {thing} ved {place}.")
+             for n, (thing, place) in enumerate(
+                 [(t, p) for t in ("benker", "gatelys", "toalett", "fortau")
+                  for p in ("Vollen", "Heggedal", "Nesbru")], start=1)]
+    one_by_one, bulk = DuplicateFinder(40, 0), DuplicateFinder(40, 0)
+    for ref, title, description in ideas:
+        one_by_one.add(ref, title, description)
+    bulk.add_many(ideas)
+    query = ("Benker i Vollen", "Det mangler benker ved vannet i Vollen.")
+    assert bulk.similar(*query, limit=5) == one_by_one.similar(*query, limit=5)
+    assert len(bulk) == len(ideas)
+
+
+def test_index_started_in_the_background_becomes_ready(runtime: Runtime) -> None:
+    from bot.dedup.index import SimilarIndex
+
+    number = make(runtime, "Skatepark i Heggedal")
+    index = SimilarIndex(runtime.db, DuplicateFinder(40, 0))
+    index.start(block_seconds=0)
+    assert index.wait_ready(timeout=60)
+    assert [n for n, _ in index.similar("Skatepark på Heggedal", "")] == [number]

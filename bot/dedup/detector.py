@@ -4,9 +4,10 @@ Why this design
 ---------------
 Whether two ideas are the same depends far more on the *rare* words they share ("Semsvannet",
 "lekeplass") than on the common ones ("kommune", "bedre"), so every score is a cosine of
-TF-IDF vectors over normalised word stems (`bot.dedup.normalize`), with the IDF raised to IDF_POWER
-(1.5) to push that further; a higher power scored no better on the pairs below and lost
-recall on paraphrased duplicates in the benchmark. A title word counts TITLE_WEIGHT times a
+TF-IDF vectors over normalised word stems (`bot.dedup.normalize`, in each text's language), with
+the IDF raised to IDF_POWER (2) to push that further: words in many ideas — a municipality's
+boilerplate, "kommunen", "foreslår", "the government should" — weigh next to nothing, and the
+weights follow the idea base as ideas arrive. A title word counts TITLE_WEIGHT times a
 description word: the title is the citizen's own summary.
 
 Typos, spelling variants and compounds still meet: a word without an exact partner may pair
@@ -20,14 +21,27 @@ the word it misspells.
 Words are not all a text says. Thumbs on a phone make typos no spelling rule can pair ("holl"
 for "hull", "Ryken" for "Røyken"), and a resubmitted or forwarded idea copies whole phrases,
 stop words and all. So the score also counts *surface* similarity: the Jaccard index of the
-two texts' character trigrams (`bot.dedup.chargrams`), with weight SURFACE_WEIGHT (0.3):
+two texts' character trigrams (`bot.dedup.chargrams`), with weight SURFACE_WEIGHT (0.15):
 
-    similarity = 0.7 · word cosine + 0.3 · trigram Jaccard     (0 if the word cosine is 0)
+    similarity = 0.85 · word cosine + 0.15 · trigram Jaccard     (0 if the word cosine is 0)
 
 Texts without a related word score 0 however alike their letters are — shared phrasing alone
 is no shared idea. Both parts lie in 0–1 whatever the length of the texts or the size of the
-idea base; the score is `100 * sqrt(similarity)`, which spreads out the low values where the
-decisions are made. Identical texts score 100.
+idea base; the whole-text score is `100 * sqrt(similarity)`, which spreads out the low values
+where the decisions are made.
+
+A long description can hide a matching title, so a *title channel* scores each title against
+the other whole text (the better of the two) and the score is (see `_combine`)
+
+    score = 0.75 · whole text + 0.25 · max(whole text, title channel) − short-text discount
+
+The discount: two short texts about one place share their few rare words by chance more often
+than long ones, so when the two texts have fewer than SHORT_TEXT_WORDS distinct content words
+(geometric mean) the score loses SHORT_TEXT_PENALTY points per e-fold, scaled by its distance
+from 100. Identical texts score 100. A larger title share scored better on the petition pairs
+but ranked planted duplicates worse in the benchmark; a cue-based contrast for opposite asks
+("behold" / "legg ned") and boilerplate learned as word bigrams were measured and gained
+nothing (README).
 
 `similar()` never scans the idea base. Query words are looked up in the inverted index (word →
 ideas), rarest first, until POSTINGS_BUDGET postings are taken; words found in more than
@@ -37,7 +51,8 @@ sharing the most rare trigrams (the ideas a typo hides from the word index); of 
 CANDIDATE_POOL best by approximate score are scored exactly. Document frequencies change with
 every add/remove, and the exact score always uses the current ones; only the approximate norms
 used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
-add/remove stay cheap.
+add/remove stay cheap. `add_many` (the start-up build) analyses ideas in chunks and fills their
+postings without per-idea norms, then computes every norm once, vectorised.
 
 The thresholds (KOMINN_DEDUP_THRESHOLD: shown to citizens; KOMINN_TRIAGE_THRESHOLD, lower:
 queued for the moderators) were chosen with `kominn dedup eval`; the sweeps, the comparison
@@ -50,7 +65,6 @@ from __future__ import annotations
 import math
 import threading
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -58,8 +72,25 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from bot.config import DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD, load_settings
-from bot.dedup.chargrams import CharGramIndex, char_grams, jaccard, position, top_slots
-from bot.dedup.normalize import detect_language, stems, words
+from bot.dedup.chargrams import CharGramIndex, jaccard, position, top_slots
+from bot.dedup.scoring import (
+    COMPOUND_MIN_HEAD,
+    COMPOUND_MIN_REST,
+    SPELLING_AFFIX,
+    SPELLING_MIN_LEN,
+    SPELLING_MIN_RATIO,
+    SURFACE_WEIGHT,
+    Neighbours,
+    Weights,
+    _analyse,
+    _combine,
+    _pair_neighbours,
+    _related,
+    _related_eligible,
+    _spelling_similarity,
+    _Text,
+    _Vector,
+)
 
 __all__ = [
     "DEFAULT_DEDUP_THRESHOLD",
@@ -68,23 +99,10 @@ __all__ = [
     "Match",
 ]
 
-TITLE_WEIGHT = 1.25  # a title word counts this many description words
 IDF_POWER = 2.0  # >1 favours rare words more than plain TF-IDF does
-TITLE_CHANNEL = 0.25  # share of the title channel (each title against the other whole text)
-SHORT_TEXT_WORDS = 16  # texts with fewer distinct content words than this give less evidence
-SHORT_TEXT_PENALTY = 30.0  # points taken off (scaled, see _combine) per e-fold shorter
-SPELLING_MIN_RATIO = 80.0  # rapidfuzz ratio for two different words to count as one
-SPELLING_MIN_LEN = 4  # shorter words are too ambiguous to match by spelling ("vei" ~ "vej")
-SPELLING_AFFIX = 3  # spelling variants share their first or last this many letters
-COMPOUND_MIN_HEAD = 3  # "lys" in "gatelys"
-COMPOUND_MIN_MODIFIER = 4  # "buss" in "bussavgang"
-COMPOUND_MIN_REST = 3  # the rest of the compound must be a word too, not an ending
-COMPOUND_HEAD_SIMILARITY = 0.5
-COMPOUND_MODIFIER_SIMILARITY = 0.4
 COMMON_FRACTION = 0.25  # words in more ideas than this are skipped for candidate generation
 COMMON_MIN_DF = 50  # …but never below this many ideas (small bases keep every word)
 POSTINGS_BUDGET = 200_000  # postings scanned per query at most
-SURFACE_WEIGHT = 0.15  # share of the trigram Jaccard index in the score (see module docstring)
 WORD_POOL = 30  # candidates taken by approximate word cosine
 CHAR_POOL = 30  # … and by shared rare trigrams
 CANDIDATE_POOL = 30  # of both, the best by approximate score are scored exactly
@@ -100,8 +118,6 @@ class Match:
     score: float
 
 
-Weights = dict[str, float]  # word stem -> weight
-Neighbours = dict[str, list[tuple[str, float]]]  # word -> [(related word, similarity 0–1)]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -111,188 +127,6 @@ def _checked(name: str, value: float) -> float:
     if math.isnan(value) or not 0.0 <= value <= 100.0:
         raise ValueError(f"{name} must be a number between 0 and 100, got {value!r}")
     return float(value)
-
-
-# --------------------------------------------------------------------------- text analysis
-
-
-@dataclass(frozen=True)
-class _Text:
-    """What the detector keeps of a title and description: stem frequencies (the title's
-    stems first, `titled` of them) and trigrams."""
-
-    tf: Weights
-    grams: frozenset[str]
-    titled: int = 0
-
-
-def _analyse(title: str, description: str, language: str | None = None) -> _Text:
-    title_words, description_words = words(title), words(description)
-    language = detect_language(title_words + description_words, language)
-    titled = len(set(stems(title_words, language)))
-    return _Text(
-        _term_frequencies(title_words, description_words, language),
-        char_grams(title_words + description_words),
-        titled,
-    )
-
-
-def _term_frequencies(
-    title_words: list[str], description_words: list[str], language: str
-) -> Weights:
-    """Sublinear term frequency per stem, a title occurrence counting TITLE_WEIGHT times.
-
-    Sublinear (1 + ln n), so a word repeated in a long description does not drown the rest.
-    """
-    weights: Weights = {}
-    for tokens, factor in ((title_words, TITLE_WEIGHT), (description_words, 1.0)):
-        for token, count in Counter(stems(tokens, language)).items():
-            weights[token] = weights.get(token, 0.0) + factor * (1.0 + math.log(count))
-    return weights
-
-
-def _related_eligible(word: str) -> bool:
-    """Only words take part in fuzzy pairing: numbers ("31", "2025") must match exactly."""
-    return len(word) >= COMPOUND_MIN_HEAD and word.isalpha()
-
-
-def _spelling_similarity(a: str, b: str) -> float:
-    """Similarity 0–1 of two spellings of one word (typo, dialect form); 0 if they are not."""
-    if min(len(a), len(b)) < SPELLING_MIN_LEN:
-        return 0.0
-    if a[:SPELLING_AFFIX] != b[:SPELLING_AFFIX] and a[-SPELLING_AFFIX:] != b[-SPELLING_AFFIX:]:
-        return 0.0
-    return fuzz.ratio(a, b, score_cutoff=SPELLING_MIN_RATIO) / 100.0
-
-
-def _compound_similarity(a: str, b: str) -> float:
-    """Partial credit when one word is the head ("lys" in "gatelys") or modifier of the other."""
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    if len(long_) - len(short) < COMPOUND_MIN_REST:
-        return 0.0
-    if len(short) >= COMPOUND_MIN_HEAD and long_.endswith(short):
-        return COMPOUND_HEAD_SIMILARITY
-    if len(short) >= COMPOUND_MIN_MODIFIER and long_.startswith(short):
-        return COMPOUND_MODIFIER_SIMILARITY
-    return 0.0
-
-
-def _related(a: str, b: str) -> float:
-    """Similarity 0–1 of two different eligible words when they count as related, else 0."""
-    return _compound_similarity(a, b) or _spelling_similarity(a, b)
-
-
-def _pair_neighbours(a: Iterable[str], b: Iterable[str]) -> Neighbours:
-    """Related words between two texts (the same relation the index finds through buckets)."""
-    b_words = [w for w in b if _related_eligible(w)]
-    out: Neighbours = {}
-    for word in a:
-        if _related_eligible(word):
-            found = [(o, s) for o in b_words if o != word and (s := _related(word, o)) > 0]
-            if found:
-                out[word] = found
-    return out
-
-
-@dataclass(frozen=True)
-class _Vector:
-    """A text as TF-IDF weights per stem, with the IDF each stem was weighted with (and the
-    squared norm, computed once: a query meets up to CANDIDATE_POOL candidates)."""
-
-    weights: Weights
-    idf: Weights
-    norm2: float = -1.0
-
-    def __post_init__(self) -> None:
-        if self.norm2 < 0:
-            object.__setattr__(self, "norm2", sum(w * w for w in self.weights.values()))
-
-
-def _cosine(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
-    """Cosine of two weighted vectors in which unmatched words may pair with a related word.
-
-    Each unmatched word pairs at most once (greedy, most similar first). A pair counts with
-    its similarity and with the IDF of the *more common* of its two words: a misspelt or
-    compound word says no more than the word it stands for. So the result stays in 0–1.
-    """
-    wa, wb = a.weights, b.weights
-    norm = math.sqrt(a.norm2 * b.norm2)
-    if norm == 0.0:
-        return 0.0
-    dot = sum(w * wb[t] for t, w in wa.items() if t in wb) + _related_dot(a, b, neighbours)
-    return min(1.0, dot / norm)
-
-
-def _related_dot(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
-    wa, wb = a.weights, b.weights
-    pairs = [
-        (sim, word, other)
-        for word in wa
-        if word not in wb
-        for other, sim in neighbours.get(word, ())
-        if other in wb and other not in wa
-    ]
-    if not pairs:
-        return 0.0
-    pairs.sort(reverse=True)
-    used_a: set[str] = set()
-    used_b: set[str] = set()
-    dot = 0.0
-    for sim, word, other in pairs:
-        if word not in used_a and other not in used_b:
-            used_a.add(word)
-            used_b.add(other)
-            idf_a, idf_b = a.idf[word], b.idf[other]
-            shared = min(idf_a, idf_b)
-            dot += sim * wa[word] * wb[other] * (shared / idf_a) * (shared / idf_b)
-    return dot
-
-
-def _similarity(cosine: float, surface: float) -> float:
-    """Word cosine and trigram Jaccard index combined (0–1). Texts without a related word are
-    not similar, however alike their letters: shared phrasing alone is no shared idea."""
-    if cosine <= 0.0:
-        return 0.0
-    return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface
-
-
-def _to_score(similarity: float) -> float:
-    """Map a similarity to the 0–100 score (monotone, so a threshold keeps its meaning)."""
-    return 100.0 * math.sqrt(max(0.0, similarity))
-
-
-def _title_vector(vector: _Vector, titled: int) -> _Vector:
-    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF."""
-    idf = vector.idf
-    weights = {w: idf[w] for w in list(vector.weights)[:titled]}
-    return _Vector(weights, idf)
-
-
-def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
-             neighbours: Neighbours, surface: float) -> float:
-    """The score 0–100 of two texts: the whole-text channel (word cosine and trigram Jaccard)
-    and the title channel (each title against the other whole text, the better of the two,
-    so a long description cannot hide a matching title; it only ever lifts the score), less
-    a discount for short texts.
-
-    Two short texts about one place share their few rare words by chance more often than two
-    long ones, so texts with fewer than SHORT_TEXT_WORDS distinct content words (geometric mean
-    of the two) lose up to SHORT_TEXT_PENALTY points per e-fold, scaled by how far the score is
-    from 100 (identical texts still score 100)."""
-    cosine = _cosine(a, b, neighbours)
-    if cosine <= 0.0:
-        return 0.0
-    whole = _to_score(_similarity(cosine, surface))
-    title = 0.0
-    if titled_a:
-        title = _cosine(_title_vector(a, titled_a), b, neighbours)
-    if titled_b:
-        title = max(title, _cosine(a, _title_vector(b, titled_b), neighbours))
-    score = (1.0 - TITLE_CHANNEL) * whole + TITLE_CHANNEL * max(whole, _to_score(title))
-    length = math.sqrt(max(1, len(a.weights)) * max(1, len(b.weights)))
-    shortness = max(0.0, math.log(SHORT_TEXT_WORDS / length))
-    score -= SHORT_TEXT_PENALTY * shortness * (1.0 - score / 100.0)
-    return round(min(100.0, max(0.0, score)), 2)
 
 
 # --------------------------------------------------------------------------- the index
