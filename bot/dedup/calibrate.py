@@ -5,7 +5,8 @@ A decision (Slå sammen = duplicate, Ikke duplikat = not; "Hopp over" is none) i
 the two texts as they were (`storage.models.DedupDecision`, written by `bot.ideas.triage.decide`
 in the decision's transaction). Calibration scores every labelled pair — the decisions plus an
 optional CSV of pairs — with the detector, picks the dedup threshold with the best F1 and the
-triage threshold as the highest one keeping TRIAGE_RECALL of the duplicates, and reports F1
+triage threshold as the highest one keeping TRIAGE_RECALL of the duplicates (and at least the
+current gap below the dedup threshold), and reports F1
 before (the current thresholds) and after, cross-validated over two folds split by the first
 text, so no text is both fitted and judged on. Below MIN_PAIRS labelled pairs (or MIN_EACH of
 either label) it refuses: a threshold fitted on a handful of decisions moves by chance.
@@ -57,12 +58,13 @@ def pairs_csv(pairs: Sequence[Pair]) -> str:
     return out.getvalue()
 
 
-def _fit(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
-    """(dedup threshold with the best F1 — the higher on a tie —, triage threshold)."""
+def _fit(scores: Sequence[float], labels: Sequence[bool], gap: float) -> tuple[float, float]:
+    """(dedup threshold with the best F1 — the higher on a tie —, triage threshold: the highest
+    keeping TRIAGE_RECALL of the duplicates, and at least `gap` below the dedup threshold)."""
     best = max(range(101), key=lambda t: (metrics(scores, labels, t)["f1"], t))
     keeping = [t for t in range(best + 1) if metrics(scores, labels, t)["recall"] >= TRIAGE_RECALL]
     triage = max(keeping, default=0)
-    return float(best), float(min(triage, best))
+    return float(best), float(max(0.0, min(triage, best - gap)))
 
 
 def _fold(pair: Pair) -> int:
@@ -80,6 +82,7 @@ def calibrate(pairs: Sequence[Pair], finder: DuplicateFinder) -> dict[str, Any]:
     scores = score_pairs(pairs, finder)
     labels = [p.label for p in pairs]
     current = finder.dedup_threshold
+    gap = max(0.0, current - finder.triage_threshold)
     folds = [_fold(p) for p in pairs]
     cv_before, cv_after = [], []
     for held in (0, 1):
@@ -89,10 +92,10 @@ def calibrate(pairs: Sequence[Pair], finder: DuplicateFinder) -> dict[str, Any]:
         test_y = [y for y, f in zip(labels, folds, strict=True) if f == held]
         if not test_s or not fit_s:
             continue
-        threshold, _ = _fit(fit_s, fit_y)
+        threshold, _ = _fit(fit_s, fit_y, gap)
         cv_before.append(metrics(test_s, test_y, current)["f1"])
         cv_after.append(metrics(test_s, test_y, threshold)["f1"])
-    dedup, triage = _fit(scores, labels)
+    dedup, triage = _fit(scores, labels, gap)
     return {
         "pairs": len(pairs), "duplicates": positives,
         "before": {DEDUP: current, TRIAGE: finder.triage_threshold,

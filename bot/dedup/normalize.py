@@ -270,7 +270,7 @@ def detect_language(tokens: list[str], prior: str | None = None) -> str:
     return best if counts[best] > 0 else (prior if prior in counts else "nb")
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=200_000)
 def stem(token: str, language: str = "nb") -> str:
     """Stem of one casefolded word in `language`: a number word or ordinal becomes its digits,
     other words are stemmed with Snowball's Norwegian or English stemmer (English irregular
