@@ -94,4 +94,4 @@ def test_db_upgrade_and_default_sqlite_creates_itself(tmp_path: Path, settings: 
     assert json.loads(result.stdout) == []
     assert (tmp_path / "kominn.db").exists()
     upgraded = kominn(settings, "db", "upgrade", env=env, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "0001" in upgraded.stdout
+    assert upgraded.returncode == 0 and "database at 0" in upgraded.stdout

@@ -95,11 +95,7 @@ class SimilarIndex:
 
     def _apply_settings(self, session: Session) -> None:
         """Calibrated thresholds from the database, or the environment's when none are."""
-        try:
-            stored = stored_thresholds(session)
-        except Exception:  # a database not yet upgraded to 0002_dedup: keep the defaults
-            session.rollback()
-            stored = {}
+        stored = stored_thresholds(session)  # the schema is current: see storage.migrate
         self.finder.dedup_threshold = stored.get(DEDUP, self._defaults[0])
         self.finder.triage_threshold = stored.get(TRIAGE, self._defaults[1])
 
