@@ -25,8 +25,8 @@ LANGUAGES = ("nb", "nn", "en")
 # The duplicate detector's tuned thresholds (0–100; the measurements are in
 # bot/dedup/detector.py). Settings is the one reader of KOMINN_DEDUP_THRESHOLD and
 # KOMINN_TRIAGE_THRESHOLD; a `DuplicateFinder()` without arguments asks it.
-DEFAULT_DEDUP_THRESHOLD: float = 48.0
-DEFAULT_TRIAGE_THRESHOLD: float = 38.0
+DEFAULT_DEDUP_THRESHOLD: float = 40.0
+DEFAULT_TRIAGE_THRESHOLD: float = 31.0
 
 
 class ConfigError(SystemExit):

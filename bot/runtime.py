@@ -11,7 +11,7 @@ from bot.channels import CampaignLinks, no_campaign_links
 from bot.config import Settings
 from bot.conversation.engine import Engine
 from bot.dedup.detector import DuplicateFinder
-from bot.dedup.index import SimilarIndex
+from bot.dedup.index import STARTUP_WAIT, SimilarIndex
 from bot.features import assemble
 from bot.ideas.book import IdeaBook
 from bot.observability.metrics import Metrics
@@ -63,8 +63,8 @@ def open_runtime(settings: Settings, features: Features | None = None,
     metrics = Metrics()
     index = MeteredIndex(db, DuplicateFinder(settings.dedup_threshold,
                                              settings.triage_threshold), metrics=metrics)
-    index.load()
-    logging.getLogger("kominn").debug("index loaded")
+    index.start()  # built in the background; see bot/dedup/index.py
+    logging.getLogger("kominn").debug("index started")
     metrics.watch(db, lambda: len(index.finder))
     engine = MeteredEngine(db, settings, index, features=features, metrics=metrics)
     return Runtime(settings, db, index, engine, campaign_links=campaign_links, metrics=metrics)
@@ -89,6 +89,7 @@ class MeteredIndex(SimilarIndex):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.metrics = metrics
 
-    def similar(self, title: str, description: str, limit: int = 3) -> list[tuple[int, float]]:
+    def similar(self, title: str, description: str, limit: int = 3,
+                wait: float = STARTUP_WAIT) -> list[tuple[int, float]]:
         with self.metrics.dedup_query():
-            return super().similar(title, description, limit)
+            return super().similar(title, description, limit, wait)

@@ -260,3 +260,31 @@ class JobRun(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     ran_at: float = 0.0
     due: bool = False
+
+
+class DedupDecision(SQLModel, table=True):
+    """A moderator's triage decision kept as a labelled pair for the duplicate detector: the
+    two texts as they were when decided (no person, no moderator id), duplicate or not."""
+
+    __tablename__ = "dedup_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    candidate_id: int = Field(foreign_key="duplicate_candidate.id", unique=True)
+    title_a: str = Field(sa_column=Column(Text, nullable=False))
+    description_a: str = Field(sa_column=Column(Text, nullable=False))
+    title_b: str = Field(sa_column=Column(Text, nullable=False))
+    description_b: str = Field(sa_column=Column(Text, nullable=False))
+    duplicate: bool
+    score: float = 0.0
+    decided_at: datetime = Field(default_factory=utcnow)
+
+
+class DedupSetting(SQLModel, table=True):
+    """A calibrated detector setting (`kominn dedup calibrate --apply`), overriding the
+    environment's default for every worker; `--reset` deletes the rows."""
+
+    __tablename__ = "dedup_setting"
+
+    name: str = Field(primary_key=True, max_length=50)
+    value: float
+    updated_at: datetime = Field(default_factory=utcnow)

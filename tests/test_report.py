@@ -88,7 +88,9 @@ def build(db: Engine) -> None:
                                         (ki5.id, "per", "no"), (ki7.id, "ola", "yes")):
             s.add(BenefitAnswer(idea_id=idea_id, person_id=people[person], answer=answer))
         for a, b, state, age in ((ki4.id, ki6.id, "pending", 3), (ki1.id, ki6.id, "pending", 1),
-                                 (ki1.id, ki5.id, "resolved", 10)):
+                                 (ki1.id, ki5.id, "resolved", 10), (ki2.id, ki3.id, "merged", 9),
+                                 (ki3.id, ki7.id, "merged", 8),
+                                 (ki2.id, ki7.id, "not_duplicate", 7)):
             s.add(DuplicateCandidate(idea_a_id=a, idea_b_id=b, state=state, score=50,
                                      created_at=NOW - timedelta(days=age)))
         for name in ("eva", "per"):
@@ -158,7 +160,8 @@ def test_medians_support_benefit_triage_campaigns(db: Engine) -> None:
     assert (r["supported"], r["supported_share"]) == (4, 0.8)
     assert r["benefit_check"] == {"Ja": 1, "Delvis": 1, "Nei": 1}
     assert r["triage"] == {"pending": 2, "oldest_days": 3.0,
-                           "oldest_at": (NOW - timedelta(days=3)).isoformat()}
+                           "oldest_at": (NOW - timedelta(days=3)).isoformat(),
+                           "decided": 3, "merged": 2, "precision": 0.6667}
     assert [(c["title"], c["ideas"], c["supporters"], c["realised"]) for c in r["campaigns"]] \
         == [("Grønnere sentrum", 2, 2, 1)]
 
@@ -196,7 +199,21 @@ def test_empty_database_and_bad_window(settings) -> None:  # type: ignore[no-unt
         engine.dispose()
     assert (r["submitted"], r["realisation_rate"], r["by_month"]) == (0, 0.0, {})
     assert r["median_days"] == {"new_to_useful": None, "useful_to_realised": None}
-    assert r["triage"] == {"pending": 0, "oldest_at": None, "oldest_days": None}
+    assert r["triage"] == {"pending": 0, "oldest_at": None, "oldest_days": None,
+                           "decided": 0, "merged": 0, "precision": None}
     assert r["benefit_check"] == {"Ja": 0, "Delvis": 0, "Nei": 0}
     with pytest.raises(ValueError):
         window(date(2024, 5, 1), date(2024, 4, 1), OSLO)
+
+
+def test_triage_precision_is_shown_in_the_table_and_csv(db: Engine) -> None:
+    from rich.console import Console
+
+    from bot.reports import render
+
+    r = figures(db)
+    console = Console(record=True, width=200)
+    render.print_table(r, "nb", console)
+    text = console.export_text()
+    assert "Treffsikkerhet i vurderingskøen" in text and "(2 av 3)" in text
+    assert {"section": "triage", "name": "precision", "value": 0.6667} in render.csv_rows(r)

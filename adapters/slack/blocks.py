@@ -360,6 +360,10 @@ def home_view(stats: HomeStats, t: Translator, zone: tzinfo, *, moderator: bool)
         {"type": "section", "text": mrkdwn(t("slack.home.counts")), "fields": counts[:10]},
         *sections(t("slack.home.triage", n=stats.triage_pending)),
     ]
+    if stats.triage_decided:
+        share = f"{round(100 * stats.triage_merged / stats.triage_decided)} %"
+        blocks += sections(t("slack.home.triage_precision", share=share,
+                             merged=stats.triage_merged, decided=stats.triage_decided))
     actions = [button(t("slack.button.new_idea"), HOME_NEW, "new", "primary")]
     if moderator and stats.triage_pending:
         actions.append(button(t("slack.button.start_triage"), HOME_TRIAGE, "triage"))

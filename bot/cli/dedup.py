@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from bot.cli.common import check_format, fail, print_json, runtime, settings
+from bot.cli.common import check_format, database, fail, print_json, runtime, settings
 
 if TYPE_CHECKING:
     from bot.dedup.detector import DuplicateFinder
@@ -39,6 +39,7 @@ def similar(
 
     check_format(fmt)
     rt = runtime()
+    rt.index.wait_ready()
     matches = rt.index.similar(title, description, limit=limit)
     rows: list[dict[str, Any]] = []
     with Session(rt.db) as session:
@@ -80,3 +81,70 @@ def evaluate(
         print_json(result)
     else:
         typer.echo(evaluate.format_table(result))
+
+
+@dedup_app.command("decisions")
+def decisions(
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+) -> None:
+    """The moderators' triage decisions as labelled pairs (the `dedup eval` CSV format)."""
+    from dataclasses import asdict
+
+    from bot.dedup.calibrate import decision_pairs, pairs_csv
+
+    check_format(fmt, ("csv", "json"))
+    with Session(database()) as session:
+        pairs = decision_pairs(session)
+    if fmt == "json":
+        print_json([{**asdict(p), "label": int(p.label)} for p in pairs])
+    else:
+        typer.echo(pairs_csv(pairs), nl=False)
+
+
+@dedup_app.command("calibrate")
+def calibrate(
+    pairs: Annotated[Path | None, typer.Argument()] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="store the fitted thresholds")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="back to the environment's")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Fit the thresholds on the moderators' decisions (plus PAIRS.csv); F1 before/after."""
+    from bot.dedup import calibrate as cal
+    from bot.dedup import evaluate
+
+    check_format(fmt)
+    engine = database()
+    if reset:
+        cal.reset(engine)
+        typer.echo("calibration removed: the environment's thresholds apply "
+                   f"({settings().dedup_threshold:g} / {settings().triage_threshold:g})")
+        return
+    with Session(engine) as session:
+        labelled = cal.decision_pairs(session)
+        stored = cal.stored_thresholds(session)
+    decided = len(labelled)
+    try:
+        if pairs is not None:
+            labelled += evaluate.load_pairs(pairs)
+        base = finder()
+        base.dedup_threshold = stored.get(cal.DEDUP, base.dedup_threshold)
+        base.triage_threshold = stored.get(cal.TRIAGE, base.triage_threshold)
+        result = cal.calibrate(labelled, base)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot calibrate: {exc}")
+    result["decisions"] = decided
+    if apply:
+        cal.apply(engine, result["after"])
+    result["applied"] = apply
+    if fmt == "json":
+        print_json(result)
+        return
+    b, a = result["before"], result["after"]
+    typer.echo(f"pairs {result['pairs']} ({decided} moderator decisions, "
+               f"{result['duplicates']} duplicates)")
+    typer.echo("           dedup  triage  F1     F1 (2-fold CV)")
+    for name, row in (("before", b), ("after", a)):
+        typer.echo(f"{name:9}  {row['dedup_threshold']:5g}  {row['triage_threshold']:6g}  "
+                   f"{row['f1']:.3f}  {row['f1_cv']:.3f}")
+    typer.echo("stored: every worker uses these within a minute" if apply
+               else "not stored (add --apply)")

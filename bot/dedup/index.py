@@ -2,15 +2,24 @@
 loaded from the database at start and kept current on every write.
 
 Several workers share one database, so each worker also refreshes from the database (ideas
-changed since its last look) before answering, at most every few seconds. The look reaches
-`OVERLAP` back behind the newest change it saw: a transaction stamps `updated_at` when it
-starts but becomes visible when it commits, so an idea stamped a moment before the newest one
-seen (a slower transaction, or another machine's clock a little behind) would otherwise never
-be read. Reading a few ideas twice is harmless (`update` replaces).
+changed since its last look, and the thresholds `kominn dedup calibrate --apply` stored)
+before answering, at most every few seconds. The look reaches `OVERLAP` back behind the
+newest change it saw: a transaction stamps `updated_at` when it starts but becomes visible
+when it commits, so an idea stamped a moment before the newest one seen (a slower
+transaction, or another machine's clock a little behind) would otherwise never be read.
+Reading a few ideas twice is harmless (`update` replaces).
+
+Start-up: `start()` builds the index from the database in a background thread (bulk: every
+idea analysed, then all postings filled at once — `DuplicateFinder.add_many`) and waits for
+it at most `block_seconds`, so a worker with 100,000 ideas serves citizens at once. Until the
+first build is done, the citizen's similar-ideas step waits at most STARTUP_WAIT seconds and
+then goes on without similar ideas (the citizen is shown none); queueing a new idea for the
+moderators' triage waits for the build (TRIAGE_WAIT), so no pair is lost.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime, timedelta
@@ -18,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.dedup.calibrate import DEDUP, TRIAGE, stored_thresholds
 from bot.dedup.detector import DuplicateFinder
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
@@ -26,6 +36,9 @@ from storage.models import Idea
 # Realised ideas are matched too ("this was already done"); merged/declined are not offered.
 MATCHABLE = frozenset({Status.NEW.value, Status.USEFUL.value, Status.REALISED.value})
 OVERLAP = timedelta(seconds=30)  # how far behind its newest change a refresh looks again
+STARTUP_WAIT = 1.0  # seconds a citizen's similar-ideas step waits for the first build
+TRIAGE_WAIT = 120.0  # … and queueing for triage, which must not miss a pair
+log = logging.getLogger("kominn.dedup")
 
 
 class SimilarIndex:
@@ -37,18 +50,60 @@ class SimilarIndex:
         self._watermark: datetime | None = None
         self._last_refresh = 0.0
         self._lock = threading.Lock()
+        # the environment's thresholds, used whenever no calibrated ones are stored
+        self._defaults = (self.finder.dedup_threshold, self.finder.triage_threshold)
+        self._ready = threading.Event()
+        self._builder: threading.Thread | None = None
+
+    def start(self, block_seconds: float = 3.0) -> None:
+        """Build the index in the background; return when built or after `block_seconds`."""
+        if self._builder is None:
+            self._builder = threading.Thread(target=self.load, name="kominn-index", daemon=True)
+            self._builder.start()
+        if not self._ready.wait(block_seconds):
+            log.info("similar-ideas index still building", extra={"event": "index_building"})
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the first build (started by `start`); True when the index is ready."""
+        if self._builder is None and not self._ready.is_set():
+            self.load()
+        return self._ready.wait(timeout)
 
     def load(self) -> None:
-        """Read every matchable idea (at start); later calls only read what changed."""
+        """Read every matchable idea (at start, in bulk); later calls only read what changed."""
         with self._lock, Session(self.engine) as session:
             query = select(Idea)
-            if self._watermark is not None:
-                query = query.where(col(Idea.updated_at) >= self._watermark - OVERLAP)
-            for idea in session.exec(query.order_by(col(Idea.updated_at))):
-                self.update(idea)
+            watermark = self._watermark
+            first = watermark is None
+            if watermark is not None:
+                query = query.where(col(Idea.updated_at) >= watermark - OVERLAP)
+            ideas = session.exec(query.order_by(col(Idea.updated_at))).all()
+            if first:
+                started = time.monotonic()
+                self.finder.add_many((format_ref(i.id or 0), i.title, i.description)
+                                     for i in ideas if i.status in MATCHABLE)
+                log.info("similar-ideas index built", extra={
+                    "event": "index_built", "count": len(self.finder),
+                    "duration_ms": round(1000 * (time.monotonic() - started))})
+            else:
+                for idea in ideas:
+                    self.update(idea)
+            for idea in ideas:
                 if self._watermark is None or idea.updated_at > self._watermark:
                     self._watermark = idea.updated_at
+            self._apply_settings(session)
             self._last_refresh = time.monotonic()
+        self._ready.set()
+
+    def _apply_settings(self, session: Session) -> None:
+        """Calibrated thresholds from the database, or the environment's when none are."""
+        stored = stored_thresholds(session)  # the schema is current: see storage.migrate
+        self.finder.dedup_threshold = stored.get(DEDUP, self._defaults[0])
+        self.finder.triage_threshold = stored.get(TRIAGE, self._defaults[1])
 
     @property
     def loaded(self) -> bool:
@@ -56,7 +111,7 @@ class SimilarIndex:
         return self._last_refresh > 0
 
     def maybe_refresh(self) -> None:
-        if time.monotonic() - self._last_refresh >= self.refresh_seconds:
+        if self._ready.is_set() and time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.load()
 
     def update(self, idea: Idea) -> None:
@@ -67,8 +122,13 @@ class SimilarIndex:
         else:
             self.finder.remove(ref)
 
-    def similar(self, title: str, description: str, limit: int = 3) -> list[tuple[int, float]]:
-        """(idea number, score) best first, at or above the triage threshold."""
+    def similar(self, title: str, description: str, limit: int = 3,
+                wait: float = STARTUP_WAIT) -> list[tuple[int, float]]:
+        """(idea number, score) best first, at or above the triage threshold; [] when the
+        first build is not done within `wait` seconds."""
+        if not self._ready.is_set() and not self.wait_ready(wait):
+            log.info("similar ideas skipped: index building", extra={"event": "index_building"})
+            return []
         self.maybe_refresh()
         found = []
         for match in self.finder.similar(title, description, limit=limit):

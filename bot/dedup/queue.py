@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from bot.dedup.index import SimilarIndex
+from bot.dedup.index import TRIAGE_WAIT, SimilarIndex
 from bot.ideas import book
 from storage.models import Idea
 
@@ -17,6 +17,6 @@ def queue_similar(session: Session, index: SimilarIndex | None, idea: Idea,
     Returns how many pairs were newly queued."""
     if index is None:
         return 0
-    found = [(n, s) for n, s in index.similar(idea.title, idea.description, limit=limit)
-             if n != idea.id]
+    found = [(n, s) for n, s in index.similar(idea.title, idea.description, limit=limit,
+                                              wait=TRIAGE_WAIT) if n != idea.id]
     return book.queue_candidates(session, idea.id or 0, found)

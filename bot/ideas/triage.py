@@ -21,7 +21,7 @@ from bot.ideas import book
 from dialogs.refs import format_ref
 from dialogs.text import shorten
 from storage.db import transaction
-from storage.models import DuplicateCandidate, Idea, utcnow
+from storage.models import DedupDecision, DuplicateCandidate, Idea, utcnow
 
 PENDING = "pending"
 MERGED: Final = "merged"
@@ -112,6 +112,15 @@ def queue_length(session: Session) -> int:
                         .where(DuplicateCandidate.state == PENDING)).one()
 
 
+def precision(session: Session) -> tuple[int, int]:
+    """(pairs merged, pairs decided): the share of queued pairs moderators judged duplicates."""
+    rows = dict(session.exec(select(DuplicateCandidate.state, func.count())
+                             .where(col(DuplicateCandidate.state).in_((MERGED, NOT_DUPLICATE)))
+                             .group_by(DuplicateCandidate.state)).all())
+    merged = rows.get(MERGED, 0)
+    return merged, merged + rows.get(NOT_DUPLICATE, 0)
+
+
 def next_pair(session: Session, after: int | None = None) -> Pair | None:
     """The oldest pending pair; with `after` (Hopp over) the next one after it, wrapping
     around to the start but never back to `after` itself. Skipping leaves a pair pending."""
@@ -149,9 +158,13 @@ def decide(session: Session, ideas: book.IdeaBook, pair_id: int, decision: Decis
         raise AlreadyDecided(get_pair(session, pair_id))
     cand = session.exec(select(DuplicateCandidate).where(DuplicateCandidate.id == pair_id)
                         .execution_options(populate_existing=True)).one()
+    a, b = session.get(Idea, cand.idea_a_id), session.get(Idea, cand.idea_b_id)
+    assert a is not None and b is not None
+    # the decision as a labelled pair for `kominn dedup calibrate`: texts as they are now
+    session.add(DedupDecision(candidate_id=pair_id, title_a=a.title, description_a=a.description,
+                              title_b=b.title, description_b=b.description,
+                              duplicate=decision == MERGED, score=cand.score, decided_at=now))
     if decision == MERGED:
-        a, b = session.get(Idea, cand.idea_a_id), session.get(Idea, cand.idea_b_id)
-        assert a is not None and b is not None
         older, newer = sorted((a, b), key=lambda i: (i.created_at, i.id or 0))
         if keep is None or keep == older.id:
             kept, dropped = older, newer

@@ -268,7 +268,13 @@ def _triage(session: Session, now: datetime) -> dict[str, Any]:
         .where(DuplicateCandidate.state == "pending")).one()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
-    return {"pending": pending,
+    decided = dict(session.exec(
+        select(DuplicateCandidate.state, func.count())
+        .where(col(DuplicateCandidate.state).in_(("merged", "not_duplicate")))
+        .group_by(DuplicateCandidate.state)).all())
+    merged, total = decided.get("merged", 0), sum(decided.values())
+    return {"pending": pending, "decided": total, "merged": merged,
+            "precision": round(merged / total, 4) if total else None,
             "oldest_at": oldest.isoformat() if oldest else None,
             "oldest_days": round(_days(now - oldest), 1) if oldest else None}
 

@@ -145,6 +145,10 @@ def _key_figures(report: dict[str, Any], t: Translator) -> Table:
     out.add_row(t("report.triage"), t("report.triage_value", pending=pending,
                                       days=number(triage["oldest_days"], lang))
                 if pending else "0")
+    decided = triage["decided"]
+    out.add_row(t("report.triage_precision"),
+                t("report.triage_precision_value", share=percent(triage["precision"], lang),
+                  merged=triage["merged"], decided=decided) if decided else "–")
     return out
 
 
@@ -180,6 +184,8 @@ def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append({"section": "triage", "name": "pending", "value": report["triage"]["pending"]})
     rows.append({"section": "triage", "name": "oldest_days",
                  "value": report["triage"]["oldest_days"]})
+    rows.append({"section": "triage", "name": "precision",
+                 "value": report["triage"]["precision"]})
     rows += [{"section": "campaign", "name": c["title"], "submitted": c["ideas"],
               "realised": c["realised"], "supporters": c["supporters"]}
              for c in report["campaigns"]]

@@ -96,6 +96,8 @@ class HomeStats:
     counts: dict[str, int]
     triage_pending: int
     newest: list[IdeaLine]
+    triage_merged: int = 0  # of the queued pairs moderators decided, how many they merged
+    triage_decided: int = 0
 
 
 @dataclass(frozen=True)
@@ -224,8 +226,10 @@ def home_stats(db: DbEngine) -> HomeStats:
         newest = session.exec(select(Idea).order_by(col(Idea.created_at).desc(),
                                                     col(Idea.id).desc())
                               .limit(NEWEST_ON_HOME)).all()
+        merged, decided = triage.precision(session)
         return HomeStats(counts=counts, triage_pending=triage.queue_length(session),
-                         newest=[_line(session, i) for i in newest])
+                         newest=[_line(session, i) for i in newest],
+                         triage_merged=merged, triage_decided=decided)
 
 
 def report(db: DbEngine, settings: Settings) -> dict[str, Any]:

@@ -1,0 +1,214 @@
+"""Scoring two idea texts for the duplicate detector (`bot.dedup.detector`, whose docstring
+explains the design): text analysis, related words (spelling variants, compounds), the
+weighted cosine, and the combination of the whole-text and title channels."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from bot.dedup.chargrams import char_grams
+from bot.dedup.normalize import detect_language, stems, words
+
+TITLE_WEIGHT = 1.25  # a title word counts this many description words
+TITLE_CHANNEL = 0.25  # share of the title channel (each title against the other whole text)
+SHORT_TEXT_WORDS = 16  # texts with fewer distinct content words than this give less evidence
+SHORT_TEXT_PENALTY = 30.0  # points taken off (scaled, see _combine) per e-fold shorter
+SPELLING_MIN_RATIO = 80.0  # rapidfuzz ratio for two different words to count as one
+SPELLING_MIN_LEN = 4  # shorter words are too ambiguous to match by spelling ("vei" ~ "vej")
+SPELLING_AFFIX = 3  # spelling variants share their first or last this many letters
+COMPOUND_MIN_HEAD = 3  # "lys" in "gatelys"
+COMPOUND_MIN_MODIFIER = 4  # "buss" in "bussavgang"
+COMPOUND_MIN_REST = 3  # the rest of the compound must be a word too, not an ending
+COMPOUND_HEAD_SIMILARITY = 0.5
+COMPOUND_MODIFIER_SIMILARITY = 0.4
+SURFACE_WEIGHT = 0.15  # share of the trigram Jaccard index in the score (see module docstring)
+
+Weights = dict[str, float]  # word stem -> weight
+Neighbours = dict[str, list[tuple[str, float]]]  # word -> [(related word, similarity 0–1)]
+
+
+# --------------------------------------------------------------------------- text analysis
+
+
+@dataclass(frozen=True)
+class _Text:
+    """What the detector keeps of a title and description: stem frequencies (the title's
+    stems first, `titled` of them) and trigrams."""
+
+    tf: Weights
+    grams: frozenset[str]
+    titled: int = 0
+
+
+def _analyse(title: str, description: str, language: str | None = None) -> _Text:
+    title_words, description_words = words(title), words(description)
+    language = detect_language(title_words + description_words, language)
+    titled = len(set(stems(title_words, language)))
+    return _Text(
+        _term_frequencies(title_words, description_words, language),
+        char_grams(title_words + description_words),
+        titled,
+    )
+
+
+def _term_frequencies(
+    title_words: list[str], description_words: list[str], language: str
+) -> Weights:
+    """Sublinear term frequency per stem, a title occurrence counting TITLE_WEIGHT times.
+
+    Sublinear (1 + ln n), so a word repeated in a long description does not drown the rest.
+    """
+    weights: Weights = {}
+    for tokens, factor in ((title_words, TITLE_WEIGHT), (description_words, 1.0)):
+        for token, count in Counter(stems(tokens, language)).items():
+            weights[token] = weights.get(token, 0.0) + factor * (1.0 + math.log(count))
+    return weights
+
+
+def _related_eligible(word: str) -> bool:
+    """Only words take part in fuzzy pairing: numbers ("31", "2025") must match exactly."""
+    return len(word) >= COMPOUND_MIN_HEAD and word.isalpha()
+
+
+def _spelling_similarity(a: str, b: str) -> float:
+    """Similarity 0–1 of two spellings of one word (typo, dialect form); 0 if they are not."""
+    if min(len(a), len(b)) < SPELLING_MIN_LEN:
+        return 0.0
+    if a[:SPELLING_AFFIX] != b[:SPELLING_AFFIX] and a[-SPELLING_AFFIX:] != b[-SPELLING_AFFIX:]:
+        return 0.0
+    return fuzz.ratio(a, b, score_cutoff=SPELLING_MIN_RATIO) / 100.0
+
+
+def _compound_similarity(a: str, b: str) -> float:
+    """Partial credit when one word is the head ("lys" in "gatelys") or modifier of the other."""
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    if len(long_) - len(short) < COMPOUND_MIN_REST:
+        return 0.0
+    if len(short) >= COMPOUND_MIN_HEAD and long_.endswith(short):
+        return COMPOUND_HEAD_SIMILARITY
+    if len(short) >= COMPOUND_MIN_MODIFIER and long_.startswith(short):
+        return COMPOUND_MODIFIER_SIMILARITY
+    return 0.0
+
+
+def _related(a: str, b: str) -> float:
+    """Similarity 0–1 of two different eligible words when they count as related, else 0."""
+    return _compound_similarity(a, b) or _spelling_similarity(a, b)
+
+
+def _pair_neighbours(a: Iterable[str], b: Iterable[str]) -> Neighbours:
+    """Related words between two texts (the same relation the index finds through buckets)."""
+    b_words = [w for w in b if _related_eligible(w)]
+    out: Neighbours = {}
+    for word in a:
+        if _related_eligible(word):
+            found = [(o, s) for o in b_words if o != word and (s := _related(word, o)) > 0]
+            if found:
+                out[word] = found
+    return out
+
+
+@dataclass(frozen=True)
+class _Vector:
+    """A text as TF-IDF weights per stem, with the IDF each stem was weighted with (and the
+    squared norm, computed once: a query meets up to CANDIDATE_POOL candidates)."""
+
+    weights: Weights
+    idf: Weights
+    norm2: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.norm2 < 0:
+            object.__setattr__(self, "norm2", sum(w * w for w in self.weights.values()))
+
+
+def _cosine(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
+    """Cosine of two weighted vectors in which unmatched words may pair with a related word.
+
+    Each unmatched word pairs at most once (greedy, most similar first). A pair counts with
+    its similarity and with the IDF of the *more common* of its two words: a misspelt or
+    compound word says no more than the word it stands for. So the result stays in 0–1.
+    """
+    wa, wb = a.weights, b.weights
+    norm = math.sqrt(a.norm2 * b.norm2)
+    if norm == 0.0:
+        return 0.0
+    dot = sum(w * wb[t] for t, w in wa.items() if t in wb) + _related_dot(a, b, neighbours)
+    return min(1.0, dot / norm)
+
+
+def _related_dot(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
+    wa, wb = a.weights, b.weights
+    pairs = [
+        (sim, word, other)
+        for word in wa
+        if word not in wb
+        for other, sim in neighbours.get(word, ())
+        if other in wb and other not in wa
+    ]
+    if not pairs:
+        return 0.0
+    pairs.sort(reverse=True)
+    used_a: set[str] = set()
+    used_b: set[str] = set()
+    dot = 0.0
+    for sim, word, other in pairs:
+        if word not in used_a and other not in used_b:
+            used_a.add(word)
+            used_b.add(other)
+            idf_a, idf_b = a.idf[word], b.idf[other]
+            shared = min(idf_a, idf_b)
+            dot += sim * wa[word] * wb[other] * (shared / idf_a) * (shared / idf_b)
+    return dot
+
+
+def _similarity(cosine: float, surface: float) -> float:
+    """Word cosine and trigram Jaccard index combined (0–1). Texts without a related word are
+    not similar, however alike their letters: shared phrasing alone is no shared idea."""
+    if cosine <= 0.0:
+        return 0.0
+    return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface
+
+
+def _to_score(similarity: float) -> float:
+    """Map a similarity to the 0–100 score (monotone, so a threshold keeps its meaning)."""
+    return 100.0 * math.sqrt(max(0.0, similarity))
+
+
+def _title_vector(vector: _Vector, titled: int) -> _Vector:
+    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF."""
+    idf = vector.idf
+    weights = {w: idf[w] for w in list(vector.weights)[:titled]}
+    return _Vector(weights, idf)
+
+
+def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
+             neighbours: Neighbours, surface: float) -> float:
+    """The score 0–100 of two texts: the whole-text channel (word cosine and trigram Jaccard)
+    and the title channel (each title against the other whole text, the better of the two,
+    so a long description cannot hide a matching title; it only ever lifts the score), less
+    a discount for short texts.
+
+    Two short texts about one place share their few rare words by chance more often than two
+    long ones, so texts with fewer than SHORT_TEXT_WORDS distinct content words (geometric mean
+    of the two) lose up to SHORT_TEXT_PENALTY points per e-fold, scaled by how far the score is
+    from 100 (identical texts still score 100)."""
+    cosine = _cosine(a, b, neighbours)
+    if cosine <= 0.0:
+        return 0.0
+    whole = _to_score(_similarity(cosine, surface))
+    title = 0.0
+    if titled_a:
+        title = _cosine(_title_vector(a, titled_a), b, neighbours)
+    if titled_b:
+        title = max(title, _cosine(a, _title_vector(b, titled_b), neighbours))
+    score = (1.0 - TITLE_CHANNEL) * whole + TITLE_CHANNEL * max(whole, _to_score(title))
+    length = math.sqrt(max(1, len(a.weights)) * max(1, len(b.weights)))
+    shortness = max(0.0, math.log(SHORT_TEXT_WORDS / length))
+    score -= SHORT_TEXT_PENALTY * shortness * (1.0 - score / 100.0)
+    return round(min(100.0, max(0.0, score)), 2)
