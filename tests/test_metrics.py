@@ -19,8 +19,10 @@ from bot.runtime import Runtime
 from storage.db import transaction
 from storage.models import utcnow
 from storage.outbox import enqueue
+from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import ChatPerson
 from tests.test_followups import RecordingSender
+from tests.test_telegram import Citizen, running
 
 
 class FakeService:
@@ -108,3 +110,15 @@ async def test_readyz_checks_database_migrations_and_index(runtime: Runtime) -> 
     assert behind.status_code == 503
     assert "kominn db upgrade" in behind.json()["migrations"]
     assert (await _get(web, "/healthz")).status_code == 200  # alive, just not ready
+
+
+async def test_telegram_answers_and_429s_are_counted(runtime: Runtime) -> None:
+    """Every message Telegram takes is counted, answers as well as notices, and each 429."""
+    with FakeTelegramAPI() as fake:
+        async with running(runtime, fake, paced=True):
+            citizen = Citizen(fake, 4711)
+            fake.fail_next("sendMessage", 1, status=429, retry_after=0.1)
+            await citizen.say("/hjelp")
+    samples = _samples(runtime.metrics.render().decode())
+    assert samples[("kominn_telegram_messages_total", (("method", "sendMessage"),))] >= 1
+    assert samples[("kominn_telegram_rate_limited_total", ())] == 1

@@ -192,9 +192,12 @@ class ChatRateLimiter(AIORateLimiter):
 
     def __init__(self, overall_max_rate: float, chat_burst: int = CHAT_BURST,
                  chat_rate: float = CHAT_RATE, *,
-                 pace: Callable[[float], Any] | None = None) -> None:
+                 pace: Callable[[float], Any] | None = None,
+                 observe: Callable[[str, bool], None] | None = None) -> None:
         """`pace`: builds the overall pacer for the cap (`shared_pace` on PostgreSQL: one
-        ceiling for every worker); by default a `Pacer` of this process."""
+        ceiling for every worker); by default a `Pacer` of this process. `observe(method,
+        rate_limited)` hears of every message request Telegram took or refused with 429 (the
+        runtime's metrics)."""
         super().__init__(overall_max_rate=overall_max_rate, max_retries=FLOOD_RETRIES)
         if overall_max_rate:
             # PTB's bucket lets a full second's worth through at once after a quiet spell, so
@@ -205,6 +208,7 @@ class ChatRateLimiter(AIORateLimiter):
             self._base_limiter = limiter
         self._chats: dict[int, AsyncLimiter] = {}
         self._chat_burst, self._chat_rate = chat_burst, chat_rate
+        self._observe = observe
 
     async def initialize(self) -> None:
         """PTB calls this when the bot starts: the shared pacer connects before any send."""
@@ -213,20 +217,28 @@ class ChatRateLimiter(AIORateLimiter):
             with contextlib.suppress(SQLAlchemyError):  # the first send tries again
                 await prepare()
 
-    def _pausing(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+    def _pausing(self, callback: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
         """A 429 holds every message for its retry_after, as Telegram asks, not only the one
         refused: PTB's own pause is lifted by whichever request finishes next, and the
-        messages it held would then go out in one burst."""
+        messages it held would then go out in one burst. Each try is also observed."""
         pacer: Any = self._base_limiter
-        if not hasattr(pacer, "pause"):
+        pauses = hasattr(pacer, "pause")
+        observe = self._observe if endpoint in self.SEND_ENDPOINTS else None
+        if not pauses and observe is None:
             return callback
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
             except RetryAfter as exc:
-                pacer.pause(retry_after_seconds(exc))
+                if pauses:
+                    pacer.pause(retry_after_seconds(exc))
+                if observe is not None:
+                    observe(endpoint, True)
                 raise
+            if observe is not None:
+                observe(endpoint, False)
+            return result
 
         return call
 
@@ -254,7 +266,7 @@ class ChatRateLimiter(AIORateLimiter):
                               rate_limit_args: int | None) -> Any:
         if endpoint in self.UNCAPPED_ENDPOINTS:
             return await callback(*args, **kwargs)
-        callback = self._pausing(callback)
+        callback = self._pausing(callback, endpoint)
         limiter = self._chat_limiter(data.get("chat_id"), endpoint)
         if limiter is None:
             return await super().process_request(callback, args, kwargs, endpoint, data,

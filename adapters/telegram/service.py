@@ -89,7 +89,8 @@ def service(runtime: Runtime) -> TelegramService:
     """The Telegram part of `kominn run` (polling, or webhook when TELEGRAM_WEBHOOK_URL is set).
     On PostgreSQL every worker paces its sends on one shared grid: one ceiling for the bot."""
     pace = shared_pace(runtime.db) if shares_pace(runtime.db) else None
-    return TelegramService(runtime.settings, runtime.engine, pace=pace)
+    return TelegramService(runtime.settings, runtime.engine, pace=pace,
+                           observe=runtime.metrics.telegram_request)
 
 
 class TelegramService:
@@ -100,14 +101,17 @@ class TelegramService:
 
     def __init__(self, settings: Settings, engine: Engine, *, chat_burst: int = CHAT_BURST,
                  chat_rate: float = CHAT_RATE, sweep_seconds: float = SWEEP_SECONDS,
-                 pace: Callable[[float], Any] | None = None) -> None:
+                 pace: Callable[[float], Any] | None = None,
+                 observe: Callable[[str, bool], None] | None = None) -> None:
         """`chat_burst`/`chat_rate`: the per-private-chat pacing (0 rate: none).
         `sweep_seconds`: how often answers whose sending lease ran out are looked for (see
         `_sweep`). `pace`: the overall pacer for a ceiling (`pacing.shared_pace` on
-        PostgreSQL: one ceiling for every worker); None paces this process alone."""
+        PostgreSQL: one ceiling for every worker); None paces this process alone. `observe`:
+        hears of each message Telegram took or refused with 429 (`/metrics`)."""
         self.settings = settings
         self._sweep_seconds = sweep_seconds
         self._pace = pace
+        self._observe = observe
         self._sweeper: asyncio.Task[None] | None = None
         self._chat_limit = (chat_burst, chat_rate)
         self.engine = engine
@@ -142,7 +146,8 @@ class TelegramService:
             .base_url(self.settings.telegram_api_base_url)
             .base_file_url(file_url(self.settings.telegram_api_base_url))
             .rate_limiter(ChatRateLimiter(self.settings.telegram_max_messages_per_second,
-                                          *self._chat_limit, pace=self._pace))
+                                          *self._chat_limit, pace=self._pace,
+                                          observe=self._observe))
             # httpcore scans every pooled connection on each request (a syscall or two per
             # connection): PTB's 256 make that the busiest thing under load. A few dozen keep
             # up with Telegram's 30 messages/s; a request waits for a free one rather than fail.

@@ -42,12 +42,25 @@ class Metrics:
                                     "(retry after)", ["channel"], registry=reg)
         self.send_failures = Counter("kominn_send_failures", "Sends that failed otherwise",
                                      ["channel", "permanent"], registry=reg)
+        self.telegram_messages = Counter(
+            "kominn_telegram_messages", "Messages Telegram took from this worker: answers and "
+            "notices alike", ["method"], registry=reg)
+        self.telegram_rate_limited = Counter(
+            "kominn_telegram_rate_limited", "Bot API requests Telegram refused with 429 (each "
+            "retry counted)", registry=reg)
         self.dedup_seconds = Histogram("kominn_dedup_query_seconds", "Time to find similar "
                                        "ideas (index refresh included)",
                                        buckets=DEDUP_BUCKETS, registry=reg)
         self.job_runs = Counter("kominn_scheduler_job_runs", "Scheduler job runs by outcome "
                                 "(ok, failed, skipped: the previous run was still busy)",
                                 ["job", "outcome"], registry=reg)
+
+    def telegram_request(self, method: str, rate_limited: bool) -> None:
+        """What the Telegram rate limiter saw of one Bot API request (message methods only)."""
+        if rate_limited:
+            self.telegram_rate_limited.inc()
+        else:
+            self.telegram_messages.labels(method).inc()
 
     @contextmanager
     def turn(self, channel: str) -> Iterator[None]:
