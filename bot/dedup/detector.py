@@ -21,9 +21,9 @@ the word it misspells.
 Words are not all a text says. Thumbs on a phone make typos no spelling rule can pair ("holl"
 for "hull", "Ryken" for "Røyken"), and a resubmitted or forwarded idea copies whole phrases,
 stop words and all. So the score also counts *surface* similarity: the Jaccard index of the
-two texts' character trigrams (`bot.dedup.chargrams`), with weight SURFACE_WEIGHT (0.15):
+two texts' character trigrams (`bot.dedup.chargrams`), with weight SURFACE_WEIGHT (0.3):
 
-    similarity = 0.85 · word cosine + 0.15 · trigram Jaccard     (0 if the word cosine is 0)
+    similarity = 0.7 · word cosine + 0.3 · trigram Jaccard     (0 if the word cosine is 0)
 
 Texts without a related word score 0 however alike their letters are — shared phrasing alone
 is no shared idea. Both parts lie in 0–1 whatever the length of the texts or the size of the
@@ -33,15 +33,16 @@ where the decisions are made.
 A long description can hide a matching title, so a *title channel* scores each title against
 the other whole text (the better of the two) and the score is (see `_combine`)
 
-    score = 0.75 · whole text + 0.25 · max(whole text, title channel) − short-text discount
+    score = 0.65 · whole text + 0.35 · max(whole text, title channel) − short-text discount
 
 The discount: two short texts about one place share their few rare words by chance more often
 than long ones, so when the two texts have fewer than SHORT_TEXT_WORDS distinct content words
 (geometric mean) the score loses SHORT_TEXT_PENALTY points per e-fold, scaled by its distance
-from 100. Identical texts score 100. A larger title share scored better on the petition pairs
-but ranked planted duplicates worse in the benchmark; a cue-based contrast for opposite asks
-("behold" / "legg ned") and boilerplate learned as word bigrams were measured and gained
-nothing (README).
+from 100. Identical texts score 100. The two shares were chosen together: a larger trigram
+weight ranks the benchmark's planted duplicates (typos, copied phrasing) better, a larger title
+share holds the petition pairs (paraphrases) that it would lose; a cue-based contrast for
+opposite asks ("behold" / "legg ned") and boilerplate learned as word bigrams were measured
+and gained nothing (README).
 
 `similar()` never scans the idea base. Query words are looked up in the inverted index (word →
 ideas), rarest first, until POSTINGS_BUDGET postings are taken; words found in more than
@@ -127,6 +128,11 @@ def _checked(name: str, value: float) -> float:
     if math.isnan(value) or not 0.0 <= value <= 100.0:
         raise ValueError(f"{name} must be a number between 0 and 100, got {value!r}")
     return float(value)
+
+
+def _compact(ids: array, vocabulary: int) -> array:
+    """A slot's word ids in 16 bits while the vocabulary fits (half the memory), else 32."""
+    return array("H", ids) if vocabulary <= 1 << 16 else ids
 
 
 # --------------------------------------------------------------------------- the index
@@ -314,7 +320,7 @@ class DuplicateFinder:
         self._refs[slot] = ref
         self._chars.add(slot, text.grams)
         tf = text.tf
-        ids = array("i", (self._word(w) for w in tf))
+        ids = _compact(array("i", (self._word(w) for w in tf)), len(self._words))
         tfs = array("f", tf.values())
         self._doc_words[slot], self._doc_tf[slot] = ids, tfs
         self._titled[slot] = min(text.titled, 65535)
@@ -336,7 +342,7 @@ class DuplicateFinder:
             self._slot_of[ref] = slot
             self._refs[slot] = ref
             self._chars.add(slot, text.grams)
-            ids = array("i", (word(w) for w in text.tf))
+            ids = _compact(array("i", (word(w) for w in text.tf)), len(self._words))
             tfs = array("f", text.tf.values())
             self._doc_words[slot], self._doc_tf[slot] = ids, tfs
             self._titled[slot] = min(text.titled, 65535)

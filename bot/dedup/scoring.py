@@ -15,7 +15,7 @@ from bot.dedup.chargrams import char_grams
 from bot.dedup.normalize import detect_language, stems, words
 
 TITLE_WEIGHT = 1.25  # a title word counts this many description words
-TITLE_CHANNEL = 0.25  # share of the title channel (each title against the other whole text)
+TITLE_CHANNEL = 0.35  # share of the title channel (each title against the other whole text)
 SHORT_TEXT_WORDS = 16  # texts with fewer distinct content words than this give less evidence
 SHORT_TEXT_PENALTY = 30.0  # points taken off (scaled, see _combine) per e-fold shorter
 SPELLING_MIN_RATIO = 80.0  # rapidfuzz ratio for two different words to count as one
@@ -26,7 +26,7 @@ COMPOUND_MIN_MODIFIER = 4  # "buss" in "bussavgang"
 COMPOUND_MIN_REST = 3  # the rest of the compound must be a word too, not an ending
 COMPOUND_HEAD_SIMILARITY = 0.5
 COMPOUND_MODIFIER_SIMILARITY = 0.4
-SURFACE_WEIGHT = 0.15  # share of the trigram Jaccard index in the score (see module docstring)
+SURFACE_WEIGHT = 0.3  # share of the trigram Jaccard index in the score (see module docstring)
 
 Weights = dict[str, float]  # word stem -> weight
 Neighbours = dict[str, list[tuple[str, float]]]  # word -> [(related word, similarity 0–1)]
