@@ -66,7 +66,7 @@ from __future__ import annotations
 import math
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,12 +80,14 @@ from bot.dedup.scoring import (
     SPELLING_AFFIX,
     SPELLING_MIN_LEN,
     SPELLING_MIN_RATIO,
-    SURFACE_WEIGHT,
+    Channels,
     Neighbours,
     Weights,
     _analyse,
     _combine,
+    _mix,
     _pair_neighbours,
+    _parts,
     _related,
     _related_eligible,
     _spelling_similarity,
@@ -94,6 +96,7 @@ from bot.dedup.scoring import (
 )
 
 __all__ = [
+    "Channels",
     "DEFAULT_DEDUP_THRESHOLD",
     "DEFAULT_TRIAGE_THRESHOLD",
     "DuplicateFinder",
@@ -160,6 +163,8 @@ class DuplicateFinder:
                 triage_threshold = configured.triage_threshold
         self.dedup_threshold: float = _checked("dedup_threshold", dedup_threshold)
         self.triage_threshold: float = _checked("triage_threshold", triage_threshold)
+        # the weights between the channels (calibrated ones are set by bot.dedup.index)
+        self.channels: Channels = Channels()
         self._lock = threading.Lock()
         # vocabulary: stem <-> id, live document frequency, postings (slots and term weights)
         self._word_id: dict[str, int] = {}
@@ -242,13 +247,19 @@ class DuplicateFinder:
 
     def score(self, title_a: str, description_a: str, title_b: str, description_b: str) -> float:
         """Similarity 0–100 of two ideas, weighted by the word statistics of the indexed ideas."""
+        return self.scores(title_a, description_a, title_b, description_b, [self.channels])[0]
+
+    def scores(self, title_a: str, description_a: str, title_b: str, description_b: str,
+               channels: Sequence[Channels]) -> list[float]:
+        """`score()` of two ideas under each of several channel weights (for calibration)."""
         text_a, text_b = _analyse(title_a, description_a), _analyse(title_b, description_b)
         with self._lock:
             a = self._weigh(text_a.tf, self._vocabulary_neighbours(self._unseen(text_a.tf)))
             b = self._weigh(text_b.tf, self._vocabulary_neighbours(self._unseen(text_b.tf)))
         neighbours = _pair_neighbours(a.weights, b.weights)
         surface = jaccard(text_a.grams, text_b.grams)
-        return _combine(a, b, text_a.titled, text_b.titled, neighbours, surface)
+        parts = _parts(a, b, text_a.titled, text_b.titled, neighbours, surface)
+        return [_mix(parts, weights) for weights in channels]
 
     # ------------------------------------------------------------------ weights
 
@@ -376,7 +387,7 @@ class DuplicateFinder:
         matches = []
         for slot, surface in self._candidates(query, neighbours, grams, len(text.grams)):
             doc, titled = self._doc_vector(slot), self._titled[slot]
-            score = _combine(query, doc, text.titled, titled, neighbours, surface)
+            score = _combine(query, doc, text.titled, titled, neighbours, surface, self.channels)
             if score > 0 and score >= self.triage_threshold:
                 matches.append(Match(ref=self._refs[slot] or "", score=score))
         matches.sort(key=lambda m: (-m.score, m.ref))
@@ -438,10 +449,11 @@ class DuplicateFinder:
         pool.update(self._chars.candidates(grams, len(self._slot_of), CHAR_POOL))
         surface = {slot: self._chars.jaccard(grams, gram_count, slot) for slot in pool}
         if len(pool) > CANDIDATE_POOL:
+            weight = self.channels.surface
 
             def approximate(slot: int) -> float:
                 cosine = 0.0 if cosines is None else float(cosines[slot])
-                return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface[slot]
+                return (1.0 - weight) * cosine + weight * surface[slot]
 
             pool = set(sorted(pool, key=approximate, reverse=True)[:CANDIDATE_POOL])
         return [(slot, surface[slot]) for slot in pool]
