@@ -388,3 +388,19 @@ def test_index_finds_what_a_full_scan_finds(corpus: list[tuple[str, str]], query
         assert found == []
     else:
         assert found and found[0].score == pytest.approx(best)
+
+
+def test_trigram_ids_beyond_16_bits_are_kept_whole() -> None:
+    from bot.dedup.chargrams import CharGramIndex
+
+    grams = CharGramIndex()
+    many = frozenset(f"{n:05d}" for n in range(70_000))  # more trigram ids than 16 bits hold
+    grams.add(0, frozenset({"abc", "bcd"}))
+    grams.add(1, many | {"abc"})
+    grams.add(2, frozenset({"abc", "69999"}))
+    known = grams.known(frozenset({"abc", "69999"}))
+    assert grams.jaccard(known, 2, 2) == 1.0
+    assert grams.jaccard(known, 2, 1) == 2 / 70_001
+    grams.remove(2)
+    assert grams.jaccard(known, 2, 2) == 0.0
+    assert 1 in grams.candidates(grams.known(frozenset({"69999"})), 3, 3)

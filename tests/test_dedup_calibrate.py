@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.dedup import calibrate as cal
-from bot.dedup.detector import DuplicateFinder
+from bot.dedup.detector import Channels, DuplicateFinder
 from bot.dedup.evaluate import Pair
 from bot.ideas import book, triage
 from bot.runtime import Runtime
@@ -85,13 +85,65 @@ def test_calibrate_moves_a_too_strict_threshold_down_and_a_too_loose_one_up() ->
 
 def test_applied_thresholds_reach_the_index_and_reset_restores_them(runtime: Runtime) -> None:
     index = runtime.index
-    default = index.dedup_threshold
-    cal.apply(runtime.db, {"dedup_threshold": 61.0, "triage_threshold": 51.0})
+    default, channels = index.dedup_threshold, index.finder.channels
+    cal.apply(runtime.db, {"dedup_threshold": 61.0, "triage_threshold": 51.0,
+                           "surface_weight": 0.1, "title_channel": 0.55})
     index.load()
     assert (index.dedup_threshold, index.triage_threshold) == (61.0, 51.0)
+    assert index.finder.channels == Channels(0.1, 0.55)
     cal.reset(runtime.db)
     index.load()
     assert index.dedup_threshold == default
+    assert index.finder.channels == channels
+
+
+def title_matches(n: int) -> list[Pair]:
+    """Duplicates whose titles match and whose descriptions do not (one says much more), and
+    non-duplicates sharing a place: pairs only a larger title share tells apart."""
+    places = ["Semsvannet", "Vollen", "Heggedal", "Nesbru", "Føyka", "Kolsås", "Borgen",
+              "Bleiker", "Hvalstad", "Slemmestad", "Vettre", "Sandvika", "Asker", "Risenga"]
+    things = ["benker", "gatelys", "toalett", "lekeplass", "sykkelstativ", "fortau", "søppelkasser",
+              "badebrygge", "hundepark", "skatepark", "ballbinge", "busslomme", "turvei",
+              "grillplass"]
+    story = ("Om kvelden går mange barn og eldre her, og i helgene kommer familier fra hele "
+             "bygda med matpakke og sykkel; naboene har snakket om dette i flere år")
+    pairs = []
+    for i in range(n):
+        place, thing, other = places[i % 14], things[i % 14], things[(i + 5) % 14]
+        pairs.append(Pair(f"{thing} ved {place}", "Kort sagt.",
+                          f"{thing} ved {place}", f"{story} {i}.", True))
+        pairs.append(Pair(f"{thing} ved {place}", "Kort sagt.",
+                          f"{other} ved {place}", f"{story} om {other} {i}.", False))
+    return pairs
+
+
+def test_calibrate_fits_the_channel_weights_too() -> None:
+    pairs = title_matches(25)
+    thresholds_only = cal.calibrate(pairs, DuplicateFinder(40, 31), weights=False)
+    fitted = cal.calibrate(pairs, DuplicateFinder(40, 31))
+    assert (thresholds_only["after"]["surface_weight"], thresholds_only["after"]["title_channel"]
+            ) == (thresholds_only["before"]["surface_weight"],
+                  thresholds_only["before"]["title_channel"])
+    assert fitted["after"]["f1"] >= thresholds_only["after"]["f1"]
+    assert fitted["after"]["title_channel"] in cal.TITLE_GRID
+    assert fitted["after"]["surface_weight"] in cal.SURFACE_GRID
+
+
+def test_channel_weights_change_scores_alike_in_score_and_similar() -> None:
+    finder = DuplicateFinder(0, 0)
+    finder.add("KI-1", "Benker ved Semsvannet", "Det er for få steder å sitte rundt vannet.")
+    finder.add("KI-2", "Gatelys i Vollen", "Veien er mørk om kvelden.")
+    query = ("Flere benker ved Semsvannet", "Eldre trenger hvile på turen.")
+    for channels in (Channels(0.1, 0.15), Channels(0.4, 0.65)):
+        finder.channels = channels
+        found = finder.similar(*query, limit=1)[0]
+        assert found.ref == "KI-1"
+        assert found.score == finder.score(*query, "Benker ved Semsvannet",
+                                           "Det er for få steder å sitte rundt vannet.")
+    assert finder.scores(*query, "Benker ved Semsvannet", "", [Channels(0.1, 0.15),
+                         Channels(0.1, 0.65)]) != [0.0, 0.0]
+    with pytest.raises(ValueError):
+        Channels(1.5, 0.2)
 
 
 def test_app_home_shows_the_triage_queues_precision(runtime: Runtime) -> None:

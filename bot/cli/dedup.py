@@ -107,8 +107,11 @@ def calibrate(
     apply: Annotated[bool, typer.Option("--apply", help="store the fitted thresholds")] = False,
     reset: Annotated[bool, typer.Option("--reset", help="back to the environment's")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    weights: Annotated[bool, typer.Option(
+        "--weights/--thresholds-only", help="also fit the channel weights")] = True,
 ) -> None:
-    """Fit the thresholds on the moderators' decisions (plus PAIRS.csv); F1 before/after."""
+    """Fit the thresholds and channel weights on the moderators' decisions (plus PAIRS.csv);
+    F1 before/after."""
     from bot.dedup import calibrate as cal
     from bot.dedup import evaluate
 
@@ -129,7 +132,8 @@ def calibrate(
         base = finder()
         base.dedup_threshold = stored.get(cal.DEDUP, base.dedup_threshold)
         base.triage_threshold = stored.get(cal.TRIAGE, base.triage_threshold)
-        result = cal.calibrate(labelled, base)
+        base.channels = cal.channels_of(stored, base.channels)
+        result = cal.calibrate(labelled, base, weights=weights)
     except (OSError, ValueError) as exc:
         fail(f"cannot calibrate: {exc}")
     result["decisions"] = decided
@@ -142,9 +146,10 @@ def calibrate(
     b, a = result["before"], result["after"]
     typer.echo(f"pairs {result['pairs']} ({decided} moderator decisions, "
                f"{result['duplicates']} duplicates)")
-    typer.echo("           dedup  triage  F1     F1 (2-fold CV)")
+    typer.echo("           dedup  triage  trigrams  title  F1     F1 (2-fold CV)")
     for name, row in (("before", b), ("after", a)):
         typer.echo(f"{name:9}  {row['dedup_threshold']:5g}  {row['triage_threshold']:6g}  "
+                   f"{row['surface_weight']:8g}  {row['title_channel']:5g}  "
                    f"{row['f1']:.3f}  {row['f1_cv']:.3f}")
     typer.echo("stored: every worker uses these within a minute" if apply
                else "not stored (add --apply)")

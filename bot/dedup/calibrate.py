@@ -23,17 +23,20 @@ from typing import Any
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, select
 
-from bot.dedup.detector import DuplicateFinder
-from bot.dedup.evaluate import Pair, build_finder, metrics, score_pairs
+from bot.dedup.detector import Channels, DuplicateFinder
+from bot.dedup.evaluate import Pair, build_finder, metrics
 from storage.models import DedupDecision, DedupSetting, utcnow
 
-__all__ = ["MIN_EACH", "MIN_PAIRS", "TooFewPairs", "apply", "calibrate", "decision_pairs",
-           "pairs_csv", "reset", "stored_thresholds"]
+__all__ = ["MIN_EACH", "MIN_PAIRS", "TooFewPairs", "apply", "calibrate", "channels_of",
+           "decision_pairs", "pairs_csv", "reset", "stored_thresholds"]
 
 MIN_PAIRS = 40  # labelled pairs needed to calibrate at all
 MIN_EACH = 10  # … of which at least this many duplicates and this many non-duplicates
 TRIAGE_RECALL = 0.9  # the triage threshold keeps this share of duplicates
 DEDUP, TRIAGE = "dedup_threshold", "triage_threshold"
+SURFACE, TITLE = "surface_weight", "title_channel"  # the channel weights (bot.dedup.scoring)
+SURFACE_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)  # trigram weights tried by calibrate
+TITLE_GRID = (0.15, 0.25, 0.35, 0.45, 0.55, 0.65)  # title-channel shares tried
 COLUMNS = ("title_a", "description_a", "title_b", "description_b", "label")
 
 
@@ -67,50 +70,90 @@ def _fit(scores: Sequence[float], labels: Sequence[bool], gap: float) -> tuple[f
     return float(best), float(max(0.0, min(triage, best - gap)))
 
 
+def _fit_channels(grid: Sequence[Channels], scores: Sequence[Sequence[float]],
+                  labels: Sequence[bool], current: Channels) -> tuple[int, float]:
+    """(index into `grid`, dedup threshold) with the best F1; on a tie the weights nearest the
+    current ones, then the higher threshold."""
+    def key(i: int) -> tuple[float, float, float]:
+        column = [row[i] for row in scores]
+        threshold = max(range(101), key=lambda t: (metrics(column, labels, t)["f1"], t))
+        distance = abs(grid[i].surface - current.surface) + abs(grid[i].title - current.title)
+        return metrics(column, labels, threshold)["f1"], -distance, float(threshold)
+    keys = [key(i) for i in range(len(grid))]
+    best = max(range(len(grid)), key=keys.__getitem__)
+    return best, keys[best][2]
+
+
 def _fold(pair: Pair) -> int:
     return zlib.crc32(pair.title_a.encode("utf-8")) % 2
 
 
-def calibrate(pairs: Sequence[Pair], finder: DuplicateFinder) -> dict[str, Any]:
-    """Fit thresholds on `pairs`; figures before/after (two-fold cross-validated F1)."""
+def _grid(current: Channels, weights: bool) -> list[Channels]:
+    if not weights:
+        return [current]
+    grid = [Channels(s, t) for s in SURFACE_GRID for t in TITLE_GRID]
+    return grid if current in grid else [current, *grid]
+
+
+def calibrate(pairs: Sequence[Pair], finder: DuplicateFinder,
+              weights: bool = True) -> dict[str, Any]:
+    """Fit the thresholds — and with `weights` the channel weights (a grid over the trigram
+    weight and the title share) — on `pairs`; figures before/after, the F1 also two-fold
+    cross-validated (weights and threshold fitted on one half, judged on the other)."""
     positives = sum(1 for p in pairs if p.label)
     if len(pairs) < MIN_PAIRS or min(positives, len(pairs) - positives) < MIN_EACH:
         raise TooFewPairs(
             f"{len(pairs)} labelled pairs ({positives} duplicates); calibrating needs at least "
             f"{MIN_PAIRS}, with at least {MIN_EACH} duplicates and {MIN_EACH} non-duplicates")
     build_finder(pairs, finder)
-    scores = score_pairs(pairs, finder)
+    current_channels = finder.channels
+    grid = _grid(current_channels, weights)
+    scores = [finder.scores(p.title_a, p.description_a, p.title_b, p.description_b, grid)
+              for p in pairs]
+    now = [row[grid.index(current_channels)] for row in scores]
     labels = [p.label for p in pairs]
     current = finder.dedup_threshold
     gap = max(0.0, current - finder.triage_threshold)
     folds = [_fold(p) for p in pairs]
     cv_before, cv_after = [], []
     for held in (0, 1):
-        fit_s = [s for s, f in zip(scores, folds, strict=True) if f != held]
-        fit_y = [y for y, f in zip(labels, folds, strict=True) if f != held]
-        test_s = [s for s, f in zip(scores, folds, strict=True) if f == held]
-        test_y = [y for y, f in zip(labels, folds, strict=True) if f == held]
-        if not test_s or not fit_s:
+        fit = [i for i, f in enumerate(folds) if f != held]
+        test = [i for i, f in enumerate(folds) if f == held]
+        if not test or not fit:
             continue
-        threshold, _ = _fit(fit_s, fit_y, gap)
-        cv_before.append(metrics(test_s, test_y, current)["f1"])
-        cv_after.append(metrics(test_s, test_y, threshold)["f1"])
-    dedup, triage = _fit(scores, labels, gap)
+        chosen, threshold = _fit_channels(
+            grid, [scores[i] for i in fit], [labels[i] for i in fit], current_channels)
+        test_y = [labels[i] for i in test]
+        cv_before.append(metrics([now[i] for i in test], test_y, current)["f1"])
+        cv_after.append(metrics([scores[i][chosen] for i in test], test_y, threshold)["f1"])
+    chosen, _ = _fit_channels(grid, scores, labels, current_channels)
+    fitted = [row[chosen] for row in scores]
+    dedup, triage = _fit(fitted, labels, gap)
     return {
         "pairs": len(pairs), "duplicates": positives,
         "before": {DEDUP: current, TRIAGE: finder.triage_threshold,
-                   "f1": round(metrics(scores, labels, current)["f1"], 4),
+                   SURFACE: current_channels.surface, TITLE: current_channels.title,
+                   "f1": round(metrics(now, labels, current)["f1"], 4),
                    "f1_cv": round(sum(cv_before) / max(1, len(cv_before)), 4)},
         "after": {DEDUP: dedup, TRIAGE: triage,
-                  "f1": round(metrics(scores, labels, dedup)["f1"], 4),
+                  SURFACE: grid[chosen].surface, TITLE: grid[chosen].title,
+                  "f1": round(metrics(fitted, labels, dedup)["f1"], 4),
                   "f1_cv": round(sum(cv_after) / max(1, len(cv_after)), 4)},
     }
 
 
+def channels_of(stored: dict[str, float], default: Channels) -> Channels:
+    """The channel weights in stored settings, each falling back to `default`'s."""
+    return Channels(stored.get(SURFACE, default.surface), stored.get(TITLE, default.title))
+
+
 def apply(engine: Engine, thresholds: dict[str, float]) -> None:
-    """Store calibrated thresholds; every worker's index reads them on its next refresh."""
+    """Store calibrated thresholds (and channel weights, when given); every worker's index
+    reads them on its next refresh."""
     with Session(engine) as session:
-        for name in (DEDUP, TRIAGE):
+        for name in (DEDUP, TRIAGE, SURFACE, TITLE):
+            if name not in thresholds:
+                continue
             row = session.get(DedupSetting, name) or DedupSetting(name=name, value=0.0)
             row.value, row.updated_at = float(thresholds[name]), utcnow()
             session.add(row)

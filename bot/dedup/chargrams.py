@@ -32,6 +32,7 @@ GRAM = 3  # letters per gram: 3 keeps a typo in a short word from sharing nothin
 COMMON_FRACTION = 0.25  # trigrams in more ideas than this are not used to find candidates
 COMMON_MIN_DF = 50  # …but never below this many ideas
 POSTINGS_BUDGET = 300_000  # postings scanned per query at most, rarest trigrams first
+_SHORT_ID_LIMIT = 1 << 16  # a slot's trigram ids are stored in 16 bits when all are below
 
 
 def char_grams(tokens: list[str]) -> frozenset[str]:
@@ -79,7 +80,7 @@ class CharGramIndex:
     def __init__(self) -> None:
         self._gram_id: dict[str, int] = {}
         self._postings: list[array] = []  # slots per trigram id; its length is the trigram's DF
-        self._slot_grams: list[array] = []  # the trigram ids of each slot
+        self._slot_grams: list[array] = []  # the trigram ids of each slot (16 or 32 bits)
         self._sizes = array("d")  # sqrt(number of trigrams) per slot, inf when empty
 
     def add(self, slot: int, grams: frozenset[str]) -> None:
@@ -98,6 +99,8 @@ class CharGramIndex:
             ids = array("i", map(gram_id.__getitem__, grams))
         for gid in ids:
             postings[gid].append(slot)
+        if len(postings) <= _SHORT_ID_LIMIT or max(ids, default=0) < _SHORT_ID_LIMIT:
+            ids = array("H", ids)  # half the memory while the trigram ids fit in 16 bits
         self._slot_grams[slot] = ids
         self._sizes[slot] = math.sqrt(len(ids)) or math.inf
 

@@ -21,9 +21,9 @@ the word it misspells.
 Words are not all a text says. Thumbs on a phone make typos no spelling rule can pair ("holl"
 for "hull", "Ryken" for "Røyken"), and a resubmitted or forwarded idea copies whole phrases,
 stop words and all. So the score also counts *surface* similarity: the Jaccard index of the
-two texts' character trigrams (`bot.dedup.chargrams`), with weight SURFACE_WEIGHT (0.15):
+two texts' character trigrams (`bot.dedup.chargrams`), with weight SURFACE_WEIGHT (0.3):
 
-    similarity = 0.85 · word cosine + 0.15 · trigram Jaccard     (0 if the word cosine is 0)
+    similarity = 0.7 · word cosine + 0.3 · trigram Jaccard     (0 if the word cosine is 0)
 
 Texts without a related word score 0 however alike their letters are — shared phrasing alone
 is no shared idea. Both parts lie in 0–1 whatever the length of the texts or the size of the
@@ -33,15 +33,16 @@ where the decisions are made.
 A long description can hide a matching title, so a *title channel* scores each title against
 the other whole text (the better of the two) and the score is (see `_combine`)
 
-    score = 0.75 · whole text + 0.25 · max(whole text, title channel) − short-text discount
+    score = 0.65 · whole text + 0.35 · max(whole text, title channel) − short-text discount
 
 The discount: two short texts about one place share their few rare words by chance more often
 than long ones, so when the two texts have fewer than SHORT_TEXT_WORDS distinct content words
 (geometric mean) the score loses SHORT_TEXT_PENALTY points per e-fold, scaled by its distance
-from 100. Identical texts score 100. A larger title share scored better on the petition pairs
-but ranked planted duplicates worse in the benchmark; a cue-based contrast for opposite asks
-("behold" / "legg ned") and boilerplate learned as word bigrams were measured and gained
-nothing (README).
+from 100. Identical texts score 100. The two shares were chosen together: a larger trigram
+weight ranks the benchmark's planted duplicates (typos, copied phrasing) better, a larger title
+share holds the petition pairs (paraphrases) that it would lose; a cue-based contrast for
+opposite asks ("behold" / "legg ned") and boilerplate learned as word bigrams were measured
+and gained nothing (README).
 
 `similar()` never scans the idea base. Query words are looked up in the inverted index (word →
 ideas), rarest first, until POSTINGS_BUDGET postings are taken; words found in more than
@@ -65,7 +66,7 @@ from __future__ import annotations
 import math
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,12 +80,14 @@ from bot.dedup.scoring import (
     SPELLING_AFFIX,
     SPELLING_MIN_LEN,
     SPELLING_MIN_RATIO,
-    SURFACE_WEIGHT,
+    Channels,
     Neighbours,
     Weights,
     _analyse,
     _combine,
+    _mix,
     _pair_neighbours,
+    _parts,
     _related,
     _related_eligible,
     _spelling_similarity,
@@ -93,6 +96,7 @@ from bot.dedup.scoring import (
 )
 
 __all__ = [
+    "Channels",
     "DEFAULT_DEDUP_THRESHOLD",
     "DEFAULT_TRIAGE_THRESHOLD",
     "DuplicateFinder",
@@ -129,6 +133,11 @@ def _checked(name: str, value: float) -> float:
     return float(value)
 
 
+def _compact(ids: array, vocabulary: int) -> array:
+    """A slot's word ids in 16 bits while the vocabulary fits (half the memory), else 32."""
+    return array("H", ids) if vocabulary <= 1 << 16 else ids
+
+
 # --------------------------------------------------------------------------- the index
 
 
@@ -154,6 +163,8 @@ class DuplicateFinder:
                 triage_threshold = configured.triage_threshold
         self.dedup_threshold: float = _checked("dedup_threshold", dedup_threshold)
         self.triage_threshold: float = _checked("triage_threshold", triage_threshold)
+        # the weights between the channels (calibrated ones are set by bot.dedup.index)
+        self.channels: Channels = Channels()
         self._lock = threading.Lock()
         # vocabulary: stem <-> id, live document frequency, postings (slots and term weights)
         self._word_id: dict[str, int] = {}
@@ -236,13 +247,19 @@ class DuplicateFinder:
 
     def score(self, title_a: str, description_a: str, title_b: str, description_b: str) -> float:
         """Similarity 0–100 of two ideas, weighted by the word statistics of the indexed ideas."""
+        return self.scores(title_a, description_a, title_b, description_b, [self.channels])[0]
+
+    def scores(self, title_a: str, description_a: str, title_b: str, description_b: str,
+               channels: Sequence[Channels]) -> list[float]:
+        """`score()` of two ideas under each of several channel weights (for calibration)."""
         text_a, text_b = _analyse(title_a, description_a), _analyse(title_b, description_b)
         with self._lock:
             a = self._weigh(text_a.tf, self._vocabulary_neighbours(self._unseen(text_a.tf)))
             b = self._weigh(text_b.tf, self._vocabulary_neighbours(self._unseen(text_b.tf)))
         neighbours = _pair_neighbours(a.weights, b.weights)
         surface = jaccard(text_a.grams, text_b.grams)
-        return _combine(a, b, text_a.titled, text_b.titled, neighbours, surface)
+        parts = _parts(a, b, text_a.titled, text_b.titled, neighbours, surface)
+        return [_mix(parts, weights) for weights in channels]
 
     # ------------------------------------------------------------------ weights
 
@@ -314,7 +331,7 @@ class DuplicateFinder:
         self._refs[slot] = ref
         self._chars.add(slot, text.grams)
         tf = text.tf
-        ids = array("i", (self._word(w) for w in tf))
+        ids = _compact(array("i", (self._word(w) for w in tf)), len(self._words))
         tfs = array("f", tf.values())
         self._doc_words[slot], self._doc_tf[slot] = ids, tfs
         self._titled[slot] = min(text.titled, 65535)
@@ -336,7 +353,7 @@ class DuplicateFinder:
             self._slot_of[ref] = slot
             self._refs[slot] = ref
             self._chars.add(slot, text.grams)
-            ids = array("i", (word(w) for w in text.tf))
+            ids = _compact(array("i", (word(w) for w in text.tf)), len(self._words))
             tfs = array("f", text.tf.values())
             self._doc_words[slot], self._doc_tf[slot] = ids, tfs
             self._titled[slot] = min(text.titled, 65535)
@@ -370,7 +387,7 @@ class DuplicateFinder:
         matches = []
         for slot, surface in self._candidates(query, neighbours, grams, len(text.grams)):
             doc, titled = self._doc_vector(slot), self._titled[slot]
-            score = _combine(query, doc, text.titled, titled, neighbours, surface)
+            score = _combine(query, doc, text.titled, titled, neighbours, surface, self.channels)
             if score > 0 and score >= self.triage_threshold:
                 matches.append(Match(ref=self._refs[slot] or "", score=score))
         matches.sort(key=lambda m: (-m.score, m.ref))
@@ -432,10 +449,11 @@ class DuplicateFinder:
         pool.update(self._chars.candidates(grams, len(self._slot_of), CHAR_POOL))
         surface = {slot: self._chars.jaccard(grams, gram_count, slot) for slot in pool}
         if len(pool) > CANDIDATE_POOL:
+            weight = self.channels.surface
 
             def approximate(slot: int) -> float:
                 cosine = 0.0 if cosines is None else float(cosines[slot])
-                return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface[slot]
+                return (1.0 - weight) * cosine + weight * surface[slot]
 
             pool = set(sorted(pool, key=approximate, reverse=True)[:CANDIDATE_POOL])
         return [(slot, surface[slot]) for slot in pool]

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from bot.dedup.calibrate import DEDUP, TRIAGE, stored_thresholds
+from bot.dedup.calibrate import DEDUP, TRIAGE, channels_of, stored_thresholds
 from bot.dedup.detector import DuplicateFinder
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
@@ -52,6 +52,7 @@ class SimilarIndex:
         self._lock = threading.Lock()
         # the environment's thresholds, used whenever no calibrated ones are stored
         self._defaults = (self.finder.dedup_threshold, self.finder.triage_threshold)
+        self._default_channels = self.finder.channels
         self._ready = threading.Event()
         self._builder: threading.Thread | None = None
 
@@ -100,10 +101,11 @@ class SimilarIndex:
         self._ready.set()
 
     def _apply_settings(self, session: Session) -> None:
-        """Calibrated thresholds from the database, or the environment's when none are."""
+        """Calibrated thresholds and channel weights from the database, or the defaults."""
         stored = stored_thresholds(session)  # the schema is current: see storage.migrate
         self.finder.dedup_threshold = stored.get(DEDUP, self._defaults[0])
         self.finder.triage_threshold = stored.get(TRIAGE, self._defaults[1])
+        self.finder.channels = channels_of(stored, self._default_channels)
 
     @property
     def loaded(self) -> bool:

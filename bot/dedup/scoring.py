@@ -15,7 +15,7 @@ from bot.dedup.chargrams import char_grams
 from bot.dedup.normalize import detect_language, stems, words
 
 TITLE_WEIGHT = 1.25  # a title word counts this many description words
-TITLE_CHANNEL = 0.25  # share of the title channel (each title against the other whole text)
+TITLE_CHANNEL = 0.35  # share of the title channel (each title against the other whole text)
 SHORT_TEXT_WORDS = 16  # texts with fewer distinct content words than this give less evidence
 SHORT_TEXT_PENALTY = 30.0  # points taken off (scaled, see _combine) per e-fold shorter
 SPELLING_MIN_RATIO = 80.0  # rapidfuzz ratio for two different words to count as one
@@ -26,7 +26,27 @@ COMPOUND_MIN_MODIFIER = 4  # "buss" in "bussavgang"
 COMPOUND_MIN_REST = 3  # the rest of the compound must be a word too, not an ending
 COMPOUND_HEAD_SIMILARITY = 0.5
 COMPOUND_MODIFIER_SIMILARITY = 0.4
-SURFACE_WEIGHT = 0.15  # share of the trigram Jaccard index in the score (see module docstring)
+SURFACE_WEIGHT = 0.3  # share of the trigram Jaccard index in the score (see module docstring)
+
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The weights between the score's channels: the trigram Jaccard index's share of the
+    whole-text similarity and the title channel's share of the score (both 0–1). Defaults
+    chosen on the shared pairs; `kominn dedup calibrate` may fit others to a municipality."""
+
+    surface: float = SURFACE_WEIGHT
+    title: float = TITLE_CHANNEL
+
+    def __post_init__(self) -> None:
+        for name in ("surface", "title"):
+            value = getattr(self, name)
+            if math.isnan(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"channel weight {name} must be between 0 and 1, got {value!r}")
+
+
+DEFAULT_CHANNELS = Channels()
 
 Weights = dict[str, float]  # word stem -> weight
 Neighbours = dict[str, list[tuple[str, float]]]  # word -> [(related word, similarity 0–1)]
@@ -167,12 +187,12 @@ def _related_dot(a: _Vector, b: _Vector, neighbours: Neighbours) -> float:
     return dot
 
 
-def _similarity(cosine: float, surface: float) -> float:
+def _similarity(cosine: float, surface: float, weight: float = SURFACE_WEIGHT) -> float:
     """Word cosine and trigram Jaccard index combined (0–1). Texts without a related word are
     not similar, however alike their letters: shared phrasing alone is no shared idea."""
     if cosine <= 0.0:
         return 0.0
-    return (1.0 - SURFACE_WEIGHT) * cosine + SURFACE_WEIGHT * surface
+    return (1.0 - weight) * cosine + weight * surface
 
 
 def _to_score(similarity: float) -> float:
@@ -188,27 +208,44 @@ def _title_vector(vector: _Vector, titled: int) -> _Vector:
 
 
 def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
-             neighbours: Neighbours, surface: float) -> float:
-    """The score 0–100 of two texts: the whole-text channel (word cosine and trigram Jaccard)
-    and the title channel (each title against the other whole text, the better of the two,
-    so a long description cannot hide a matching title; it only ever lifts the score), less
-    a discount for short texts.
+             neighbours: Neighbours, surface: float,
+             channels: Channels = DEFAULT_CHANNELS) -> float:
+    """The score 0–100 of two texts (see `_parts` and `_mix`)."""
+    return _mix(_parts(a, b, titled_a, titled_b, neighbours, surface), channels)
 
-    Two short texts about one place share their few rare words by chance more often than two
-    long ones, so texts with fewer than SHORT_TEXT_WORDS distinct content words (geometric mean
-    of the two) lose up to SHORT_TEXT_PENALTY points per e-fold, scaled by how far the score is
-    from 100 (identical texts still score 100)."""
+
+def _parts(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
+           neighbours: Neighbours, surface: float) -> tuple[float, float, float, float]:
+    """What the score is made of, before the channels are weighed: (word cosine, trigram
+    Jaccard index, title channel cosine, shortness). Calibration weighs them many ways."""
     cosine = _cosine(a, b, neighbours)
     if cosine <= 0.0:
-        return 0.0
-    whole = _to_score(_similarity(cosine, surface))
+        return 0.0, surface, 0.0, 0.0
     title = 0.0
     if titled_a:
         title = _cosine(_title_vector(a, titled_a), b, neighbours)
     if titled_b:
         title = max(title, _cosine(a, _title_vector(b, titled_b), neighbours))
-    score = (1.0 - TITLE_CHANNEL) * whole + TITLE_CHANNEL * max(whole, _to_score(title))
     length = math.sqrt(max(1, len(a.weights)) * max(1, len(b.weights)))
     shortness = max(0.0, math.log(SHORT_TEXT_WORDS / length))
+    return cosine, surface, title, shortness
+
+
+def _mix(parts: tuple[float, float, float, float], channels: Channels) -> float:
+    """The score 0–100: the whole-text channel (word cosine and trigram Jaccard) and the title
+    channel (each title against the other whole text, the better of the two, so a long
+    description cannot hide a matching title; it only ever lifts the score), less a discount
+    for short texts.
+
+    Two short texts about one place share their few rare words by chance more often than two
+    long ones, so texts with fewer than SHORT_TEXT_WORDS distinct content words (geometric mean
+    of the two) lose up to SHORT_TEXT_PENALTY points per e-fold, scaled by how far the score is
+    from 100 (identical texts still score 100)."""
+    cosine, surface, title, shortness = parts
+    if cosine <= 0.0:
+        return 0.0
+    whole = _to_score(_similarity(cosine, surface, channels.surface))
+    share = channels.title
+    score = (1.0 - share) * whole + share * max(whole, _to_score(title))
     score -= SHORT_TEXT_PENALTY * shortness * (1.0 - score / 100.0)
     return round(min(100.0, max(0.0, score)), 2)
