@@ -389,14 +389,17 @@ def input_block(block_id: str, label: str, element: Block, *, optional: bool = F
     return block
 
 
+def modal(callback_id: str, title: str, submit: str, metadata: str, blocks: list[Block],
+          t: Translator) -> Block:
+    """A modal view with KomInn's cancel button; Slack's title and metadata limits applied."""
+    return {"type": "modal", "callback_id": callback_id, "private_metadata": metadata[:3000],
+            "title": plain(title, MODAL_TITLE_MAX), "submit": plain(submit, MODAL_TITLE_MAX),
+            "close": plain(t("slack.modal.cancel"), MODAL_TITLE_MAX), "blocks": blocks}
+
+
 def new_idea_modal(t: Translator, areas: Sequence[str], metadata: str) -> Block:
     follow = {"text": plain(t("slack.modal.follow_up"), 75), "value": "yes"}
-    return {
-        "type": "modal", "callback_id": NEW_IDEA_VIEW, "private_metadata": metadata[:3000],
-        "title": plain(t("slack.modal.new_title"), MODAL_TITLE_MAX),
-        "submit": plain(t("slack.modal.submit"), MODAL_TITLE_MAX),
-        "close": plain(t("slack.modal.cancel"), MODAL_TITLE_MAX),
-        "blocks": [
+    return modal(NEW_IDEA_VIEW, t("slack.modal.new_title"), t("slack.modal.submit"), metadata, [
             input_block("title", t("field.title"), {
                 "type": "plain_text_input", "action_id": "value", "max_length": TITLE_MAX}),
             input_block("description", t("field.description"),
@@ -413,26 +416,19 @@ def new_idea_modal(t: Translator, areas: Sequence[str], metadata: str) -> Block:
             input_block("follow_up", t("slack.modal.follow_up_label"), {
                 "type": "checkboxes", "action_id": "value", "options": [follow],
                 "initial_options": [follow]}, optional=True),
-        ],
-    }
+    ], t)
 
 
 def move_modal(t: Translator, ref: str, current: str, target: str, metadata: str) -> Block:
     declining = target == Status.DECLINED.value
     label = t("slack.modal.reason") if declining else t("slack.modal.note")
-    return {
-        "type": "modal", "callback_id": MOVE_VIEW, "private_metadata": metadata[:3000],
-        "title": plain(t("slack.modal.move_title"), MODAL_TITLE_MAX),
-        "submit": plain(t("slack.modal.save"), MODAL_TITLE_MAX),
-        "close": plain(t("slack.modal.cancel"), MODAL_TITLE_MAX),
-        "blocks": [
+    return modal(MOVE_VIEW, t("slack.modal.move_title"), t("slack.modal.save"), metadata, [
             *sections(t("slack.modal.move_text", ref=ref, old=status_label(t, current),
                         new=status_label(t, target))),
             input_block("note", label, {"type": "plain_text_input", "action_id": "value",
                                         "multiline": True, "max_length": NOTE_MAX},
                         optional=not declining, hint=t("slack.modal.note_hint")),
-        ],
-    }
+    ], t)
 
 
 # --- neutral replies (the outbox) and help ----------------------------------------------------

@@ -106,15 +106,6 @@ def _datepicker(t: Translator, initial: date | None) -> Block:
     return element
 
 
-def _modal(callback_id: str, title: str, submit: str, metadata: str,
-           blocks: list[Block], t: Translator) -> Block:
-    return {"type": "modal", "callback_id": callback_id, "private_metadata": metadata[:3000],
-            "title": kit.plain(title, kit.MODAL_TITLE_MAX),
-            "submit": kit.plain(submit, kit.MODAL_TITLE_MAX),
-            "close": kit.plain(t("slack.modal.cancel"), kit.MODAL_TITLE_MAX),
-            "blocks": blocks}
-
-
 def campaign_modal(t: Translator, areas: Sequence[str], zone: tzinfo, metadata: str, *,
                    today: date, line: sc.CampaignLine | None = None) -> Block:
     """Create (no line) or edit (prefilled; the opening is shown, not editable)."""
@@ -148,7 +139,7 @@ def campaign_modal(t: Translator, areas: Sequence[str], zone: tzinfo, metadata: 
                               hint=t("slack_campaigns.field.text_hint")))
     title = "slack_campaigns.modal_edit" if line else "slack_campaigns.modal_new"
     submit = "slack.modal.save" if line else "slack_campaigns.create"
-    return _modal(CAMPAIGN_VIEW, t(title), t(submit), metadata, blocks, t)
+    return kit.modal(CAMPAIGN_VIEW, t(title), t(submit), metadata, blocks, t)
 
 
 def choose_modal(t: Translator, line: sc.CampaignLine, options: Sequence[sc.IdeaOption],
@@ -170,7 +161,7 @@ def choose_modal(t: Translator, line: sc.CampaignLine, options: Sequence[sc.Idea
         blocks.append(_text_input("refs", t("slack_campaigns.field.chosen_refs"),
                                   max_length=2000, initial=", ".join(line.chosen),
                                   hint=t("slack_campaigns.field.chosen_hint")))
-    return _modal(CHOOSE_VIEW, t("slack_campaigns.modal_choose"),
+    return kit.modal(CHOOSE_VIEW, t("slack_campaigns.modal_choose"),
                   t("slack_campaigns.button.choose"), metadata, blocks, t)
 
 
@@ -179,7 +170,7 @@ def collab_modal(t: Translator, ref: str, metadata: str) -> Block:
     blocks.append(_text_input("text", t("slack_campaigns.field.collab"),
                               max_length=collaboration.TEXT_MAX, multiline=True,
                               hint=t("slack_campaigns.field.collab_hint")))
-    return _modal(COLLAB_VIEW, t("slack_campaigns.modal_collab"),
+    return kit.modal(COLLAB_VIEW, t("slack_campaigns.modal_collab"),
                   t("slack_campaigns.send"), metadata, blocks, t)
 
 
