@@ -187,6 +187,10 @@ class DuplicateFinder:
         self._idf_n = -1  # number of ideas the IDF memo is for
         self._idf_memo: dict[int, float] = {}
         self._norms_size = 0  # number of ideas when the norms were last refreshed
+        # Indexed ideas' TF-IDF vectors as the exact score uses them, built once per slot and
+        # dropped whenever an add or remove changes the IDFs (every query scored the same
+        # candidates' vectors again).
+        self._vectors: dict[int, _Vector] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -237,7 +241,7 @@ class DuplicateFinder:
 
     def similar(self, title: str, description: str = "", limit: int = 3) -> list[Match]:
         """The `limit` ideas most similar to the text, best first, scoring ≥ triage threshold."""
-        if limit <= 0:
+        if limit <= 0 or not self._slot_of:  # nothing to find: no need to analyse the text
             return []
         text = _analyse(title, description)
         with self._lock:
@@ -326,20 +330,10 @@ class DuplicateFinder:
         return len(self._refs) - 1
 
     def _insert(self, ref: str, text: _Text) -> None:
-        slot = self._new_slot()
-        self._slot_of[ref] = slot
-        self._refs[slot] = ref
-        self._chars.add(slot, text.grams)
-        tf = text.tf
-        ids = _compact(array("i", (self._word(w) for w in tf)), len(self._words))
-        tfs = array("f", tf.values())
-        self._doc_words[slot], self._doc_tf[slot] = ids, tfs
-        self._titled[slot] = min(text.titled, 65535)
+        self._bulk_insert({ref: text})
+        slot = self._slot_of[ref]
         norm2 = 0.0
-        for wid, f in zip(ids, tfs, strict=True):
-            self._df[wid] += 1
-            self._post_slots[wid].append(slot)
-            self._post_tf[wid].append(f)
+        for wid, f in zip(self._doc_words[slot], self._doc_tf[slot], strict=True):
             norm2 += (f * self._idf(self._df[wid])) ** 2
         self._norms[slot] = math.sqrt(norm2) or math.inf
 
@@ -347,6 +341,7 @@ class DuplicateFinder:
         """Fill the postings of a chunk of ideas, without the per-idea norms: `add_many`
         computes them once at the end, vectorised (measured: sorting all postings with numpy
         at once took longer and four times the memory at 20,000 ideas)."""
+        self._vectors.clear()
         word, post_slots, post_tf, df = self._word, self._post_slots, self._post_tf, self._df
         for ref, text in analysed.items():
             slot = self._new_slot()
@@ -363,6 +358,7 @@ class DuplicateFinder:
                 post_tf[wid].append(f)
 
     def _remove(self, ref: str) -> None:
+        self._vectors.clear()
         slot = self._slot_of.pop(ref)
         for wid in self._doc_words[slot]:
             self._df[wid] -= 1
@@ -394,6 +390,9 @@ class DuplicateFinder:
         return matches[:limit]
 
     def _doc_vector(self, slot: int) -> _Vector:
+        cached = self._vectors.get(slot)
+        if cached is not None:
+            return cached
         words_, df = self._words, self._df
         weights: Weights = {}
         idfs: Weights = {}
@@ -401,7 +400,8 @@ class DuplicateFinder:
             word = words_[wid]
             idfs[word] = idf = self._idf(df[wid])
             weights[word] = f * idf
-        return _Vector(weights, idfs)
+        vector = self._vectors[slot] = _Vector(weights, idfs)
+        return vector
 
     def _vocabulary_neighbours(self, query: Iterable[str]) -> Neighbours:
         """Indexed words related to the query's words (see `_related`), found without a scan."""
