@@ -24,11 +24,12 @@ from starlette.responses import Response
 
 from adapters.web.render import Renderer
 from adapters.web.session import Sessions, choose_language
+from bot.ideas import book
 from bot.ideas.book import is_public, public_clause
 from bot.runtime import Runtime
 from dialogs.lifecycle import OPEN, Status
 from dialogs.refs import format_ref, parse_ref
-from storage.models import Idea, StatusChange, Support
+from storage.models import Idea, Support
 
 PAGE = 20
 SEARCH_LIMIT = 200  # ranked matches a search considers
@@ -190,8 +191,7 @@ class Board:
             idea = db.get(Idea, number)
             if idea is None or not is_public(idea, self.settings.publish):
                 return None
-            history = db.exec(select(StatusChange).where(StatusChange.idea_id == number)
-                              .order_by(StatusChange.at, StatusChange.id)).all()  # type: ignore[arg-type]
+            history = book.history(db, number)
             public = {"ref": format_ref(number), "title": idea.title,
                       "description": idea.description, "focus_area": idea.focus_area,
                       "place": idea.place, "status": idea.status,
@@ -199,7 +199,7 @@ class Board:
                       "merged_into": format_ref(idea.merged_into_id)
                       if idea.merged_into_id else None}
             moves = [{"status": c.to_status, "at": c.at, "note": c.note} for c in history]
-            supporters = supporter_counts(db, [number]).get(number, 0)
+            supporters = book.supporter_count(db, number)
             title, description = idea.title, idea.description
         similar = self._similar(number, title, description)
         return {"idea": _Obj(public), "history": moves, "supporters": supporters,

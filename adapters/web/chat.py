@@ -61,7 +61,7 @@ class Chat:
         session = self.sessions.load(request)
         language = choose_language(request, session, self.settings.locale)
         turns = await self._run(lambda: self._turns(session, language))
-        support = self._support_offer(request, language)
+        support = await self._run(lambda: self._support_offer(request, language))
         if support is not None:
             turns.append(support)
         mine = f"/mine/{self.sessions.personal_token(session.uid)}" if session.uid else None
@@ -171,7 +171,7 @@ class Chat:
         choice = str(form.get("choice") or "") or None
         location = _location(form) if not choice else None
         text = "" if choice or location else str(form.get("text") or "")[:4000]
-        said = self._label(session, choice) if choice else text
+        said = await self._run(lambda: self._label(session, choice)) if choice else text
         if location is not None:
             said = translator(language)("web.chat.location_shared")
         incoming = Incoming(channel=CHANNEL, user_id=uid, text=text, choice=choice,
