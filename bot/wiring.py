@@ -21,7 +21,7 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.ideas.book import IdeaBook, IdeaListeners
-from dialogs.core import Conversation, Part
+from dialogs.core import Conversation, Part, joined
 from dialogs.types import Incoming, Reply
 from storage.models import Idea, Person
 
@@ -83,8 +83,8 @@ class Features:
         return cls(
             names=tuple(f.name for f in features),
             conversation=Conversation.of(*(f.dialogs for f in features)),
-            effects=_joined("effect", (f.effects for f in features)),
-            renderers=_joined("outbox kind", (f.renderers for f in features)),
+            effects=joined("effect", (f.effects for f in features)),
+            renderers=joined("outbox kind", (f.renderers for f in features)),
             rules=tuple(rule for f in features for rule in f.rules),
             listeners=listeners,
             status_extras=tuple(extra for f in features for extra in f.status_extras))
@@ -97,13 +97,3 @@ class Features:
     def render(self, kind: str, payload: dict[str, Any], t: Translator) -> list[Reply]:
         """An outbox row's replies in the recipient's language (`KeyError`: unknown kind)."""
         return self.renderers[kind](payload, t)
-
-
-def _joined(what: str, tables: Any) -> dict[str, Any]:
-    joined: dict[str, Any] = {}
-    for table in tables:
-        for key, value in table.items():
-            if key in joined:
-                raise ValueError(f"{what} {key!r} is contributed twice")
-            joined[key] = value
-    return joined

@@ -9,11 +9,22 @@ person change language, follow-ups and invitations to new competitions.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from dialogs import citizen, submit
 from dialogs.core import CampaignView, Context, Outcome, Part, SetConsent, State
 from dialogs.payload import global_choice
 from dialogs.text import shorten
 from dialogs.types import Reply
+
+
+def state(opens_at: datetime, closes_at: datetime, closed_at: datetime | None,
+          now: datetime) -> str:
+    """"upcoming", "open" or "closed": a competition takes ideas from its opening until it
+    closes or is closed early (the one rule for the chat, Slack, the CLI and the report)."""
+    if closed_at is not None or now >= closes_at:
+        return "closed"
+    return "open" if now >= opens_at else "upcoming"
 
 
 def cmd_competitions(state: State, args: str, ctx: Context) -> Outcome:

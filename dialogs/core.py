@@ -10,7 +10,7 @@ travels in the context, so no module fills another's table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
@@ -247,6 +247,18 @@ class Part:
     start_payloads: Mapping[str, CommandHandler] = field(default_factory=dict)
 
 
+def joined(what: str, tables: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Tables contributed by several parts as one, refusing a name claimed twice (two
+    features answering one command would depend on the order they were listed in)."""
+    merged: dict[str, Any] = {}
+    for table in tables:
+        for key, value in table.items():
+            if key in merged:
+                raise ValueError(f"{what} {key!r} is contributed twice")
+            merged[key] = value
+    return merged
+
+
 @dataclass(frozen=True)
 class Conversation:
     """Everything the citizen conversation understands, joined from the parts of the features
@@ -259,12 +271,5 @@ class Conversation:
 
     @classmethod
     def of(cls, *parts: Part) -> Conversation:
-        tables: dict[str, dict[str, Any]] = {
-            "commands": {}, "actions": {}, "flows": {}, "start_payloads": {}}
-        for part in parts:
-            for name, table in tables.items():
-                for key, handler in getattr(part, name).items():
-                    if key in table:
-                        raise ValueError(f"{name[:-1]} {key!r} is contributed twice")
-                    table[key] = handler
-        return cls(**tables)
+        return cls(**{name: joined(name[:-1], (getattr(part, name) for part in parts))
+                      for name in ("commands", "actions", "flows", "start_payloads")})

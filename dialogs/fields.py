@@ -79,6 +79,14 @@ def check_place(text: str | None) -> Checked:
     return Checked(value)
 
 
+def picked_area(value: str | None, areas: Sequence[str]) -> str | None:
+    """The focus area at the position a form's list selected (Slack's modals send the
+    position); any other value stays as sent, so the area rules refuse it. Nothing is None."""
+    if value and value.isdigit() and int(value) < len(areas):
+        return areas[int(value)]
+    return value or None
+
+
 def match_area(text: str | None, areas: Sequence[str], *, partial: bool = False) -> str | None:
     """The configured focus area someone typed, in its configured spelling: the same name in
     any case and spacing; with `partial` (a search word), else the first that starts with it,

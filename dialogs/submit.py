@@ -24,7 +24,6 @@ from dialogs.fields import (
     check_place,
     check_title,
 )
-from dialogs.fields import PLACE_MAX as PLACE_MAX  # re-exported: the Slack modal reads it here
 from dialogs.payload import global_choice, step_choice
 from dialogs.text import shorten
 from dialogs.types import Choice, Incoming, Reply

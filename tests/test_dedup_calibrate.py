@@ -32,8 +32,8 @@ def test_each_decision_is_kept_as_a_labelled_pair(runtime: Runtime) -> None:
     ids = [make(runtime, t) for t in ("Benker ved Semsvannet", "Flere benker rundt Semsvannet",
                                       "Toalett ved Semsvannet", "Parkering ved Semsvannet")]
     with transaction(runtime.db) as session:
-        book.queue_candidate(session, ids[0], ids[1], 70.0)
-        book.queue_candidate(session, ids[2], ids[3], 50.0)
+        book.queue_candidates(session, ids[0], [(ids[1], 70.0)])
+        book.queue_candidates(session, ids[2], [(ids[3], 50.0)])
         first, second = (c.id or 0 for c in session.exec(
             select(DuplicateCandidate).order_by(DuplicateCandidate.id)))  # type: ignore[arg-type]
     desk.decide_pair(runtime, first, triage.MERGED, by="slack:U1")
@@ -155,8 +155,8 @@ def test_app_home_shows_the_triage_queues_precision(runtime: Runtime) -> None:
     ids = [make(runtime, t) for t in ("Benker ved Vollen", "Flere benker i Vollen",
                                       "Toalett ved Vollen", "Parkering ved Vollen")]
     with transaction(runtime.db) as session:
-        book.queue_candidate(session, ids[0], ids[1], 70.0)
-        book.queue_candidate(session, ids[2], ids[3], 50.0)
+        book.queue_candidates(session, ids[0], [(ids[1], 70.0)])
+        book.queue_candidates(session, ids[2], [(ids[3], 50.0)])
         pairs = [c.id or 0 for c in session.exec(
             select(DuplicateCandidate).order_by(DuplicateCandidate.id))]  # type: ignore[arg-type]
     desk.decide_pair(runtime, pairs[0], triage.MERGED, by="slack:U1")

@@ -69,7 +69,7 @@ def make_pair(rt: Runtime, score: float = 81.0) -> tuple[str, str, int]:
     older = make_idea(rt, "Flere benker ved Semsvannet", "Flere benker rundt vannet, takk.")
     newer = make_idea(rt, "Benker rundt Semsvannet", "Vi trenger benker rundt Semsvannet.")
     with transaction(rt.db) as session:
-        book.queue_candidate(session, 1 if older == "KI-1" else 2, 2, score)
+        book.queue_candidates(session, 1 if older == "KI-1" else 2, [(2, score)])
         pair = session.exec(select(DuplicateCandidate)).one()
         return older, newer, pair.id or 0
 
@@ -160,7 +160,7 @@ async def test_status_shows_detail_history_supporters_and_duplicates(
                                 book.Status.USEFUL, by=f"slack:{MOD}", note="Vi ser på det")
     other = make_idea(rt, "Benker langs turstien ved Semsvannet")
     with transaction(rt.db) as session:
-        book.queue_candidate(session, 1, 2, 77.0)
+        book.queue_candidates(session, 1, [(2, 77.0)])
 
     (view,) = await command(http, fake, f"status {ref.lower()}")
     text = shown(view)
@@ -350,7 +350,7 @@ async def test_triage_keep_the_other_and_not_duplicate(
 
     third = make_idea(rt, "Gatelys i sentrum")
     with transaction(rt.db) as session:
-        book.queue_candidate(session, 2, 3, 55.0)
+        book.queue_candidates(session, 2, [(3, 55.0)])
     (pair,) = await command(http, fake, "triage", user=MOD)
     decided, _ = await press(http, fake, buttons(pair)["Ikke duplikat"], n=2)
     assert f"*{newer}* og *{third}* er ikke duplikater – avgjort av <@{MOD}>" in shown(decided)
@@ -366,7 +366,7 @@ async def test_hopp_over_shows_the_next_pair_and_leaves_it_pending(
     make_idea(rt, "Gatelys i sentrum")
     make_idea(rt, "Lys i sentrum om kvelden")
     with transaction(rt.db) as session:
-        book.queue_candidate(session, 3, 4, 60.0)
+        book.queue_candidates(session, 3, [(4, 60.0)])
     (first,) = await command(http, fake, "triage", user=MOD)
     assert "KI-1" in shown(first) and "2 i køen" in shown(first)
     (second,) = await press(http, fake, buttons(first)["Hopp over"])
@@ -412,7 +412,7 @@ async def test_merge_the_lifecycle_forbids_changes_nothing(
     make_idea(rt, "Flere benker ved Semsvannet", status="realised")
     make_idea(rt, "Benker rundt Semsvannet")
     with transaction(rt.db) as session:
-        book.queue_candidate(session, 1, 2, 70.0)
+        book.queue_candidates(session, 1, [(2, 70.0)])
     (pair,) = await command(http, fake, "triage", user=MOD)
     (refused,) = await press(http, fake, buttons(pair)["Behold KI-2 i stedet"])
     assert "kan ikke slås sammen" in shown(refused)
@@ -530,7 +530,7 @@ async def test_hostile_citizen_text_pings_and_links_nobody(
                       description=f"Beskrivelse: {HOSTILE}", place="<@U0BOSS> plassen")
     make_idea(rt, "Benker ved vannet <!here>", f"Samme idé {HOSTILE}")
     with transaction(rt.db) as session:
-        book.queue_candidate(session, 1, 2, 90.0)
+        book.queue_candidates(session, 1, [(2, 90.0)])
         rt.ideas.set_status(session, book.get_idea(session, "KI-2"),
                                 book.Status.USEFUL, by="cli", note=HOSTILE)
     messages = []
@@ -806,7 +806,7 @@ async def test_a_pair_settled_by_another_merge_says_so(
         make_idea(rt, title)
     with transaction(rt.db) as session:
         for a, b in ((1, 2), (1, 3), (2, 3)):
-            book.queue_candidate(session, a, b, 70.0)
+            book.queue_candidates(session, a, [(b, 70.0)])
         ids = {(c.idea_a_id, c.idea_b_id): c.id for c in session.exec(select(DuplicateCandidate))}
     await press(http, fake, {"action_id": kit.TRIAGE_MERGE, "value": f"{ids[(1, 3)]}:1"}, n=2)
     (stale,) = await press(http, fake, {"action_id": kit.TRIAGE_DISTINCT,

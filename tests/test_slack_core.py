@@ -57,7 +57,7 @@ def run_together(n: int, work: Any) -> list[Any]:
 def test_concurrent_decisions_only_one_wins(runtime: Runtime) -> None:
     a, b = make(runtime, "Flere benker ved Semsvannet"), make(runtime, "Benker ved Semsvannet")
     with transaction(runtime.db) as session:
-        book.queue_candidate(session, a, b, 80.0)
+        book.queue_candidates(session, a, [(b, 80.0)])
         pair_id = session.exec(select(DuplicateCandidate)).one().id or 0
 
     def decide(i: int) -> triage.Pair:
@@ -91,8 +91,8 @@ def test_concurrent_status_moves_only_one_applies(runtime: Runtime) -> None:
 def test_next_pair_fifo_and_skip_wraps(runtime: Runtime) -> None:
     ids = [make(runtime, f"Idé {n} om parken") for n in range(4)]
     with transaction(runtime.db) as session:
-        book.queue_candidate(session, ids[0], ids[1], 50.0)
-        book.queue_candidate(session, ids[2], ids[3], 90.0)
+        book.queue_candidates(session, ids[0], [(ids[1], 50.0)])
+        book.queue_candidates(session, ids[2], [(ids[3], 90.0)])
         first, second = (c.id for c in session.exec(select(DuplicateCandidate)
                                                      .order_by(DuplicateCandidate.id)))
     assert (triage.show_next(runtime.db) or pytest.fail()).id == first

@@ -18,8 +18,8 @@ from bot.features.ideas_channel import channel_label
 from bot.i18n import Translator
 from bot.ideas.triage import MERGED, NOT_DUPLICATE, IdeaCard, Pair
 from bot.staff.desk import HomeStats, IdeaDetail, IdeaLine
+from dialogs.fields import DESCRIPTION_MAX, PLACE_MAX, TITLE_MAX
 from dialogs.lifecycle import Status
-from dialogs.submit import DESCRIPTION_MAX, PLACE_MAX, TITLE_MAX
 from dialogs.text import shorten
 from dialogs.types import Reply
 

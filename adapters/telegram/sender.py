@@ -1,13 +1,12 @@
-"""Telegram `Sender`s for the follow-up dispatcher: notices outside a conversation.
+"""The Telegram `Sender` for the follow-up dispatcher: notices outside a conversation.
 
-Two, alike but for where their bot comes from: `ServiceSender` sends through the running
-service's bot (inside `kominn run`), `TelegramSender` through a plain `telegram.Bot` built from
-settings alone, no polling, no webhook (`open_sender`, for `kominn jobs run-due`). Both render
-through `render.send_rendered` and turn Telegram's errors into `DeliveryError`s through
-`send_notice`, so a notice looks the same whichever command delivers it: escaped HTML (nothing
-a citizen typed becomes markup), long texts split with the keyboard on the last part, short
-button labels sharing rows, link buttons, documents, no link previews. Only the bare bot and
-its pacing are `open_sender`'s own.
+One `TelegramSender`, whichever command delivers: inside `kominn run` over the running
+service's bot, in `kominn jobs run-due` over a plain `telegram.Bot` built from settings alone,
+no polling, no webhook (`open_sender`). It renders through `render.send_rendered` and turns
+Telegram's errors into `DeliveryError`s through `send_notice`, so a notice looks the same
+whichever command delivers it: escaped HTML (nothing a citizen typed becomes markup), long
+texts split with the keyboard on the last part, short button labels sharing rows, link
+buttons, documents, no link previews. Only the bare bot and its pacing are `open_sender`'s own.
 """
 
 from __future__ import annotations
@@ -57,44 +56,26 @@ async def send_notice(bot: Bot, chat_id: int | str, replies: Sequence[Reply]) ->
             raise DeliveryError(f"telegram: {type(exc).__name__}") from None
 
 
-class ServiceSender:
-    """`bot.channels.Sender` of the running service (`TelegramService.sender`): refuses while
-    the service is not running (`running`), so the dispatcher tries again later."""
+class TelegramSender:
+    """`bot.channels.Sender` over a bot: the running service's (`TelegramService.sender`,
+    which refuses while the service is not running, so the dispatcher tries again later) or a
+    bare one built from settings (`open_sender`, for `kominn jobs run-due`)."""
 
     channel = CHANNEL
     # Sends the dispatcher may have out at once: the flood limiter paces them, and a few in
     # hand keep it busy through a slow database moment (a broadcast holds ~29/s).
     concurrency = 8
 
-    def __init__(self, bot: Bot, running: Callable[[], bool]) -> None:
+    def __init__(self, bot: Bot, running: Callable[[], bool] = lambda: True) -> None:
         self.bot = bot
         self._running = running
 
     async def send(self, address: str, replies: Sequence[Reply]) -> None:
         if not self._running():
             raise DeliveryError("telegram is not running")
-        try:
-            chat_id: int | str = int(address)
-        except ValueError:
-            chat_id = address
+        chat_id = int(address) if address.lstrip("-").isdigit() else address
         with bulk():  # notices give way to the conversations' answers at the shared pacer
             await send_notice(self.bot, chat_id, replies)
-
-
-class TelegramSender:
-    """`bot.channels.Sender` over a bare Bot: Telegram's errors become `DeliveryError`s the
-    dispatcher understands (retry later, wait for flood control, or give up for good)."""
-
-    channel = CHANNEL
-
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
-
-    async def send(self, address: str, replies: Sequence[Reply]) -> None:
-        with bulk():  # notices give way to the conversations' answers at the shared pacer
-            await send_notice(self.bot,
-                              int(address) if address.lstrip("-").isdigit() else address,
-                              replies)
 
 
 @contextlib.asynccontextmanager

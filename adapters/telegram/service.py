@@ -62,7 +62,7 @@ from adapters.telegram.ordering import InFlight, Ticket, TrackedProcessor
 from adapters.telegram.pacing import CHAT_BURST, CHAT_RATE, ChatRateLimiter, shared_pace
 from adapters.telegram.polling import poll
 from adapters.telegram.render import send_rendered
-from adapters.telegram.sender import ServiceSender
+from adapters.telegram.sender import TelegramSender
 from adapters.telegram.updates import ALLOWED_UPDATES, chat_key, incoming_from
 from adapters.telegram.webhook import Webhook, check_secret
 from bot.config import ConfigError, Settings
@@ -123,7 +123,7 @@ class TelegramService:
         self.routes: list[BaseRoute] = [Webhook(
             self.secret, self.bot, accepting=self._accepting, take=self._take,
         ).route()] if self.webhook_url else []
-        self.sender = ServiceSender(self.bot, lambda: self._running)
+        self.sender = TelegramSender(self.bot, lambda: self._running)
         self.flights = InFlight()
         self._running = False
         self._stopping = asyncio.Event()

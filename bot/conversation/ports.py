@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.dedup.index import SimilarIndex
 from bot.i18n import Translator, translator
 from bot.ideas import book
+from dialogs import campaigns
 from dialogs.core import CampaignView, IdeaView, SimilarIdea
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref
@@ -32,7 +33,8 @@ def idea_view(session: Session, idea: Idea) -> IdeaView:
 
 
 def campaign_view(campaign: Campaign, now: datetime) -> CampaignView:
-    is_open = campaign.closed_at is None and campaign.opens_at <= now < campaign.closes_at
+    is_open = campaigns.state(campaign.opens_at, campaign.closes_at, campaign.closed_at,
+                              now) == "open"
     return CampaignView(id=campaign.id or 0, title=campaign.title, question=campaign.question,
                         text=campaign.text, focus_area=campaign.focus_area,
                         opens_at=campaign.opens_at, closes_at=campaign.closes_at, is_open=is_open)

@@ -199,9 +199,7 @@ def get(session: Session, campaign_id: int) -> Campaign:
 
 
 def state_of(campaign: Campaign, now: datetime) -> str:
-    if campaign.closed_at is not None or now >= campaign.closes_at:
-        return "closed"
-    return "open" if now >= campaign.opens_at else "upcoming"
+    return campaign_dialogs.state(campaign.opens_at, campaign.closes_at, campaign.closed_at, now)
 
 
 def summary(session: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:

@@ -128,20 +128,6 @@ def _retarget_candidates(session: Session, old_id: int, new_id: int) -> None:
     session.flush()
 
 
-def queue_candidate(session: Session, a_id: int, b_id: int, score: float) -> bool:
-    """Queue a pair for moderator triage, once per pair whatever the order."""
-    low, high = sorted((a_id, b_id))
-    if low == high:
-        return False
-    exists = session.exec(select(DuplicateCandidate).where(
-        DuplicateCandidate.idea_a_id == low, DuplicateCandidate.idea_b_id == high)).first()
-    if exists:
-        return False
-    session.add(DuplicateCandidate(idea_a_id=low, idea_b_id=high, score=score))
-    session.flush()
-    return True
-
-
 def queue_candidates(session: Session, idea_id: int, matches: list[tuple[int, float]]) -> int:
     """Queue (idea, match) pairs in one round trip: one query for the pairs already known,
     one insert for the rest. Returns how many were new."""

@@ -25,7 +25,8 @@ from bot.features import campaigns, collaboration
 from bot.features.campaigns import Existing
 from bot.ideas import book
 from bot.localtime import local_date, local_day, parse_day
-from bot.staff.desk import Problem
+from dialogs import fields
+from dialogs.fields import FormProblem
 from dialogs.refs import format_ref
 from storage import outbox
 from storage.db import transaction
@@ -65,7 +66,7 @@ def _day(value: str | None) -> date | None:
 def check_form(title: str | None, question: str | None, text: str | None, area: str | None,
                opens: str | None, closes: str | None, *, areas: Sequence[str], zone: tzinfo,
                now: datetime, existing: Existing | None = None
-               ) -> tuple[CampaignForm | None, list[Problem]]:
+               ) -> tuple[CampaignForm | None, list[FormProblem]]:
     """The modal's days and list position turned into what `campaigns.check_campaign` judges
     (the one set of competition rules): it opens at the start of its first day (default
     today) and closes at the end of its last; editing to the same last day keeps the time it
@@ -76,21 +77,13 @@ def check_form(title: str | None, question: str | None, text: str | None, area: 
     if existing is not None and closes_day == local_date(existing.closes_at, zone):
         closes_at = existing.closes_at
     draft, problems = campaigns.check_campaign(
-        title=title, question=question, text=text, focus_area=_picked_area(area, areas),
+        title=title, question=question, text=text, focus_area=fields.picked_area(area, areas),
         opens_at=opens_at, closes_at=closes_at, areas=areas, zone=zone, now=now,
         existing=existing)
     if draft is None:
         return None, problems
     return CampaignForm(draft.title, draft.question, draft.text, draft.focus_area,
                         draft.closes_at, None if existing is not None else draft.opens_at), []
-
-
-def _picked_area(value: str | None, areas: Sequence[str]) -> str | None:
-    """The area at the selected position; an unknown position stays as typed, so the rules
-    refuse it (nothing selected is no area)."""
-    if value and value.isdigit() and int(value) < len(areas):
-        return areas[int(value)]
-    return value or None
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -248,35 +248,26 @@ def match_area(settings: Settings, text: str) -> str | None:
 
 # --- writing ----------------------------------------------------------------------------------
 
-Problem = FormProblem  # a form field that is not acceptable (the name adapters import)
-
-
 def check_new_idea(user_id: str, title: str | None, description: str | None,
                    area: str | None, place: str | None, follow_up: bool,
-                   areas: Sequence[str]) -> tuple[StaffIdea | None, list[Problem]]:
+                   areas: Sequence[str]) -> tuple[StaffIdea | None, list[FormProblem]]:
     """The same rules as the citizen chat (`dialogs.fields`), so an idea is held to one
     standard whichever way it comes in; plus a configured focus area picked from the list."""
     new_title, new_description = check_title(title), check_description(description)
     new_place = check_place(place)
-    chosen = _picked_area(area, areas)
-    problems = [Problem(name, c.problem.key, dict(c.problem.params))
+    chosen = fields.picked_area(area, areas)
+    problems = [FormProblem(name, c.problem.key, dict(c.problem.params))
                 for name, c in (("title", new_title), ("description", new_description))
                 if c.problem is not None]
-    if chosen is None:
-        problems.append(Problem("area", "slack.modal.pick_area", {}))
+    if chosen not in areas:
+        problems.append(FormProblem("area", "slack.modal.pick_area", {}))
     if new_place.problem is not None:
-        problems.append(Problem("place", new_place.problem.key, dict(new_place.problem.params)))
+        problems.append(FormProblem("place", new_place.problem.key,
+                                    dict(new_place.problem.params)))
     if problems:
         return None, problems
     return StaffIdea(user_id=user_id, title=new_title.value, description=new_description.value,
                      focus_area=chosen, place=new_place.value or None, follow_up=follow_up), []
-
-
-def _picked_area(value: str | None, areas: Sequence[str]) -> str | None:
-    """The focus area whose position in the modal's list was selected, None if none was."""
-    if value is not None and value.isdigit() and int(value) < len(areas):
-        return areas[int(value)]
-    return None
 
 
 def submit_idea(runtime: Runtime, new: StaffIdea) -> str:

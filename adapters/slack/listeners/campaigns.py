@@ -27,7 +27,7 @@ from bot.features import campaigns, collaboration
 from bot.i18n import Translator
 from bot.ideas.book import IdeaNotFound
 from bot.staff import campaigns as sc
-from bot.staff.desk import Problem
+from dialogs.fields import FormProblem
 from dialogs.refs import format_ref, parse_ref
 from storage.models import utcnow
 
@@ -48,7 +48,7 @@ def register(bot: SlackBot) -> None:
     _register_collaboration(bot)
 
 
-def _errors(problems: Sequence[Problem], t: Translator) -> dict[str, str]:
+def _errors(problems: Sequence[FormProblem], t: Translator) -> dict[str, str]:
     """A form's problems as Slack shows them: one message under each field."""
     return {p.field: t(p.key, **p.params) for p in problems}
 
