@@ -3,6 +3,12 @@
 Message ids are stable keys (`submit.ask_title`); every language has its own catalog. Each
 feature keeps its own domain file (citizen.po, slack.po, followups.po, …) so they can grow
 independently. A key missing in nynorsk falls back to bokmål, then to the key itself.
+
+Every count in a text is a plural entry (`msgid`/`msgid_plural`/`msgstr[0]`, `msgstr[1]`; the
+form chosen by the catalog's `Plural-Forms`, or Babel's rule for the language) whose count is
+the parameter `n`. A text with two counts is composed of pieces so each noun follows its own
+count (`followups.digest_stale` takes its period from `followups.days`); tests/test_i18n.py
+fails on a count without plural forms unless the text is a label or fraction it allows.
 """
 
 from __future__ import annotations

@@ -99,6 +99,14 @@ def test_plural_entries_are_complete_in_every_language() -> None:
             assert _placeholders(*texts) == _placeholders(*nb[key]), (lang, key)
 
 
+def test_catalogs_with_plural_entries_declare_their_plural_forms() -> None:
+    """gettext's own tools (msgfmt) refuse plural entries without a `Plural-Forms` header."""
+    for path in sorted(LOCALE_DIR.glob("*/LC_MESSAGES/*.po")):
+        text = path.read_text()
+        if "\nmsgid_plural " in text:
+            assert '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"' in text, path
+
+
 PLURALS = [
     ("nb", "limit.ideas_per_day", {}, "sendt inn 1 idé det", "sendt inn 3 idéer det"),
     ("nn", "limit.ideas_per_day", {}, "sendt inn 1 idé det", "sendt inn 3 idear det"),
