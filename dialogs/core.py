@@ -20,7 +20,8 @@ from dialogs.types import Incoming, Reply
 
 
 class Texts(Protocol):
-    """Translate a text key in one language: `t("submit.ask_title")`."""
+    """Translate a text key in one language: `t("submit.ask_title")`. A text with a count
+    takes it as `n` and comes in the form for that count (`t("limit.ideas_per_day", n=1)`)."""
 
     language: str
 

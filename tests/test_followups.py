@@ -345,8 +345,9 @@ def test_weekly_digest_once_per_week_to_the_moderators(runtime: Runtime) -> None
     digests = [t for t in staff.texts("CMOD") if "ukesoversikt" in t]
     assert len(digests) == 2
     assert "2026-W10" in digests[0] and "2026-W11" in digests[1]
-    assert "Nye idéer siste uke: 1" in digests[1] and "Ny idé <!channel>" in digests[1]
-    assert "Gammel idé som venter" in digests[1]
+    assert "1 ny idé siste uke:" in digests[1] and "Ny idé <!channel>" in digests[1]
+    stale = "1 idé har stått som Nytt i 14 dager eller mer:\n• KI-1 Gammel idé som venter"
+    assert stale + " (24 dager)" in digests[1]
 
 
 def test_no_moderator_channel_no_staff_notices(runtime: Runtime) -> None:

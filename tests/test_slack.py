@@ -587,7 +587,7 @@ async def test_app_home_shows_counts_queue_and_newest(
     assert call["args"]["user_id"] == EMPLOYEE and view["type"] == "home"
     text = shown(view)
     assert "Nytt: *2*" in text and "Nyttig: *1*" in text and "Avslått: *0*" in text
-    assert "1 mulige duplikatpar" in text
+    assert "1 mulig duplikatpar" in text
     assert text.index("*KI-3*") < text.index("*KI-2*") < text.index("*KI-1*")
     assert set(buttons(view)) == {"Ny idé", "Vis"}  # no triage button for an employee
 

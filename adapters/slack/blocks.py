@@ -326,7 +326,7 @@ def report_blocks(report: dict[str, Any], t: Translator) -> list[Block]:
     blocks: list[Block] = [{"type": "header", "text": plain(t("slack.report.title"), HEADER_MAX)}]
     blocks += sections(t("slack.report.rate", rate=percent(report.get("realisation_rate"), t),
                          realised=report.get("realised", 0),
-                         counted=report.get("submitted", 0) - report.get("merged", 0)))
+                         n=report.get("submitted", 0) - report.get("merged", 0)))
     funnel = report.get("funnel") or {}
     blocks.append({"type": "section", "text": mrkdwn(t("slack.report.funnel")), "fields": [
         mrkdwn(f"{status_label(t, code)}: *{count}*") for code, count in funnel.items()][:10]

@@ -127,7 +127,7 @@ def export(
             with output.open("w", encoding="utf-8", newline="") as out:
                 count = opendata.export(session, out, fmt, advance,
                                         publish=cli.settings().publish)
-    err.print(t("report.export_done", count=count), highlight=False)
+    err.print(t("report.export_done", n=count), highlight=False)
 
 
 def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, "
@@ -156,11 +156,11 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, 
         cli.fail(str(exc), 1)
     if result.rejected:
         _print_rejected(out, result, t)
-        cli.fail(t("report.import_nothing", count=len(result.rejected), total=result.rows), 1)
-    out.print(t("report.import_done", count=len(result.refs), refs=_refs(result.refs)),
+        cli.fail(t("report.import_nothing", count=len(result.rejected), n=result.rows), 1)
+    out.print(t("report.import_done", n=len(result.refs), refs=_refs(result.refs)),
               highlight=False)
     if result.queued:
-        out.print(t("report.import_queued", count=result.queued), highlight=False)
+        out.print(t("report.import_queued", n=result.queued), highlight=False)
 
 
 def _print_rejected(out: Console, result: ImportResult, t: Translator) -> None:

@@ -50,7 +50,7 @@ def rule_benefit_check(session: Session, settings: Settings, now: datetime) -> i
 
 
 def render_benefit_check(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.benefit_ask", ref=p["ref"], title=p["title"], days=p["days"]),
+    return [Reply(t("followups.benefit_ask", ref=p["ref"], title=p["title"], n=p["days"]),
                   benefit.answer_choices(int(p["idea"]), t))]
 
 

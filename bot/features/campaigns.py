@@ -350,8 +350,9 @@ def render_outcome(p: dict[str, Any], t: Translator) -> list[Reply]:
 
 
 def render_summary(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("campaigns.summary", title=p["title"], ideas=p["ideas"],
-                    supporters=p["supporters"], realised=p["realised"]))]
+    figures = ", ".join(t(f"campaigns.summary.{part}", n=p[part])
+                        for part in ("ideas", "supporters", "realised"))
+    return [Reply(t("campaigns.summary", title=p["title"], figures=figures))]
 
 
 def status_extra(session: Session, idea: Idea) -> dict[str, Any]:

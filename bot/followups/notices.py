@@ -36,16 +36,16 @@ def render_merged(p: dict[str, Any], t: Translator) -> list[Reply]:
 
 
 def render_supported(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.supported", ref=p["ref"], title=p["title"], count=p["count"]))]
+    return [Reply(t("followups.supported", ref=p["ref"], title=p["title"], n=p["count"]))]
 
 
 def render_stale_author(p: dict[str, Any], t: Translator) -> list[Reply]:
-    return [Reply(t("followups.stale_author", ref=p["ref"], title=p["title"], days=p["days"]))]
+    return [Reply(t("followups.stale_author", ref=p["ref"], title=p["title"], n=p["days"]))]
 
 
 def render_stale_moderator(p: dict[str, Any], t: Translator) -> list[Reply]:
     return [Reply(t("followups.stale_moderator", ref=p["ref"], title=p["title"],
-                    days=p["days"]))]
+                    n=p["days"]))]
 
 
 def render_dialog_reminder(p: dict[str, Any], t: Translator) -> list[Reply]:
@@ -56,16 +56,17 @@ def render_dialog_reminder(p: dict[str, Any], t: Translator) -> list[Reply]:
 
 def render_digest(p: dict[str, Any], t: Translator) -> list[Reply]:
     lines = [t("followups.digest_header", week=p["week"]), "",
-             t("followups.digest_new", count=p["new_count"])]
+             t("followups.digest_new", n=p["new_count"])]
     lines += [t("followups.digest_line", ref=i["ref"], title=i["title"]) for i in p["new"]]
     if p["new_count"] > len(p["new"]):
-        lines.append(t("followups.digest_more", count=p["new_count"] - len(p["new"])))
-    lines += ["", t("followups.digest_triage", count=p["triage"]), "",
-              t("followups.digest_stale", count=p["stale_count"], days=p["stale_days"])]
-    lines += [t("followups.digest_stale_line", ref=i["ref"], title=i["title"], days=i["days"])
+        lines.append(t("followups.digest_more", n=p["new_count"] - len(p["new"])))
+    lines += ["", t("followups.digest_triage", n=p["triage"]), "",
+              t("followups.digest_stale", n=p["stale_count"],
+                period=t("followups.days", n=p["stale_days"]))]
+    lines += [t("followups.digest_stale_line", ref=i["ref"], title=i["title"], n=i["days"])
               for i in p["stale"]]
     if p["stale_count"] > len(p["stale"]):
-        lines.append(t("followups.digest_more", count=p["stale_count"] - len(p["stale"])))
+        lines.append(t("followups.digest_more", n=p["stale_count"] - len(p["stale"])))
     return [Reply("\n".join(lines))]
 
 

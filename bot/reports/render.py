@@ -51,9 +51,10 @@ def period_text(report: dict[str, Any], t: Translator) -> str:
 
 
 def headline(report: dict[str, Any], t: Translator) -> str:
+    share = t("report.headline_share", realised=report["realised"],
+              n=report["submitted"] - report["merged"])
     return t("report.headline", rate=percent(report["realisation_rate"], t.language),
-             realised=report["realised"], base=report["submitted"] - report["merged"],
-             merged=report["merged"])
+             share=share, left_out=t("report.headline_merged", n=report["merged"]))
 
 
 def table(report: dict[str, Any], language: str = "nb") -> Group:
@@ -142,8 +143,9 @@ def _key_figures(report: dict[str, Any], t: Translator) -> Table:
                 f"{percent(report['supported_share'], lang)} ({report['supported']})")
     out.add_row(t("report.benefit"), " / ".join(str(benefit[k]) for k in BENEFIT_KEYS))
     pending = triage["pending"]
-    out.add_row(t("report.triage"), t("report.triage_value", pending=pending,
-                                      days=number(triage["oldest_days"], lang))
+    oldest = triage["oldest_days"]
+    out.add_row(t("report.triage"), t("report.triage_value", pending=pending, n=oldest,
+                                      days=number(oldest, lang))
                 if pending else "0")
     decided = triage["decided"]
     out.add_row(t("report.triage_precision"),
