@@ -146,6 +146,14 @@ def due_for_address(session: Session, channel: str, address: str,
     ).order_by(col(Outbox.due_at), col(Outbox.id))).all())
 
 
+def has_due_for_address(session: Session, channel: str, address: str, now: datetime) -> bool:
+    """Whether anything is due for one address (the open web chat asks this often: one cheap
+    read before the write that takes the rows)."""
+    return session.exec(select(Outbox.id).where(
+        Outbox.channel == channel, Outbox.address == address,
+        col(Outbox.state).in_(_LIVE), col(Outbox.due_at) <= now).limit(1)).first() is not None
+
+
 def set_state(session: Session, row_id: int | None, state: str, *, error: str | None = None,
               sent_at: datetime | None = None, due_at: datetime | None = None) -> None:
     """Record an outcome (the error, when sent, when to try again) without loading the row."""
