@@ -2,7 +2,8 @@
 rows of channel `email` go through `MailSender` (aiosmtplib to KOMINN_SMTP_URL), through the
 same dispatcher, backoff and quiet hours as the chat channels.
 
-Each mail is plain text plus simple HTML in the person's language, with `List-Unsubscribe`
+Each mail is plain text plus simple HTML in the person's language (its subject and stop line
+too, not KOMINN_LOCALE's), with `List-Unsubscribe`
 (and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, RFC 8058) and a stop link in the text;
 the notice's buttons (e.g. the benefit check's Ja/Delvis/Nei) become links back to KomInn. A
 link carries a signed token (the person's web id, and the button's payload): it opens a page
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import escape
+from sqlalchemy import Engine as DbEngine
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from starlette.requests import Request
@@ -30,6 +32,7 @@ from adapters.web.render import Renderer, Turn
 from adapters.web.session import Sessions, choose_language
 from bot.channels import DeliveryError
 from bot.config import Settings
+from bot.i18n import translator
 from bot.runtime import Runtime
 from dialogs.types import Incoming, Reply
 from storage.models import Outbox, Person
@@ -68,7 +71,7 @@ class MailSender:
     channel = CHANNEL
     concurrency = 4
 
-    def __init__(self, settings: Settings, links: MailLinks, subject: str) -> None:
+    def __init__(self, settings: Settings, links: MailLinks, db: DbEngine) -> None:
         assert settings.smtp_url
         parts = urlsplit(settings.smtp_url)
         self.host = parts.hostname or "localhost"
@@ -78,9 +81,20 @@ class MailSender:
         self.password = unquote(parts.password) if parts.password else None
         self.mail_from = settings.mail_from
         self.links = links
-        self.subject = subject
+        self.db = db
+        self.locale = settings.locale
 
-    def message(self, address: str, replies: Sequence[Reply]) -> EmailMessage:
+    def language(self, address: str) -> str:
+        """The language of the person with this address (as the notice's text is rendered
+        in), else KOMINN_LOCALE."""
+        with Session(self.db) as db:
+            language = db.exec(select(Person.language).where(
+                Person.email == address, Person.erased_at.is_(None))).first()  # type: ignore[union-attr]
+        return language or self.locale
+
+    def message(self, address: str, replies: Sequence[Reply],
+                language: str | None = None) -> EmailMessage:
+        t = translator(language or self.locale)
         stop = self.links.stop(address)
         text_parts, html_parts = [], []
         for reply in replies:
@@ -93,26 +107,29 @@ class MailSender:
             for label, url in reply.links:
                 text_parts.append(f"{label}: {url}")
                 html_parts.append(f'<p><a href="{escape(url)}">{escape(label)}</a></p>')
-        text_parts.append(f"-- \nStopp e-post fra KomInn / Stop e-mails: {stop}")
-        html_parts.append(f'<hr><p><a href="{escape(stop)}">Stopp e-post fra KomInn / '
-                          f"Stop e-mails</a></p>")
+        text_parts.append(f"-- \n{t('web.mail.footer_stop')}: {stop}")
+        html_parts.append(f'<hr><p><a href="{escape(stop)}">{escape(t("web.mail.footer_stop"))}'
+                          "</a></p>")
         message = EmailMessage()
         message["From"] = self.mail_from
         message["To"] = address
-        message["Subject"] = self.subject
+        message["Subject"] = t("web.mail.subject")
         message["Date"] = email.utils.formatdate(localtime=False)
         message["Message-ID"] = email.utils.make_msgid(domain="kominn")
         message["List-Unsubscribe"] = f"<{stop}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message.set_content("\n\n".join(text_parts))
-        message.add_alternative("<!doctype html><html><body>" + "\n".join(html_parts)
+        message.add_alternative(f'<!doctype html><html lang="{escape(t.language)}"><body>'
+                                + "\n".join(html_parts)
                                 + "</body></html>", subtype="html")
+        message["Content-Language"] = language or self.locale  # after: parts take Content-*
         return message
 
     async def send(self, address: str, replies: Sequence[Reply]) -> None:
+        language = await asyncio.to_thread(self.language, address)
         try:
             await aiosmtplib.send(
-                self.message(address, replies), hostname=self.host, port=self.port,
+                self.message(address, replies, language), hostname=self.host, port=self.port,
                 username=self.username, password=self.password, use_tls=self.tls,
                 start_tls=False if self.tls else None, timeout=TIMEOUT)
         except aiosmtplib.SMTPRecipientsRefused as exc:

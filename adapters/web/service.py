@@ -51,10 +51,7 @@ class WebService:
         links = MailLinks(secret, (settings.public_url or url(runtime).removesuffix("/chat")))
         mail = MailPages(runtime, self.renderer, self.sessions, links, self.respond)
         if settings.smtp_url:  # follow-ups of web citizens who gave an address go by e-mail
-            from bot.i18n import translator
-
-            self.sender = MailSender(settings, links,
-                                     translator(settings.locale)("web.mail.subject"))
+            self.sender = MailSender(settings, links, runtime.db)
         self.routes: list[BaseRoute] = [
             Route("/", self.home, methods=["GET"]),
             Route("/chat", self.chat.page, methods=["GET"]),
