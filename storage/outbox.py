@@ -166,6 +166,27 @@ def set_state(session: Session, row_id: int | None, state: str, *, error: str | 
                  .values(**values).execution_options(synchronize_session=False))
 
 
+def cancel_for_address(session: Session, channel: str, address: str, reason: str) -> int:
+    """Nothing more to this address on this channel (an e-mail stop link, a hard bounce):
+    what still waits is cancelled. Returns how many rows."""
+    result = session.exec(update(Outbox).where(
+        col(Outbox.channel) == channel, col(Outbox.address) == address,
+        col(Outbox.state) == PENDING).values(state=CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
+
+def fail_last_sent(session: Session, channel: str, address: str, error: str) -> int | None:
+    """A delivery that was accepted and failed later (a bounce by mail): the last row sent to
+    this address becomes `failed` with the reason, as a refused one would have. Its id."""
+    row_id = session.exec(select(Outbox.id).where(
+        Outbox.channel == channel, Outbox.address == address, Outbox.state == SENT,
+    ).order_by(col(Outbox.sent_at).desc(), col(Outbox.id).desc()).limit(1)).first()
+    if row_id is not None:
+        set_state(session, row_id, FAILED, error=error)
+    return row_id
+
+
 # --- operators (`kominn jobs …`) ---------------------------------------------------------------
 
 def counts_by_kind(session: Session, now: datetime) -> list[tuple[str, str, int]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
@@ -23,11 +24,13 @@ import aiosmtplib
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import escape
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import func
+from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adapters.web import bounce
+from adapters.web.bounce import envelope_sender
 from adapters.web.render import Renderer, Turn
 from adapters.web.session import Sessions, choose_language
 from bot.channels import DeliveryError
@@ -35,13 +38,14 @@ from bot.config import Settings
 from bot.i18n import translator
 from bot.runtime import Runtime
 from dialogs.types import Incoming, Reply
-from storage.models import Outbox, Person
-from storage.outbox import CANCELLED, PENDING
+from storage import outbox
+from storage.models import Person
 
 CHANNEL = "email"
 STOP_PATH = "/epost/stopp"
 ANSWER_PATH = "/epost/svar"
 TIMEOUT = 30.0
+log = logging.getLogger("kominn.web.mail")
 
 
 class MailLinks:
@@ -49,6 +53,7 @@ class MailLinks:
 
     def __init__(self, secret: str, public_url: str) -> None:
         self.signer = URLSafeSerializer(secret, salt="kominn.web.mail")
+        self.secret = secret
         self.base = public_url.rstrip("/")
 
     def stop(self, address: str) -> str:
@@ -80,6 +85,7 @@ class MailSender:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.mail_from = settings.mail_from
+        self.bounces = settings.mail_bounces
         self.links = links
         self.db = db
         self.locale = settings.locale
@@ -127,9 +133,13 @@ class MailSender:
 
     async def send(self, address: str, replies: Sequence[Reply]) -> None:
         language = await asyncio.to_thread(self.language, address)
+        # VERP: a bounce that comes later by mail names the address it is about.
+        sender = (envelope_sender(self.bounces, self.links.secret, address) if self.bounces
+                  else None)
         try:
             await aiosmtplib.send(
-                self.message(address, replies, language), hostname=self.host, port=self.port,
+                self.message(address, replies, language), sender=sender,
+                hostname=self.host, port=self.port,
                 username=self.username, password=self.password, use_tls=self.tls,
                 start_tls=False if self.tls else None, timeout=TIMEOUT)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -192,12 +202,55 @@ class MailPages:
             return (person.channel_user_id, person.language) if person else None
 
     def _stop(self, address: str) -> None:
-        """No more e-mail to this address: the address goes, and what waits to be mailed."""
         with Session(self.runtime.db) as db:
-            for person in db.exec(select(Person).where(Person.email == address)):
-                person.email = None
-                db.add(person)
-            db.execute(update(Outbox).where(
-                col(Outbox.channel) == CHANNEL, col(Outbox.address) == address,
-                col(Outbox.state) == PENDING).values(state=CANCELLED, last_error="stopped"))
+            stop_mail(db, address, "stopped")
             db.commit()
+
+
+def stop_mail(db: Session, address: str, reason: str) -> int:
+    """No more e-mail to this address (the stop link, a hard bounce): it is removed from
+    whoever gave it (compared without case), and what waits to be mailed is cancelled. Returns
+    how many people had it."""
+    people = db.exec(select(Person).where(
+        func.lower(Person.email) == address.casefold())).all()
+    for stored in {person.email for person in people if person.email} | {address}:
+        outbox.cancel_for_address(db, CHANNEL, stored, reason)
+    for person in people:
+        person.email = None
+        db.add(person)
+    return len(people)
+
+
+def record_bounce(db: DbEngine, secret: str, raw: bytes, recipient: str | None) -> list[str]:
+    """A bounce that came by mail (`kominn mail bounce`): a permanent failure for an address
+    its VERP token names stops mail to it (as the stop link does) and marks the last mail to
+    it failed; a transient one is only logged. Returns one line per recipient, for the
+    operator."""
+    report = bounce.parse(raw)
+    if report is None:
+        log.info("not a delivery status notification", extra={"event": "bounce_ignored"})
+        return ["not a delivery status notification: ignored"]
+    failures = bounce.matching(report, secret, recipient)
+    if not failures:
+        log.warning("bounce for no address of ours (no or wrong VERP token)",
+                    extra={"event": "bounce_unverified"})
+        return ["no recipient matches the bounce address's token: ignored"]
+    lines = []
+    with Session(db) as session:
+        for failure in failures:
+            if not failure.permanent:
+                log.info("transient bounce", extra={"event": "bounce_transient",
+                                                    "status": failure.status})
+                lines.append(f"{failure.address}: {failure.status} transient, nothing changed")
+                continue
+            error = f"bounced {failure.status}: {failure.diagnostic}".strip(" :")[:500]
+            people = session.exec(select(Person.email).where(
+                func.lower(Person.email) == failure.address.casefold())).all()
+            for stored in {*(address for address in people if address), failure.address}:
+                outbox.fail_last_sent(session, CHANNEL, stored, error)
+            stop_mail(session, failure.address, f"bounced {failure.status}")
+            log.warning("permanent bounce: no more e-mail to the address", extra={
+                "event": "bounce_permanent", "status": failure.status})
+            lines.append(f"{failure.address}: {failure.status} permanent, e-mail stopped")
+        session.commit()
+    return lines
