@@ -18,6 +18,7 @@ from adapters.slack.answer import Answer
 from adapters.slack.bot import SlackBot, guarded
 from bot.features import ideas_channel
 from bot.ideas import triage
+from bot.staff import desk
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
 
@@ -75,6 +76,27 @@ def _register_ideas(bot: SlackBot) -> None:
                            "lang": answer.t.language})
         await bot.open_view(client, body.get("trigger_id", ""), answer,
                             kit.move_modal(answer.t, ref, current, target, meta))
+
+
+    @app.action(kit.PUBLISH)
+    async def on_publish(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                         client: AsyncWebClient) -> None:
+        """"Publiser" on an idea waiting for review (KOMINN_PUBLISH=after-review): public
+        from now on; the status view is shown again with what happened."""
+        await ack()
+        answer = await bot.answer_for(body, client)
+        number = parse_ref(str(action.get("value") or ""))
+        if number is None or not await bot.allowed(answer.user_id, "publish", answer):
+            return
+
+        async def publish(b: SlackBot, a: Answer) -> None:
+            ref = await b.db(desk.publish, b.runtime, format_ref(number), a.user_id)
+            if ref is None:
+                await a.say(a.t("slack.not_found", ref=format_ref(number)))
+                return
+            await b.show_status(a, ref, replace=True, notice=a.t("slack.published", ref=ref))
+
+        await guarded(publish)(bot, answer)
 
 
 def _register_replies(bot: SlackBot) -> None:
