@@ -3,6 +3,8 @@ notices that come while the chat is open (`GET /chat/hendelser`, which chat.js a
 
 from __future__ import annotations
 
+import html
+
 from sqlmodel import Session
 
 from bot.config import Settings
@@ -79,3 +81,13 @@ def test_notice_reaches_the_open_chat(runtime: Runtime) -> None:
     stranger = web_client(runtime)
     WebPerson(stranger)
     assert stranger.get("/chat/hendelser").status_code == 204
+
+
+def test_somebody_new_sees_what_start_says(runtime: Runtime) -> None:
+    """The web chat's greeting is the citizen dialogs' `/start` (one function for both)."""
+    start = ChatPerson(runtime.engine, "kari").say("/start")
+    page = WebPerson(web_client(runtime)).page
+    for reply in start:
+        assert html.escape(reply.text.splitlines()[0], quote=False) in page
+        for choice in reply.choices:
+            assert f'value="{choice.payload}">{choice.label}</button>' in page

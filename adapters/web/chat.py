@@ -30,6 +30,7 @@ from bot.conversation.replies import decode_replies
 from bot.i18n import translator
 from bot.ideas.book import is_public
 from bot.runtime import Runtime
+from dialogs.citizen import greeting
 from dialogs.refs import parse_ref
 from dialogs.types import Choice, Incoming, Location, Reply
 from storage.models import Idea, Person, ProcessedUpdate, utcnow
@@ -110,10 +111,7 @@ class Chat:
         return turns
 
     def _greeting(self, language: str) -> Turn:
-        t = translator(language)
-        menu = (Choice(t("button.new_idea"), "g:new"), Choice(t("button.my_ideas"), "g:mine"),
-                Choice(t("button.help"), "g:help"))
-        return Turn("", (Reply(t("start.greeting")), Reply(t("privacy.notice"), menu)))
+        return Turn("", greeting(translator(language)))
 
     def _support_offer(self, request: Request, language: str) -> Turn | None:
         """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button."""
