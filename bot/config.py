@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     # smtp://user:pass@mail.kommune.no:587 (STARTTLS) or smtps://…:465 (TLS).
     smtp_url: str | None = Field(None, validation_alias=_env("KOMINN_SMTP_URL"))
     mail_from: str = Field("KomInn <kominn@localhost>", validation_alias=_env("KOMINN_MAIL_FROM"))
+    # Where bounces go (VERP: each mail's envelope sender is bounces+<token>@domain, and an
+    # MTA pipes what arrives there into `kominn mail bounce`); unset: the From address.
+    mail_bounces: str | None = Field(None, validation_alias=_env("KOMINN_MAIL_BOUNCES"))
     # When a new idea shows on public pages: at once, or once a moderator moved or published it.
     publish: Literal["immediately", "after-review"] = Field(
         "immediately", validation_alias=_env("KOMINN_PUBLISH")
@@ -153,6 +156,13 @@ class Settings(BaseSettings):
     web_max_messages_per_address: int = Field(
         300, ge=1, validation_alias=_env("KOMINN_WEB_MAX_MESSAGES_PER_ADDRESS")
     )
+
+    @field_validator("mail_bounces")
+    @classmethod
+    def _bounces(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^[^@\s+<>]+@[^@\s<>]+$", value):
+            raise ValueError("must be a bare address without '+', e.g. bounces@kommune.no")
+        return value or None
 
     @field_validator("smtp_url")
     @classmethod

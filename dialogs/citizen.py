@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 from dialogs import submit
@@ -24,7 +25,7 @@ from dialogs.core import (
 from dialogs.payload import GLOBAL, global_choice, match_typed, split, step_choice
 from dialogs.refs import format_ref, parse_ref
 from dialogs.text import clean
-from dialogs.types import Document, Incoming, Reply
+from dialogs.types import Choice, Document, Incoming, Reply
 
 
 def step(state: State, incoming: Incoming, ctx: Context) -> Outcome:
@@ -80,13 +81,23 @@ def _with_prompt(state: State, ctx: Context, reply: Reply) -> Outcome:
     return Outcome(state, (reply, ctx.open_question(state)))
 
 
-def _menu(ctx: Context) -> tuple:
-    t = ctx.t
+def _menu(ctx: Context) -> tuple[Choice, ...]:
+    return menu(ctx.t)
+
+
+def menu(t: Callable[..., str]) -> tuple[Choice, ...]:
+    """The citizen's main menu: new idea, my ideas, help."""
     return (
         global_choice(t("button.new_idea"), "new"),
         global_choice(t("button.my_ideas"), "mine"),
         global_choice(t("button.help"), "help"),
     )
+
+
+def greeting(t: Callable[..., str]) -> tuple[Reply, ...]:
+    """What `/start` says (and the web chat shows somebody new): the greeting, then the
+    privacy notice with the main menu."""
+    return (Reply(t("start.greeting")), Reply(t("privacy.notice"), menu(t)))
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -95,8 +106,7 @@ def cmd_start(state: State, args: str, ctx: Context) -> Outcome:
     handler = ctx.dialogs.start_payloads.get(args[:1]) if args else None
     if handler is not None:
         return handler(state, args, ctx)
-    t = ctx.t
-    replies = [Reply(t("start.greeting")), Reply(t("privacy.notice"), _menu(ctx))]
+    replies = list(greeting(ctx.t))
     if state.flow is not None:
         replies.append(ctx.open_question(state))
     return Outcome(state, tuple(replies))

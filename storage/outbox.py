@@ -146,6 +146,14 @@ def due_for_address(session: Session, channel: str, address: str,
     ).order_by(col(Outbox.due_at), col(Outbox.id))).all())
 
 
+def has_due_for_address(session: Session, channel: str, address: str, now: datetime) -> bool:
+    """Whether anything is due for one address (the open web chat asks this often: one cheap
+    read before the write that takes the rows)."""
+    return session.exec(select(Outbox.id).where(
+        Outbox.channel == channel, Outbox.address == address,
+        col(Outbox.state).in_(_LIVE), col(Outbox.due_at) <= now).limit(1)).first() is not None
+
+
 def set_state(session: Session, row_id: int | None, state: str, *, error: str | None = None,
               sent_at: datetime | None = None, due_at: datetime | None = None) -> None:
     """Record an outcome (the error, when sent, when to try again) without loading the row."""
@@ -156,6 +164,27 @@ def set_state(session: Session, row_id: int | None, state: str, *, error: str | 
         values["due_at"] = due_at
     session.exec(update(Outbox).where(col(Outbox.id) == row_id)
                  .values(**values).execution_options(synchronize_session=False))
+
+
+def cancel_for_address(session: Session, channel: str, address: str, reason: str) -> int:
+    """Nothing more to this address on this channel (an e-mail stop link, a hard bounce):
+    what still waits is cancelled. Returns how many rows."""
+    result = session.exec(update(Outbox).where(
+        col(Outbox.channel) == channel, col(Outbox.address) == address,
+        col(Outbox.state) == PENDING).values(state=CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
+
+def fail_last_sent(session: Session, channel: str, address: str, error: str) -> int | None:
+    """A delivery that was accepted and failed later (a bounce by mail): the last row sent to
+    this address becomes `failed` with the reason, as a refused one would have. Its id."""
+    row_id = session.exec(select(Outbox.id).where(
+        Outbox.channel == channel, Outbox.address == address, Outbox.state == SENT,
+    ).order_by(col(Outbox.sent_at).desc(), col(Outbox.id).desc()).limit(1)).first()
+    if row_id is not None:
+        set_state(session, row_id, FAILED, error=error)
+    return row_id
 
 
 # --- operators (`kominn jobs …`) ---------------------------------------------------------------

@@ -1,7 +1,8 @@
 """End to end in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
 installed by scripts/browser.sh) driven by Selenium against `kominn run` as a subprocess on
 SQLite. A whole submission in /chat by keyboard only, the idea on the board with its status
-before and after a moderator moves it, the chat without JavaScript, and axe-core (installed by
+before and after a moderator moves it, the status news arriving in an open chat, the chat
+without JavaScript, and axe-core (installed by
 scripts/browser.sh into tests/vendor/) finding no WCAG 2.0/2.1 A or AA violation on any page.
 
 The tests share one server and run in file order (the submission makes KI-1).
@@ -13,6 +14,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -246,3 +248,34 @@ def test_location_from_the_browser(server: tuple[str, str], browser: WebDriver) 
         assert conn.execute(text("SELECT latitude, longitude FROM idea WHERE id = 2")).one() \
             == (59.833, 10.434)
     engine.dispose()
+
+
+def test_status_news_in_the_open_chat(server: tuple[str, str], browser: WebDriver) -> None:
+    """A new citizen who wants news submits; a moderator moves the idea (the CLI: another
+    process); the chat, left open, shows the news in its log without a reload."""
+    base, url = server
+    browser.delete_all_cookies()  # somebody new
+    browser.get(base + "/chat")
+    _button(browser, "Ny idé")
+    _type(browser, "Drikkefontene i sentrum")
+    _type(browser, "En drikkefontene på torget, så folk kan fylle flasken sin om sommeren.")
+    _button(browser, "Folkehelse")
+    _button(browser, "Hopp over")
+    _button(browser, "Ja")  # follow-ups: no KOMINN_SMTP_URL, so they come to the chat
+    if browser.find_elements(By.XPATH, "//button[normalize-space()='Min idé er ny']"):
+        _button(browser, "Min idé er ny")
+    _button(browser, "Send inn")
+    refs = re.findall(r"KI-\d+", browser.find_element(By.ID, "log").text)
+    assert refs, browser.find_element(By.ID, "log").text
+    browser.execute_script("window.kominnNoReload = true;")  # a reload would forget it
+    moved = subprocess.run([KOMINN, "ideas", "set-status", refs[-1], "useful"],
+                           env={**os.environ, "DATABASE_URL": url}, capture_output=True,
+                           text=True, timeout=60)
+    assert moved.returncode == 0, moved.stderr
+    news = WebDriverWait(browser, WAIT).until(lambda d: [
+        entry for entry in d.find_elements(By.CSS_SELECTOR, "#log .msg.bot")
+        if "Nyttig" in entry.text and refs[-1] in entry.text])
+    assert news
+    log = browser.find_element(By.ID, "log")
+    assert log.get_attribute("role") == "log" and log.get_attribute("aria-live") == "polite"
+    assert browser.execute_script("return window.kominnNoReload === true;")

@@ -116,7 +116,8 @@ async def test_buttons_become_links_and_refusals_are_permanent(runtime: Runtime)
     controller.start()
     try:
         runtime.settings.smtp_url = f"smtp://127.0.0.1:{port}"
-        sender = MailSender(runtime.settings, MailLinks("s" * 32, "http://kominn.test"), "KomInn")
+        sender = MailSender(runtime.settings, MailLinks("s" * 32, "http://kominn.test"),
+                            runtime.db)
         message = sender.message("a@example.no", [Reply("Hjalp det?", (Choice("Ja", "g:b:1"),))])
         assert "Ja: http://kominn.test/epost/svar?t=" in message.get_body(
             ("plain",)).get_content()  # type: ignore[union-attr]
@@ -125,6 +126,45 @@ async def test_buttons_become_links_and_refusals_are_permanent(runtime: Runtime)
         assert failed.value.permanent
     finally:
         controller.stop()
+
+
+async def test_an_english_citizen_gets_the_mail_in_english(runtime: Runtime,
+                                                          inbox: tuple[Inbox, str]) -> None:
+    handler, url = inbox
+    runtime.settings.smtp_url = url
+    runtime.settings.public_url = "http://kominn.test"
+    assert runtime.settings.locale == "nb"  # KOMINN_LOCALE stays bokmål
+    person = WebPerson(web_client(runtime))
+    person.open("/chat?lang=en")
+    person.say("/new")
+    person.say(IDEA["title"])
+    person.say(IDEA["description"])
+    person.press(IDEA["area"])
+    person.press("Skip")
+    assert "e-mail" in person.press("Yes").casefold()
+    person.say("jane@example.org")
+    if "My idea is new" in person.buttons():
+        person.press("My idea is new")
+    assert "KI-1" in person.press("Submit")
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None
+        runtime.ideas.set_status(db, idea, Status.USEFUL, by="test")
+        db.commit()
+    from bot.app import build
+
+    result = await dispatch(runtime.db, runtime.settings, runtime.features.renderers,
+                            {"email": build(runtime).senders["email"]})
+    assert result.sent == 1, result
+    [message] = handler.messages
+    assert message["Subject"] == "News about your idea in KomInn"
+    assert message["Content-Language"] == "en"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Useful" in text and "Nyttig" not in text
+    assert "Stop e-mails from KomInn: http://kominn.test/epost/stopp?t=" in text
+    assert "Stop e-mails from KomInn</a>" in html and "Stopp" not in html
+    assert '<html lang="en">' in html
 
 
 def test_without_smtp_the_chat_keeps_the_follow_ups(runtime: Runtime) -> None:

@@ -38,6 +38,7 @@ NO_PREVIEWS = {"unfurl_links": False, "unfurl_media": False}
 SHOW = "kominn_show"
 LIST_MORE = "kominn_list_more"
 MOVE = "kominn_move_"  # + target status
+PUBLISH = "kominn_publish"  # "Publiser" (KOMINN_PUBLISH=after-review), value: the ref
 TRIAGE_MERGE = "kominn_triage_merge"
 TRIAGE_MERGE_OTHER = "kominn_triage_merge_other"
 TRIAGE_DISTINCT = "kominn_triage_distinct"
@@ -209,21 +210,23 @@ CORE_SECTIONS = StatusSections((_facts, _description, _history, _duplicates))
 
 def status_blocks(d: IdeaDetail, t: Translator, zone: tzinfo, *,
                   parts: StatusSections = CORE_SECTIONS, moves: Sequence[Status] = (),
-                  notice: str | None = None, moderator: bool = False) -> list[Block]:
+                  notice: str | None = None, moderator: bool = False,
+                  publish: bool = False) -> list[Block]:
     """One idea: a notice (what just happened), its header, its `parts`, and a moderator's
-    lifecycle moves as buttons."""
+    lifecycle moves as buttons ("Publiser" first when `publish`: it waits for review)."""
     blocks: list[Block] = []
     if notice:
         blocks += sections(notice)
     blocks.append({"type": "header", "text": plain(f"{d.ref} {d.title}", HEADER_MAX)})
     for part in parts.shown(moderator=moderator):
         blocks += part(d, t, zone)
-    if moves:
-        blocks.append({"type": "actions", "block_id": f"move_{d.ref}", "elements": [
-            button(t("slack.button.move", status=status_label(t, target.value)),
-                   MOVE + target.value, f"{d.ref}|{target.value}|{d.status}",
-                   "danger" if target is Status.DECLINED else None)
-            for target in moves]})
+    actions = [button(t("slack.button.publish"), PUBLISH, d.ref, "primary")] if publish else []
+    actions += [button(t("slack.button.move", status=status_label(t, target.value)),
+                       MOVE + target.value, f"{d.ref}|{target.value}|{d.status}",
+                       "danger" if target is Status.DECLINED else None)
+                for target in moves]
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"move_{d.ref}", "elements": actions})
     return blocks[:50]
 
 

@@ -149,7 +149,8 @@ class SlackBot:
         moderator = await self.moderators.is_moderator(answer.user_id)
         moves = targets(Status(detail.status)) if moderator else []
         await answer.send(kit.status_blocks(detail, answer.t, self.zone, parts=self.sections,
-                                            moves=moves, notice=notice, moderator=moderator),
+                                            moves=moves, notice=notice, moderator=moderator,
+                                            publish=moderator and detail.awaiting_review),
                           replace=replace)
 
     async def list_page(self, t: Translator, status: Status | None, area: str | None,

@@ -2,7 +2,8 @@
 turn. Each form carries a fresh turn id, which (with the person's id) is the update id the
 engine handles once: a double submit is one turn. Without JavaScript the form posts, the
 answer is a redirect, and the page is shown again (POST → redirect → GET); with it, chat.js
-posts with fetch and gets the new log entries and controls as JSON.
+posts with fetch and gets the new log entries and controls as JSON, and asks
+`GET /chat/hendelser` every few seconds for notices that came while the chat is open.
 
 A turn's replies stay in the engine's record of the update (`processed_update.replies`, until
 the retention pass deletes it): the page shows the last few turns from there, the session
@@ -23,16 +24,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from adapters.web.render import Renderer, Turn, open_choices
-from adapters.web.security import MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
+from adapters.web.security import HEADERS, MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
 from adapters.web.session import Sessions, WebSession, choose_language
 from bot.conversation.replies import decode_replies
 from bot.i18n import translator
+from bot.ideas.book import is_public
 from bot.runtime import Runtime
+from dialogs.citizen import greeting
 from dialogs.refs import parse_ref
 from dialogs.types import Choice, Incoming, Location, Reply
-from storage.models import Idea, Person, ProcessedUpdate
+from storage.models import Idea, Person, ProcessedUpdate, utcnow
+from storage.outbox import has_due_for_address
 
 CHANNEL = "web"
+EVENTS_PATH = "/chat/hendelser"
+# How often an open chat asks for new notices. They wait in the database (the dispatcher's
+# outbox), so a server-sent event stream would poll the database just the same, while holding
+# a connection per open chat (and uvicorn's shutdown waiting for it); a short fetch is cheaper.
+POLL_SECONDS = 5
 _TURN = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
 T = TypeVar("T")
 
@@ -66,7 +75,8 @@ class Chat:
             turns.append(support)
         mine = f"/mine/{self.sessions.personal_token(session.uid)}" if session.uid else None
         html = self.renderer.page(
-            "chat.html", language, page="chat", mine=mine,
+            "chat.html", language, page="chat", mine=mine, events=EVENTS_PATH,
+            poll=POLL_SECONDS,
             log=self.renderer.log(turns, language),
             controls=self.renderer.controls(open_choices(turns), language,
                                             csrf=session.csrf, turn=new_token()))
@@ -101,10 +111,7 @@ class Chat:
         return turns
 
     def _greeting(self, language: str) -> Turn:
-        t = translator(language)
-        menu = (Choice(t("button.new_idea"), "g:new"), Choice(t("button.my_ideas"), "g:mine"),
-                Choice(t("button.help"), "g:help"))
-        return Turn("", (Reply(t("start.greeting")), Reply(t("privacy.notice"), menu)))
+        return Turn("", greeting(translator(language)))
 
     def _support_offer(self, request: Request, language: str) -> Turn | None:
         """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button."""
@@ -113,13 +120,51 @@ class Chat:
             return None
         with Session(self.runtime.db) as db:
             idea = db.get(Idea, number)
-            if idea is None:
-                return None
+            if idea is None or not is_public(idea, self.settings.publish):
+                return None  # a hidden (or not yet published) idea is not offered
             ref, title = f"KI-{idea.id}", idea.title
         t = translator(language)
         return Turn("", (Reply(t("web.support.ask", ref=ref, title=title),
                                (Choice(t("web.support.button", ref=ref),
                                        f"g:support:{number}"),)),))
+
+    # --- GET /chat/hendelser ---------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        """What chat.js asks every few seconds while the chat is open: notices that came for
+        the person since (a status change, a merge, a benefit check), as log entries — 204
+        when there are none. The notices wait in the outbox (channel `web`, the person's id
+        as address), so any worker answers, whichever process wrote them."""
+        session = self.sessions.load(request)
+        if not session.uid:
+            return self._no_store(Response(status_code=204))
+        language = choose_language(request, session, self.settings.locale)
+        uid = session.uid
+        if not await asyncio.to_thread(self._has_notices, uid):  # a read: no writer slot
+            return self._no_store(Response(status_code=204))
+        from bot.followups.dispatcher import take_pending
+
+        notices = await self._run(lambda: take_pending(
+            self.runtime.db, self.settings, self.runtime.features.renderers, CHANNEL, uid))
+        if not notices:
+            return self._no_store(Response(status_code=204))
+        turns = [Turn("", tuple(notices))]
+        choices = open_choices(turns)
+        data: dict[str, Any] = {"log": str(self.renderer.log(turns, language))}
+        if choices:  # e.g. the benefit check's Ja/Delvis/Nei
+            data["controls"] = str(self.renderer.controls(choices, language, csrf=session.csrf,
+                                                          turn=new_token()))
+        return self._no_store(JSONResponse(data))
+
+    def _has_notices(self, uid: str) -> bool:
+        with Session(self.runtime.db) as db:
+            return has_due_for_address(db, CHANNEL, uid, utcnow())
+
+    def _no_store(self, response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     # --- GET /mine/<token> ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from adapters.web.board import Board
-from adapters.web.chat import Chat
+from adapters.web.chat import EVENTS_PATH, Chat
 from adapters.web.mail import ANSWER_PATH, STOP_PATH, MailLinks, MailPages, MailSender
 from adapters.web.render import STATIC, Renderer
 from adapters.web.report import ReportPage
@@ -32,7 +32,7 @@ def service(runtime: Runtime) -> WebService:
 
 class WebService:
     """A `kominn run` service with routes only (nothing to start: notices wait in the outbox
-    and are shown when the person opens the chat)."""
+    and are shown when the person opens the chat, or asks while it is open)."""
 
     name = "web"
 
@@ -51,14 +51,12 @@ class WebService:
         links = MailLinks(secret, (settings.public_url or url(runtime).removesuffix("/chat")))
         mail = MailPages(runtime, self.renderer, self.sessions, links, self.respond)
         if settings.smtp_url:  # follow-ups of web citizens who gave an address go by e-mail
-            from bot.i18n import translator
-
-            self.sender = MailSender(settings, links,
-                                     translator(settings.locale)("web.mail.subject"))
+            self.sender = MailSender(settings, links, runtime.db)
         self.routes: list[BaseRoute] = [
             Route("/", self.home, methods=["GET"]),
             Route("/chat", self.chat.page, methods=["GET"]),
             Route("/chat", self.chat.post, methods=["POST"]),
+            Route(EVENTS_PATH, self.chat.events, methods=["GET"]),
             Route("/mine/{token}", self.chat.mine, methods=["GET"]),
             Route("/ideer", board.listing_page, methods=["GET"]),
             Route("/ideer/{ref}", board.one, methods=["GET"]),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import campaigns, db, dedup, ideas, jobs, report
+from bot.cli import campaigns, db, dedup, ideas, jobs, mail, report
 from bot.cli.common import runtime, settings
 from bot.config import ConfigError
 
@@ -21,6 +21,7 @@ report.register(app)  # report, export, import
 jobs.register(app)  # jobs list, jobs run-due
 app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(dedup.dedup_app, name="dedup")
+app.add_typer(mail.mail_app, name="mail")
 
 
 @app.callback()

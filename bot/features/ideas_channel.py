@@ -28,9 +28,11 @@ from storage.outbox import enqueue
 KIND = "slack_new_idea"
 CHANNEL = STAFF_CHANNEL
 STATUS_PAYLOAD = "status:"  # a button payload the Slack adapter answers with the status view
+PUBLISH_PAYLOAD = "publish:"  # "Publiser" (KOMINN_PUBLISH=after-review): moderators only
 
-def on_created(channel_id: str) -> Callable[[Session, Idea], None]:
-    """The listener that queues a post about each new idea to `channel_id`."""
+def on_created(channel_id: str, review: bool = False) -> Callable[[Session, Idea], None]:
+    """The listener that queues a post about each new idea to `channel_id` (with "Publiser"
+    when new ideas wait for a moderator's review before they are public)."""
 
     def post(session: Session, idea: Idea) -> None:
         ref = format_ref(idea.id or 0)
@@ -38,7 +40,7 @@ def on_created(channel_id: str) -> Callable[[Session, Idea], None]:
                 address=channel_id,
                 payload={"ref": ref, "title": idea.title, "excerpt": excerpt(idea.description),
                          "focus_area": idea.focus_area, "place": idea.place,
-                         "channel": idea.channel})
+                         "channel": idea.channel, "review": review})
 
     return post
 
@@ -53,8 +55,10 @@ def render_new_idea(payload: dict[str, Any], t: Translator) -> list[Reply]:
     lines.append(" · ".join(meta))
     if payload.get("excerpt"):
         lines.append(payload["excerpt"])
-    return [Reply("\n".join(lines), (Choice(t("slack.button.show"),
-                                            STATUS_PAYLOAD + payload["ref"]),))]
+    choices = [Choice(t("slack.button.show"), STATUS_PAYLOAD + payload["ref"])]
+    if payload.get("review"):
+        choices.append(Choice(t("slack.button.publish"), PUBLISH_PAYLOAD + payload["ref"]))
+    return [Reply("\n".join(lines), tuple(choices))]
 
 
 def channel_label(t: Translator, channel: str | None) -> str:
@@ -66,6 +70,7 @@ def channel_label(t: Translator, channel: str | None) -> str:
 
 def feature(settings: Settings) -> Feature:
     channel_id = settings.slack_ideas_channel if settings.slack_enabled else None
-    listeners = book.IdeaListeners(created=(on_created(channel_id),)) if channel_id \
+    review = settings.publish == "after-review"
+    listeners = book.IdeaListeners(created=(on_created(channel_id, review),)) if channel_id \
         else book.IdeaListeners()
     return Feature("ideas_channel", renderers={KIND: render_new_idea}, listeners=listeners)

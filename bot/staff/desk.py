@@ -89,6 +89,8 @@ class IdeaDetail:
     merged_here: list[Duplicate]
     # What the features add (bot/wiring.py StatusExtra: competitions, collaboration answers).
     extras: dict[str, Any] = field(default_factory=dict)
+    # KOMINN_PUBLISH=after-review and nobody has moved or published it yet: not public.
+    awaiting_review: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ def status_detail(runtime: Runtime, ref: str) -> IdeaDetail | None:
             pending_duplicates=_pending_duplicates(session, idea),
             merged_here=[Duplicate(format_ref(i.id or 0), i.title, None) for i in session.exec(
                 select(Idea).where(Idea.merged_into_id == idea.id).order_by(col(Idea.id)))],
+            awaiting_review=(runtime.settings.publish == "after-review"
+                             and idea.published_at is None and idea.hidden_at is None),
         )
         for extra in runtime.features.status_extras:
             detail.extras.update(extra(session, idea))
@@ -381,4 +385,16 @@ def set_hidden(runtime: Runtime, ref: str, hidden: bool, reason: str, by: str) -
             runtime.ideas.hide(session, idea, reason, by=f"{STAFF_CHANNEL}:{by}")
         else:
             runtime.ideas.unhide(session, idea, by=f"{STAFF_CHANNEL}:{by}")
+        return format_ref(number or 0)
+
+
+def publish(runtime: Runtime, ref: str, by: str) -> str | None:
+    """Slack's "Publiser" on a new idea waiting for review: the ref as stored, None if
+    unknown (publishing twice changes nothing)."""
+    number = parse_ref(ref)
+    with transaction(runtime.db) as session:
+        idea = session.get(Idea, number) if number is not None else None
+        if idea is None:
+            return None
+        runtime.ideas.publish(session, idea, by=f"{STAFF_CHANNEL}:{by}")
         return format_ref(number or 0)

@@ -18,6 +18,7 @@ from adapters.slack.answer import Answer
 from adapters.slack.bot import SlackBot, guarded
 from bot.features import ideas_channel
 from bot.ideas import triage
+from bot.staff import desk
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
 
@@ -76,6 +77,32 @@ def _register_ideas(bot: SlackBot) -> None:
         await bot.open_view(client, body.get("trigger_id", ""), answer,
                             kit.move_modal(answer.t, ref, current, target, meta))
 
+    @app.action(kit.PUBLISH)
+    async def on_publish(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                         client: AsyncWebClient) -> None:
+        """"Publiser" on an idea waiting for review (KOMINN_PUBLISH=after-review): public
+        from now on; the status view is shown again with what happened."""
+        await ack()
+        answer = await bot.answer_for(body, client)
+        number = parse_ref(str(action.get("value") or ""))
+        await _publish(bot, answer, number, replace=True)
+
+
+async def _publish(bot: SlackBot, answer: Answer, number: int | None, *, replace: bool) -> None:
+    """"Publiser" (the status view's, or the ideas channel post's): moderators only, checked
+    again here; then the status view with what happened."""
+    if number is None or not await bot.allowed(answer.user_id, "publish", answer):
+        return
+
+    async def publish(b: SlackBot, a: Answer) -> None:
+        ref = await b.db(desk.publish, b.runtime, format_ref(number), a.user_id)
+        if ref is None:
+            await a.say(a.t("slack.not_found", ref=format_ref(number)))
+            return
+        await b.show_status(a, ref, replace=replace, notice=a.t("slack.published", ref=ref))
+
+    await guarded(publish)(bot, answer)
+
 
 def _register_replies(bot: SlackBot) -> None:
     """The buttons `kit.reply_blocks` renders for a neutral Reply."""
@@ -85,10 +112,15 @@ def _register_replies(bot: SlackBot) -> None:
     async def on_reply(ack: Any, body: dict[str, Any], action: dict[str, Any],
                        client: AsyncWebClient) -> None:
         """A button of a neutral Reply (a follow-up sent through the outbox): "status:KI-n"
-        opens the status view; anything else is the dialog engine's (benefit check, …)."""
+        opens the status view, "publish:KI-n" (a new idea's channel post) publishes it for a
+        moderator; anything else is the dialog engine's (benefit check, …)."""
         await ack()
         value = str(action.get("value") or "")
         answer = await bot.answer_for(body, client)
+        if value.startswith(ideas_channel.PUBLISH_PAYLOAD):  # on a new idea's channel post
+            await _publish(bot, answer, parse_ref(value.removeprefix(
+                ideas_channel.PUBLISH_PAYLOAD)), replace=False)
+            return
         if value.startswith(ideas_channel.STATUS_PAYLOAD):
             number = parse_ref(value.removeprefix(ideas_channel.STATUS_PAYLOAD))
             if number is not None:

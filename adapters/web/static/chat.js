@@ -1,5 +1,7 @@
 // KomInn web chat: an enhancement only. Without this script the forms post and the page
-// reloads; with it, a turn is posted with fetch and the answer appended to the log.
+// reloads; with it, a turn is posted with fetch and the answer appended to the log, and
+// notices that come while the chat is open (a status change, a benefit check) are fetched
+// every few seconds into the same log, whose aria-live region announces them.
 (function () {
   "use strict";
   var log = document.getElementById("log");
@@ -30,6 +32,42 @@
     post(form, event.submitter);
   });
   enhance();
+  listen();
+
+  function show(answer) {
+    log.insertAdjacentHTML("beforeend", answer.log);
+    var last = log.lastElementChild;
+    if (last && last.scrollIntoView) { last.scrollIntoView({ block: "nearest" }); }
+  }
+
+  function listen() {
+    var path = log.getAttribute("data-events");
+    var every = 1000 * (parseInt(log.getAttribute("data-poll"), 10) || 5);
+    if (!path) { return; }
+    var wait = every;
+    function ask() {
+      if (document.hidden) { window.setTimeout(ask, wait); return; }
+      fetch(path, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          if (response.status === 204) { return null; }
+          if (!response.ok) { throw new Error(String(response.status)); }
+          return response.json();
+        }).then(function (answer) {
+          wait = every;
+          if (answer) {
+            show(answer);
+            var field = document.getElementById("message");
+            if (answer.controls && !(field && field.value)) {  // never lose what is typed
+              controls.innerHTML = answer.controls;
+              enhance();
+            }
+          }
+        }).catch(function () {
+          wait = Math.min(wait * 2, 60000);  // the server is away: ask less often
+        }).then(function () { window.setTimeout(ask, wait); });
+    }
+    window.setTimeout(ask, wait);
+  }
 
   function post(form, submitter) {
     var data = new FormData(form);
@@ -45,14 +83,12 @@
       if (!response.ok) { throw new Error(String(response.status)); }
       return response.json();
     }).then(function (answer) {
-      log.insertAdjacentHTML("beforeend", answer.log);
+      show(answer);
       controls.innerHTML = answer.controls;
       enhance();
       var field = document.getElementById("message");
       var first = controls.querySelector(".choices button");
       (first || field).focus();
-      var last = log.lastElementChild;
-      if (last && last.scrollIntoView) { last.scrollIntoView({ block: "nearest" }); }
     }).catch(function () {
       window.location.assign("/chat");  // show what the server has
     });

@@ -1,0 +1,93 @@
+"""The web chat beyond one turn: what "Støtt idéen" may offer (the one visibility rule), and
+notices that come while the chat is open (`GET /chat/hendelser`, which chat.js asks)."""
+
+from __future__ import annotations
+
+import html
+
+from sqlmodel import Session
+
+from bot.config import Settings
+from bot.runtime import Runtime, open_runtime
+from dialogs.lifecycle import Status
+from storage.models import Idea
+from tests.helpers import IDEA, ChatPerson
+from tests.web_client import WebPerson, web_client
+
+
+def _submit_with_follow_up(person: WebPerson) -> None:
+    """A web citizen who wants news and gives no address: the news comes to the chat."""
+    person.say("/ny")
+    person.say(IDEA["title"])
+    person.say(IDEA["description"])
+    person.press("Folkehelse")
+    person.press("Hopp over")  # the place
+    person.press("Ja")  # follow-ups (no KOMINN_SMTP_URL: no e-mail address asked)
+    if "Min idé er ny" in person.buttons():
+        person.press("Min idé er ny")
+    assert "KI-1" in person.press("Send inn")
+
+
+def test_support_offer_only_for_a_public_idea(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    client = web_client(runtime)
+    person = WebPerson(client)
+    assert "Støtt KI-1" in person.open("/chat?stott=KI-1")
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None
+        runtime.ideas.hide(db, idea, "Personopplysninger i teksten", by="moderator-ola")
+        db.commit()
+    page = person.open("/chat?stott=KI-1")
+    assert "Støtt KI-1" not in page and IDEA["title"] not in page
+
+
+def test_support_offer_waits_for_review_under_after_review(settings: Settings) -> None:
+    runtime = open_runtime(settings.model_copy(update={"publish": "after-review"}))
+    try:
+        ChatPerson(runtime.engine, "kari").submit()
+        person = WebPerson(web_client(runtime))
+        assert IDEA["title"] not in person.open("/chat?stott=KI-1")
+        with Session(runtime.db) as db:
+            idea = db.get(Idea, 1)
+            assert idea is not None
+            runtime.ideas.publish(db, idea, by="moderator-ola")
+            db.commit()
+        assert "Støtt KI-1" in person.open("/chat?stott=KI-1")
+    finally:
+        runtime.db.dispose()
+
+
+def test_notice_reaches_the_open_chat(runtime: Runtime) -> None:
+    client = web_client(runtime)
+    assert client.get("/chat/hendelser").status_code == 204  # nobody yet
+    person = WebPerson(client)
+    assert 'data-events="/chat/hendelser"' in person.page
+    _submit_with_follow_up(person)
+    assert client.get("/chat/hendelser").status_code == 204  # nothing new
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None
+        runtime.ideas.set_status(db, idea, Status.USEFUL, by="moderator-ola")
+        db.commit()
+    response = client.get("/chat/hendelser")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert "Content-Security-Policy" in response.headers
+    entry = response.json()["log"]
+    assert 'class="msg bot"' in entry and "Nyttig" in entry and "KI-1" in entry
+    assert client.get("/chat/hendelser").status_code == 204  # shown once
+    assert "Nyttig" not in person.open()  # and not again when the page is reloaded
+    stranger = web_client(runtime)
+    WebPerson(stranger)
+    assert stranger.get("/chat/hendelser").status_code == 204
+
+
+def test_somebody_new_sees_what_start_says(runtime: Runtime) -> None:
+    """The web chat's greeting is the citizen dialogs' `/start` (one function for both)."""
+    start = ChatPerson(runtime.engine, "kari").say("/start")
+    page = WebPerson(web_client(runtime)).page
+    for reply in start:
+        assert html.escape(reply.text.splitlines()[0], quote=False) in page
+        for choice in reply.choices:
+            assert f'value="{choice.payload}">{choice.label}</button>' in page
