@@ -35,7 +35,6 @@ import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -78,7 +77,6 @@ STOP_WAIT = 10  # seconds stop() gives updates in flight to finish
 # How often a worker looks for answers whose sending lease ran out (their worker died between
 # storing and sending them) and sends them (see `_sweep`).
 SWEEP_SECONDS = 5.0
-DB_WORKERS = 8  # engine threads on PostgreSQL
 HTTP_CONNECTIONS = 32
 HTTP_POOL_WAIT = 30.0  # seconds a request may wait for a pooled connection
 
@@ -130,12 +128,6 @@ class TelegramService:
         self._poller: asyncio.Task[None] | None = None
         self._retrying: asyncio.Task[None] | None = None
         self._groups_told: set[int] = set()
-        # The engine is synchronous: it runs in worker threads. SQLite has one writer at a
-        # time, and threads queueing on its lock sleep in coarse steps (busy handler), so on
-        # SQLite one thread takes the updates in turn; PostgreSQL gets several.
-        self._workers = ThreadPoolExecutor(
-            max_workers=1 if settings.database_url.startswith("sqlite") else DB_WORKERS,
-            thread_name_prefix="telegram-engine")
         self.delivery = Delivery(self.bot, engine, self._stopping)
 
     def _build_application(self) -> Application:
@@ -172,8 +164,8 @@ class TelegramService:
             log_failure("telegram handler failed", context.error)
 
     async def _db(self, call: Callable[..., T], *args: Any) -> T:
-        """Run an engine call in the engine's worker threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._workers, call, *args)
+        """Run an engine call in the engine's threads (shared with the web chat)."""
+        return await self.engine.off_loop(call, *args)
 
     @property
     def bot(self) -> Any:
@@ -272,7 +264,6 @@ class TelegramService:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-        self._workers.shutdown(wait=False)
         self.delivery.shutdown()
 
     async def _resend_undelivered(self, *, any_lease: bool = False) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
@@ -56,13 +55,9 @@ class Chat:
         self.proxies = proxies
         self.respond = respond
         self.per_address = RateLimit(self.settings.web_max_messages_per_address)
-        # The engine is synchronous; SQLite takes one writer at a time (as for Telegram).
-        sqlite = self.settings.database_url.startswith("sqlite")
-        self.workers = ThreadPoolExecutor(max_workers=1 if sqlite else 8,
-                                          thread_name_prefix="web-engine")
 
     async def _run(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.workers, call)
+        return await self.runtime.engine.off_loop(call)
 
     # --- GET /chat ------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ class WebService:
         return None
 
     async def stop(self) -> None:
-        self.chat.workers.shutdown(wait=False, cancel_futures=True)
+        return None
 
     async def home(self, request: Request) -> Response:
         from starlette.responses import RedirectResponse

@@ -15,11 +15,13 @@ replies over with a conditional UPDATE that one worker at most wins.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult
 from sqlalchemy import Engine as DbEngine
@@ -44,6 +46,8 @@ from storage.models import Idea, Person, ProcessedUpdate, utcnow
 log = logging.getLogger("kominn.engine")
 
 StepFunction = Callable[[State, Incoming, Context], Outcome]
+T = TypeVar("T")
+THREADS = 8  # engine calls at once on PostgreSQL; SQLite takes one writer at a time
 
 
 class Engine:
@@ -59,6 +63,19 @@ class Engine:
         self.clock = clock
         self.retries = retries
         self.lease = timedelta(seconds=settings.send_lease_seconds)
+        self._threads: ThreadPoolExecutor | None = None
+
+    async def off_loop(self, call: Callable[..., T], *args: Any) -> T:
+        """Run `call` (a turn, or another database call of a channel) outside the event loop,
+        in the one pool every channel of this process shares. On SQLite that is one thread:
+        threads queueing on its write lock sleep in coarse steps (the busy handler), so the
+        web chat's and Telegram's turns wait in one line rather than in two pools; on
+        PostgreSQL `THREADS` run at once."""
+        if self._threads is None:
+            sqlite = self.settings.database_url.startswith("sqlite")
+            self._threads = ThreadPoolExecutor(max_workers=1 if sqlite else THREADS,
+                                               thread_name_prefix="engine")
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call, *args)
 
     # --- public API ---------------------------------------------------------------------------
 
