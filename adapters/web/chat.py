@@ -46,7 +46,8 @@ class Chat:
         self.sessions = sessions
         self.proxies = proxies
         self.respond = respond
-        self.per_address = RateLimit(self.settings.web_max_messages_per_address)
+        self.per_address = RateLimit(runtime.db, self.settings.web_max_messages_per_address,
+                                     salt=sessions.personal.secret_key)  # all workers'
         # The engine is synchronous; SQLite takes one writer at a time (as for Telegram).
         sqlite = self.settings.database_url.startswith("sqlite")
         self.workers = ThreadPoolExecutor(max_workers=1 if sqlite else 8,
@@ -160,7 +161,8 @@ class Chat:
         if not csrf_ok(session.csrf if request.cookies.get("kominn") else None, token):
             return PlainTextResponse("CSRF check failed: reload the page", 403)
         language = choose_language(request, session, self.settings.locale)
-        if not self.per_address.allow(self.proxies.client(request)):
+        address = self.proxies.client(request)
+        if not await self._run(lambda: self.per_address.allow(address)):
             return PlainTextResponse(translator(language)("web.too_many"), 429,
                                      headers={"Retry-After": "60"})
         turn = str(form.get("turn") or "")
