@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, tuple_
+from sqlalchemy import func, tuple_
 from sqlmodel import Session, col, select
 
 from bot.ideas.book import public_clause, supporter_counts
@@ -78,8 +78,9 @@ def listing(session: Session, publish: str, *, status: str | None, area: str | N
             ranked: list[int] | None, text: str | None, page: int,
             after: int | None = None, before: int | None = None) -> Listing:
     """One page of the board. `ranked`: idea numbers best first (a search); `text`: the
-    plain-text fallback when the ranking found nothing; `after` / `before`: the idea just
-    before (after) this page in the list, from a "next" ("previous") link, to seek from."""
+    plain-text fallback when the ranking found nothing (in titles, case-insensitive);
+    `after` / `before`: the idea just before (after) this page in the list, from a "next"
+    ("previous") link, to seek from."""
     columns = select(col(Idea.id), col(Idea.title), col(Idea.status), col(Idea.focus_area),
                      col(Idea.created_at))  # type: ignore[call-overload]
     count = select(func.count()).select_from(Idea)
@@ -88,10 +89,8 @@ def listing(session: Session, publish: str, *, status: str | None, area: str | N
         filters.append(Idea.focus_area == area)
     if ranked is not None:
         filters.append(col(Idea.id).in_(ranked))
-    elif text:
-        like = f"%{text.casefold()}%"
-        filters.append(or_(func.lower(Idea.title).like(like),
-                           func.lower(Idea.description).like(like)))
+    elif text:  # the titles only: lower-casing 100,000 descriptions costs ~0.5 s a search
+        filters.append(col(Idea.title).ilike(f"%{_escape(text)}%", escape="\\"))
     columns = public_ideas(columns.where(*filters), publish, status=status)
     total = session.exec(public_ideas(count.where(*filters), publish, status=status,
                                        counting=True)).one()
@@ -123,6 +122,10 @@ def _page(session: Session, columns: Any, total: int, page: int, *, after: int |
     # nearer the oldest end: skip from there and turn the page round
     return list(session.exec(columns.order_by(*_OLDEST).offset(total - end)
                              .limit(end - start)))[::-1]
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _key() -> Any:
