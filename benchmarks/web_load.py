@@ -249,7 +249,8 @@ async def one_database(args: argparse.Namespace, given: str) -> list[tuple[str, 
             elapsed = time.perf_counter() - started
             count, distinct = stored(url, "web")
             print(f"\n=== {kind}: {args.n} web citizens, think "
-                  f"{args.think[0]:g}–{args.think[1]:g} s, {elapsed:.0f} s in all")
+                  f"{args.think[0]:g}–{args.think[1]:g} s, {elapsed:.0f} s in all "
+                  f"(load average {_load()}: the machine's other work counts in every figure)")
             print(f"web chat turns: {len(timings)}, p50 {percentile(timings, 0.5):.1f} ms, "
                   f"p95 {percentile(timings, 0.95):.1f} ms (target < 200 ms), "
                   f"max {max(timings, default=0):.1f} ms, errors {len(errors)}")
@@ -274,7 +275,7 @@ async def one_database(args: argparse.Namespace, given: str) -> list[tuple[str, 
             stop(proc)
     total = args.board_ideas + args.n + args.telegram
     print(f"board at {total:,} ideas on {kind} (cold: the first request after a restart; warm: "
-          f"{args.rounds} more; target p95 < 100 ms):")
+          f"{args.rounds} more; target p95 < 100 ms; load average {_load()}):")
     print(f"  {'page':44} {'cold':>8} {'warm p50':>9} {'warm p95':>9}")
     summary = []
     for name, values in pages.items():
@@ -288,6 +289,12 @@ async def one_database(args: argparse.Namespace, given: str) -> list[tuple[str, 
           f"{percentile(colds, 0.95):.1f} ms, max {max(colds):.1f} ms; warm p50 "
           f"{percentile(warms, 0.5):.1f} ms, p95 {percentile(warms, 0.95):.1f} ms")
     return summary
+
+
+def _load() -> str:
+    import os
+
+    return " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
 def _free_port() -> int:

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from adapters.web.render import Renderer, Turn
@@ -16,6 +17,7 @@ from adapters.web.session import accept_language, signing_secret
 from bot.config import Settings
 from bot.i18n import translator
 from bot.ideas.book import get_idea
+from bot.ideas.listing import public_ideas
 from bot.runtime import Runtime, open_runtime
 from dialogs.lifecycle import Status
 from dialogs.types import Choice, Reply
@@ -377,3 +379,23 @@ def test_location_shared_at_the_place_step(runtime: Runtime) -> None:
         assert idea is not None and (idea.latitude, idea.longitude) == (59.83, 10.43)
     board = client.get("/ideer/KI-1").text
     assert "59.83" not in board  # coordinates are never public
+
+
+@pytest.mark.parametrize("publish", ["immediately", "after-review"])
+def test_board_counts_read_the_covering_index_alone(runtime: Runtime, publish: str) -> None:
+    """Every count the board makes (each status and focus area, alone and together) is
+    answered from `ix_idea_board_count` without reading the table (SQLite's plan; the figures
+    are benchmarks/web_load.py's)."""
+    if runtime.db.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan")
+    for status in (None, *(s.value for s in Status)):
+        for area in (None, "Folkehelse"):
+            query = select(func.count()).select_from(Idea)
+            if area:
+                query = query.where(Idea.focus_area == area)
+            query = public_ideas(query, publish, status=status, counting=True)
+            compiled = query.compile(runtime.db, compile_kwargs={"literal_binds": True})
+            with runtime.db.connect() as conn:
+                plan = " ".join(row[-1] for row in conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {compiled}"))
+            assert "COVERING INDEX ix_idea_board_count" in plan, (status, area, plan)
