@@ -68,7 +68,10 @@ def percentile(values: list[float], share: float) -> float:
 class Citizen:
     def __init__(self, base: str, number: int, think: tuple[float, float],
                  timings: list[float], errors: list[str]) -> None:
-        self.client = httpx.AsyncClient(base_url=base, timeout=60)
+        # Idle connections dropped before uvicorn's 5 s keep-alive ends: otherwise a turn after
+        # a long think may go out on a connection the server is closing (a ReadError).
+        self.client = httpx.AsyncClient(base_url=base, timeout=60,
+                                        limits=httpx.Limits(keepalive_expiry=4.0))
         self.number = number
         self.think = think
         self.timings = timings

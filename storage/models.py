@@ -59,14 +59,14 @@ class Idea(SQLModel, table=True):
 
     __tablename__ = "idea"
     # The public board (adapters/web/board.py) lists newest first, filtered by status or focus
-    # area: each has an index that serves the order too (migration 0002_web); its counts are
-    # read from one covering index over the filters and `book.public_clause`'s columns, never
-    # from the table (migration 0004_board).
+    # area: each has an index that serves the order too (migration 0002_web); both filters
+    # together, and every count, are served by one covering index over the filters, the order
+    # and `book.public_clause`'s columns, without reading the table (migration 0004_board).
     __table_args__ = (Index("ix_idea_status_created", "status", "created_at"),
                       Index("ix_idea_created_id", "created_at", "id"),
                       Index("ix_idea_area_created", "focus_area", "created_at"),
-                      Index("ix_idea_board_count", "status", "focus_area", "hidden_at",
-                            "published_at"))
+                      Index("ix_idea_board_count", "status", "focus_area", "created_at", "id",
+                            "hidden_at", "published_at"))
 
     id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
     title: str = Field(max_length=200)

@@ -22,13 +22,12 @@ from adapters.web.render import Renderer
 from adapters.web.session import Sessions, choose_language
 from bot.ideas import book
 from bot.ideas.book import is_public
-from bot.ideas.listing import Listing, Row, listing
+from bot.ideas.listing import SEARCH_LIMIT, Listing, Row, listing
 from bot.runtime import Runtime
 from dialogs.lifecycle import OPEN, Status
 from dialogs.refs import format_ref, parse_ref
 from storage.models import Idea
 
-SEARCH_LIMIT = 200  # ranked matches a search considers
 STATUSES = tuple(s.value for s in Status)
 
 
