@@ -194,15 +194,16 @@ async def wait_ready(base: str, path: str = "/healthz") -> None:
     raise SystemExit(f"kominn run did not come up ({path})")
 
 
-def telegram_args(args: argparse.Namespace) -> argparse.Namespace:
+def telegram_args(args: argparse.Namespace, url: str) -> argparse.Namespace:
     return argparse.Namespace(citizens=args.telegram, ramp=30.0, think=(2.0, 6.0),
                               typing=(8.0, 30.0), rate=30.0, fake_limits=False, inline=False,
-                              chat_rate=1.0, database_url=None, timeout=60.0, settle=2.0)
+                              chat_rate=1.0, database_url=url.split("://")[0] + " (the web run's)",
+                              timeout=60.0, settle=2.0)
 
 
-async def telegram_phase(args: argparse.Namespace, fake: FakeTelegramAPI) -> None:
+async def telegram_phase(args: argparse.Namespace, fake: FakeTelegramAPI, url: str) -> None:
     """telegram_load.py's citizens against the `kominn run` already polling `fake`."""
-    targs = telegram_args(args)
+    targs = telegram_args(args, url)
     inbox, stats = telegram_load.Inbox(fake), telegram_load.Stats()
     stop_collecting = asyncio.Event()
     collector = asyncio.create_task(inbox.run(stop_collecting))
@@ -261,7 +262,7 @@ async def one_database(args: argparse.Namespace, given: str) -> list[tuple[str, 
                 print(f"  error: {error}")
             print(f"web ideas stored: {count} (distinct {distinct}) for {args.n} citizens")
             if args.telegram:
-                await telegram_phase(args, fake)
+                await telegram_phase(args, fake, url)
                 count, distinct = stored(url, "telegram")
                 print(f"  ideas stored         {count} (distinct {distinct}) "
                       f"for {args.telegram} citizens")
