@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -59,10 +59,14 @@ class Idea(SQLModel, table=True):
 
     __tablename__ = "idea"
     # The public board (adapters/web/board.py) lists newest first, filtered by status or focus
-    # area: each has an index that serves the order too (migration 0002_web).
+    # area: each has an index that serves the order too (migration 0002_web); both filters
+    # together, and every count, are served by one covering index over the filters, the order
+    # and `book.public_clause`'s columns, without reading the table (migration 0004_board).
     __table_args__ = (Index("ix_idea_status_created", "status", "created_at"),
                       Index("ix_idea_created_id", "created_at", "id"),
-                      Index("ix_idea_area_created", "focus_area", "created_at"))
+                      Index("ix_idea_area_created", "focus_area", "created_at"),
+                      Index("ix_idea_board_count", "status", "focus_area", "created_at", "id",
+                            "hidden_at", "published_at"))
 
     id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
     title: str = Field(max_length=200)
@@ -247,6 +251,19 @@ class SendPace(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     next_at: float = 0.0
     slot: float = 0.0  # the slot the last UPDATE granted (-1: none); read through RETURNING
+
+
+class RateHit(SQLModel, table=True):
+    """Requests per client address and minute, shared by every worker (the web chat's
+    per-address limit, adapters/web/security.py). `key` is a keyed hash of the address, not
+    the address; rows older than the previous minute are deleted."""
+
+    __tablename__ = "rate_hit"
+
+    key: str = Field(primary_key=True, max_length=64)
+    bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False},
+                        sa_type=BigInteger)  # epoch seconds // window
+    hits: int = 0
 
 
 class JobRun(SQLModel, table=True):

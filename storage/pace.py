@@ -1,6 +1,7 @@
 """Named queries that several workers coordinate through: the shared send pace (one ceiling
-for a bot, PostgreSQL only) and the ticks of periodic jobs (a scan runs once per tick across
-workers, on either database).
+for a bot, PostgreSQL only), the ticks of periodic jobs (a scan runs once per tick across
+workers, on either database) and the web chat's requests per client address (`rate_hit`, on
+either database).
 
 The pace is an evenly spaced grid of send slots kept in one `send_pace` row, on the
 database's clock (`clock_timestamp()`, so workers on different machines agree): a send takes
@@ -86,6 +87,33 @@ def nudge(session: object, name: str) -> None:
     nudge is seen only with the change that needs it)."""
     session.execute(_ENSURE_TICK, {"name": name})  # type: ignore[attr-defined]
     session.execute(_NUDGE, {"name": name})  # type: ignore[attr-defined]
+
+
+# --- requests per address and minute ----------------------------------------------------------
+
+_COUNT_HIT = text("INSERT INTO rate_hit (key, bucket, hits) VALUES (:key, :bucket, 1) "
+                  "ON CONFLICT (key, bucket) DO UPDATE SET hits = rate_hit.hits + 1 "
+                  "RETURNING hits")
+_PREVIOUS_HITS = text("SELECT hits FROM rate_hit WHERE key = :key AND bucket = :bucket")
+_FORGET_HITS = text("DELETE FROM rate_hit WHERE bucket < :bucket")
+_NO_FLUSH = text("SET LOCAL synchronous_commit TO OFF")
+
+
+def count_hit(db: Engine, key: str, bucket: int) -> tuple[int, int]:
+    """Count one request of `key` in minute `bucket`: (its hits in this minute, this one
+    included; its hits in the minute before), in one transaction."""
+    with db.begin() as conn:
+        if not is_sqlite(db):  # a lost count after a crash is harmless: no WAL flush to wait for
+            conn.execute(_NO_FLUSH)
+        hits = int(conn.execute(_COUNT_HIT, {"key": key, "bucket": bucket}).scalar_one())
+        previous = conn.execute(_PREVIOUS_HITS, {"key": key, "bucket": bucket - 1}).scalar()
+    return hits, int(previous or 0)
+
+
+def forget_hits(db: Engine, before: int) -> None:
+    """Delete the counts of minutes before `before`."""
+    with db.begin() as conn:
+        conn.execute(_FORGET_HITS, {"bucket": before})
 
 
 def shares_pace(db: Engine) -> bool:

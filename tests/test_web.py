@@ -3,18 +3,25 @@ sessions, CSRF, escaping, headers, the public board, idea pages and the report."
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from adapters.web.render import Renderer, Turn
+from adapters.web.security import RateLimit
 from adapters.web.session import accept_language, signing_secret
+from bot.config import Settings
 from bot.i18n import translator
-from bot.runtime import Runtime
+from bot.ideas.book import get_idea
+from bot.ideas.listing import public_ideas
+from bot.runtime import Runtime, open_runtime
 from dialogs.lifecycle import Status
 from dialogs.types import Choice, Reply
-from storage.models import Idea, Person, Support
+from storage.models import Idea, Person, RateHit, Support
 from tests.helpers import IDEA, ChatPerson
 from tests.web_client import WebPerson, web_client
 
@@ -125,6 +132,41 @@ def test_rate_limit_per_client_address(runtime: Runtime) -> None:
     assert other.status_code == 303
 
 
+def test_rate_limit_is_shared_by_workers_on_one_database(settings: Settings) -> None:
+    """Two runtimes on one database (two `kominn run` workers behind a proxy): one address
+    gets one allowance in all, not one per worker."""
+    settings.web_max_messages_per_address = 3
+    settings.trusted_proxies = ["127.0.0.1"]
+    first, second = open_runtime(settings), open_runtime(settings)
+    try:
+        people = [WebPerson(web_client(rt, client=("127.0.0.1", 5000)))
+                  for rt in (first, second)]
+        codes = [people[n % 2].client.post(
+            "/chat", data={**people[n % 2].form(), "text": f"hei {n}"},
+            headers={"X-Forwarded-For": "203.0.113.7"}, follow_redirects=False).status_code
+            for n in range(4)]
+        assert codes == [303, 303, 303, 429]
+    finally:
+        first.db.dispose()
+        second.db.dispose()
+
+
+def test_rate_limit_window_slides_and_old_minutes_go(runtime: Runtime) -> None:
+    now = [1_000_040.0]  # 20 s into a minute
+    limit = RateLimit(runtime.db, 3, salt=b"secret", clock=lambda: now[0])
+    assert [limit.allow("203.0.113.7") for _ in range(4)] == [True, True, True, False]
+    assert limit.allow("203.0.113.8")
+    now[0] += 60  # the next minute, a third in: the last minute's 4 still weigh 2/3
+    assert not limit.allow("203.0.113.7")
+    now[0] += 120  # two minutes later: nothing left to count
+    assert limit.allow("203.0.113.7")
+    with Session(runtime.db) as db:
+        rows = db.exec(select(RateHit)).all()
+    assert {row.bucket for row in rows} >= {int(now[0] // 60)}
+    assert min(row.bucket for row in rows) >= int(now[0] // 60) - 1  # older minutes deleted
+    assert all("203.0.113" not in row.key for row in rows)  # a hash, not the address
+
+
 def test_session_secret_survives_a_restart(runtime: Runtime) -> None:
     first = signing_secret(runtime.db, None)
     assert signing_secret(runtime.db, None) == first and len(first) > 40
@@ -169,6 +211,51 @@ def test_board_pages_by_twenty(runtime: Runtime) -> None:
     assert len(re.findall(r'<li>\s*<h2>', first)) == 20 and "Side 1 av 3" in first
     last = client.get("/ideer?side=3").text
     assert len(re.findall(r'<li>\s*<h2>', last)) == 5
+
+
+def _refs(page: str) -> list[str]:
+    return re.findall(r'<h2><a href="/ideer/(KI-\d+)">', page)
+
+
+def _link(page: str, rel: str) -> str | None:
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}">', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_board_next_and_previous_seek_from_the_page_edge(runtime: Runtime) -> None:
+    """Following "next" to the end shows every listed idea once, newest first, also when two
+    share a timestamp; "previous" goes back to the same pages; a page asked for by number
+    (nearer the old end) is the same page; hidden and merged ideas are neither listed nor
+    counted."""
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    with Session(runtime.db) as db:
+        for n in range(1, 51):  # KI-1 … KI-50; KI-20 and KI-21 at the same moment
+            at = when + timedelta(minutes=min(n, 20) if n <= 21 else n)
+            db.add(Idea(title=f"Idé nummer {n}", description="d" * 30, channel="web",
+                        focus_area="Folkehelse" if n % 2 else "Annet", created_at=at))
+        db.commit()
+        runtime.ideas.hide(db, get_idea(db, 7), "personopplysninger", by="test")
+        runtime.ideas.merge(db, get_idea(db, 8), get_idea(db, 9), by="test")
+        db.commit()
+    client = web_client(runtime)
+    expected = [f"KI-{n}" for n in range(50, 0, -1) if n not in (7, 8)]
+    page = client.get("/ideer").text
+    assert "48 idéer" in page and "Side 1 av 3" in page
+    pages, seen = [page], _refs(page)
+    while (following := _link(pages[-1], "next")) is not None:
+        assert "etter=KI-" in following
+        pages.append(client.get(following).text)
+        seen += _refs(pages[-1])
+    assert seen == expected and len(pages) == 3 and "Side 3 av 3" in pages[-1]
+    back = _link(pages[-1], "prev")
+    assert back is not None and "foer=KI-" in back
+    assert _refs(client.get(back).text) == _refs(pages[1])
+    assert _refs(client.get("/ideer?side=3").text) == _refs(pages[2])  # from the old end
+    assert _refs(client.get("/ideer?side=2").text) == _refs(pages[1])
+    area = client.get("/ideer?omrade=Folkehelse").text
+    assert "24 idéer" in area and set(_refs(area)) <= {f"KI-{n}" for n in range(1, 51, 2)}
+    merged = client.get("/ideer?status=merged").text
+    assert "1 idé" in merged and _refs(merged) == ["KI-8"]
 
 
 def test_idea_page_history_and_support_from_the_board(runtime: Runtime) -> None:
@@ -292,3 +379,23 @@ def test_location_shared_at_the_place_step(runtime: Runtime) -> None:
         assert idea is not None and (idea.latitude, idea.longitude) == (59.83, 10.43)
     board = client.get("/ideer/KI-1").text
     assert "59.83" not in board  # coordinates are never public
+
+
+@pytest.mark.parametrize("publish", ["immediately", "after-review"])
+def test_board_counts_read_the_covering_index_alone(runtime: Runtime, publish: str) -> None:
+    """Every count the board makes (each status and focus area, alone and together) is
+    answered from `ix_idea_board_count` without reading the table (SQLite's plan; the figures
+    are benchmarks/web_load.py's)."""
+    if runtime.db.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan")
+    for status in (None, *(s.value for s in Status)):
+        for area in (None, "Folkehelse"):
+            query = select(func.count()).select_from(Idea)
+            if area:
+                query = query.where(Idea.focus_area == area)
+            query = public_ideas(query, publish, status=status, counting=True)
+            compiled = query.compile(runtime.db, compile_kwargs={"literal_binds": True})
+            with runtime.db.connect() as conn:
+                plan = " ".join(row[-1] for row in conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {compiled}"))
+            assert "COVERING INDEX ix_idea_board_count" in plan, (status, area, plan)

@@ -4,134 +4,31 @@ supporters count, similar ideas and "Støtt idéen").
 
 Public means: titles, descriptions, focus areas, places, statuses, dates, public notes and
 counts. Never a name, a channel id, a contact or coordinates (a location shared from a phone
-may be the citizen's home). `public_ideas()` is the one place that says which ideas are shown.
+may be the citizen's home). `bot.ideas.book.public_clause` is the one rule for which ideas are
+shown; the page's queries are `bot.ideas.listing`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.web.render import Renderer
 from adapters.web.session import Sessions, choose_language
 from bot.ideas import book
-from bot.ideas.book import is_public, public_clause
+from bot.ideas.book import is_public
+from bot.ideas.listing import SEARCH_LIMIT, Listing, Row, listing
 from bot.runtime import Runtime
 from dialogs.lifecycle import OPEN, Status
 from dialogs.refs import format_ref, parse_ref
-from storage.models import Idea, Support
+from storage.models import Idea
 
-PAGE = 20
-SEARCH_LIMIT = 200  # ranked matches a search considers
 STATUSES = tuple(s.value for s in Status)
-
-
-@dataclass(frozen=True)
-class Row:
-    number: int
-    ref: str
-    title: str
-    status: str
-    focus_area: str | None
-    created_at: datetime
-    supporters: int
-
-
-@dataclass(frozen=True)
-class Listing:
-    rows: list[Row]
-    total: int
-    page: int
-    pages: int
-
-
-def public_ideas(query: Any, publish: str, *, status: str | None = None) -> Any:
-    """Only what the public board shows (`public_clause`: not hidden; published under
-    KOMINN_PUBLISH=after-review); merged ideas live on in the idea they were merged into, so
-    they are listed only when asked for by status."""
-    query = query.where(public_clause(publish))
-    if status:
-        return query.where(Idea.status == status)
-    return query.where(Idea.status != Status.MERGED.value)
-
-
-class Totals:
-    """How many ideas a filter matches, remembered for `ttl` seconds: counting 100,000 rows
-    is most of a board page's time, and the page itself is cacheable for a minute anyway."""
-
-    def __init__(self, ttl: float = 30.0) -> None:
-        self.ttl = ttl
-        self._seen: dict[tuple[str, str | None, str | None], tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str | None, str | None], count: Callable[[], int]) -> int:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._seen.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        total = count()
-        with self._lock:
-            self._seen[key] = (now, total)
-        return total
-
-
-def listing(session: Session, publish: str, *, status: str | None, area: str | None,
-            ranked: list[int] | None, text: str | None, page: int,
-            totals: Totals | None = None) -> Listing:
-    """One page of the board. `ranked`: idea numbers best first (a search); `text`: the
-    plain-text fallback when the ranking found nothing; `totals`: counts of the unsearched
-    board, remembered briefly."""
-    columns = select(col(Idea.id), col(Idea.title), col(Idea.status), col(Idea.focus_area),
-                     col(Idea.created_at))  # type: ignore[call-overload]
-    count = select(func.count()).select_from(Idea)
-    filters: list[Any] = []
-    if area:
-        filters.append(Idea.focus_area == area)
-    if ranked is not None:
-        filters.append(Idea.id.in_(ranked))  # type: ignore[union-attr]
-    elif text:
-        like = f"%{text.casefold()}%"
-        filters.append(or_(func.lower(Idea.title).like(like),
-                           func.lower(Idea.description).like(like)))
-    columns = public_ideas(columns.where(*filters), publish, status=status)
-    count = public_ideas(count.where(*filters), publish, status=status)
-    if totals is not None and ranked is None and not text:
-        total = totals.get((publish, status, area), lambda: session.exec(count).one())
-    else:
-        total = session.exec(count).one()
-    pages = max(1, -(-total // PAGE))
-    page = min(max(page, 1), pages)
-    if ranked is not None:
-        found = {row[0]: row for row in session.exec(columns)}
-        ordered = [found[n] for n in ranked if n in found]
-        chosen = ordered[(page - 1) * PAGE:page * PAGE]
-    else:
-        chosen = list(session.exec(columns.order_by(
-            Idea.created_at.desc(), Idea.id.desc())  # type: ignore[attr-defined,union-attr]
-            .offset((page - 1) * PAGE).limit(PAGE)))
-    counts = supporter_counts(session, [row[0] for row in chosen])
-    rows = [Row(r[0], format_ref(r[0]), r[1], r[2], r[3], r[4], counts.get(r[0], 0))
-            for r in chosen]
-    return Listing(rows, total, page, pages)
-
-
-def supporter_counts(session: Session, numbers: list[int]) -> dict[int, int]:
-    if not numbers:
-        return {}
-    query = select(Support.idea_id, func.count()).where(
-        col(Support.idea_id).in_(numbers)).group_by(col(Support.idea_id))
-    return {idea_id: count for idea_id, count in session.exec(query)}
 
 
 class Board:
@@ -142,7 +39,6 @@ class Board:
         self.renderer = renderer
         self.sessions = sessions
         self.respond = respond
-        self.totals = Totals()
 
     async def listing_page(self, request: Request) -> Response:
         session = self.sessions.load(request)
@@ -152,10 +48,8 @@ class Board:
         areas = list(self.settings.focus_areas)
         area = params.get("omrade") if params.get("omrade") in areas else None
         query = (params.get("q") or "").strip()[:200]
-        try:
-            page = int(params.get("side") or 1)
-        except ValueError:
-            page = 1
+        page = _number(params.get("side")) or 1
+        after, before = parse_ref(params.get("etter") or ""), parse_ref(params.get("foer") or "")
 
         def read() -> Listing:
             ranked = None
@@ -164,13 +58,13 @@ class Board:
             with Session(self.runtime.db) as db:
                 return listing(db, self.settings.publish, status=status, area=area,
                                ranked=ranked or None, text=query or None, page=page,
-                               totals=self.totals)
+                               after=after, before=before)
 
         found = await asyncio.to_thread(read)
         html = self.renderer.page(
             "board.html", language, page="board", listing=found, statuses=STATUSES,
             areas=areas, status=status or "", area=area or "", query=query,
-            link=lambda n: _page_link(status, area, query, n))
+            link=lambda n, edge=None, ref=None: _page_link(status, area, query, n, edge, ref))
         return self.respond(request, session, html, public=True)
 
     async def one(self, request: Request) -> Response:
@@ -225,9 +119,20 @@ class _Obj:
         self.__dict__.update(data)
 
 
-def _page_link(status: str | None, area: str | None, query: str, page: int) -> str:
+def _number(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _page_link(status: str | None, area: str | None, query: str, page: int,
+               edge: str | None = None, ref: str | None = None) -> str:
+    """A page's address: the filters, its number and — from "next" / "previous" — the idea at
+    its edge to seek from (`etter=KI-n` / `foer=KI-n`; a search pages by number alone)."""
     from urllib.parse import urlencode
 
+    seek = (edge, ref) if edge in ("etter", "foer") and ref and not query else (None, None)
     params = {k: v for k, v in (("status", status), ("omrade", area), ("q", query),
-                                ("side", str(page) if page > 1 else None)) if v}
+                                ("side", str(page) if page > 1 else None), seek) if k and v}
     return "/ideer" + ("?" + urlencode(params) if params else "")

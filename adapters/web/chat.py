@@ -54,7 +54,8 @@ class Chat:
         self.sessions = sessions
         self.proxies = proxies
         self.respond = respond
-        self.per_address = RateLimit(self.settings.web_max_messages_per_address)
+        self.per_address = RateLimit(runtime.db, self.settings.web_max_messages_per_address,
+                                     salt=sessions.personal.secret_key)  # all workers'
 
     async def _run(self, call: Callable[[], T]) -> T:
         return await self.runtime.engine.off_loop(call)
@@ -200,7 +201,8 @@ class Chat:
         if not csrf_ok(session.csrf if request.cookies.get("kominn") else None, token):
             return PlainTextResponse("CSRF check failed: reload the page", 403)
         language = choose_language(request, session, self.settings.locale)
-        if not self.per_address.allow(self.proxies.client(request)):
+        address = self.proxies.client(request)
+        if not await asyncio.to_thread(self.per_address.allow, address):  # not the engine's queue
             return PlainTextResponse(translator(language)("web.too_many"), 429,
                                      headers={"Retry-After": "60"})
         turn = str(form.get("turn") or "")

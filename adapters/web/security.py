@@ -5,20 +5,23 @@ request body limits and the per-address rate limit of the chat.
 
 The per-session limit is the engine's (KOMINN_MAX_MESSAGES_PER_MINUTE, as for Telegram); the
 per-address limit here is higher, because many people share a school's or an office's address.
-It is kept in this process (a multi-worker deployment gets one allowance per worker).
+It is kept in the database (`storage/pace.py`, table `rate_hit`), so workers behind one proxy
+share one allowance per address instead of giving a client one allowance each.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 
+from sqlalchemy import Engine
 from starlette.requests import Request
+
+from storage.pace import count_hit, forget_hits
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'self'; base-uri 'none'; "
@@ -80,26 +83,28 @@ def csrf_ok(expected: str | None, given: str | None) -> bool:
 
 
 class RateLimit:
-    """At most `limit` events per `window` seconds per key (a sliding window)."""
+    """At most `limit` requests per `window` seconds per key, across every worker on the
+    database: a sliding-window estimate over per-minute counters (this minute's hits plus the
+    previous minute's, weighted by how much of it the window still covers). One UPSERT …
+    RETURNING and one read a request. Refused requests count too, so a client that keeps
+    flooding stays refused until it slows down. Keys are stored as a keyed hash (`salt`)."""
 
-    def __init__(self, limit: int, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, db: Engine, limit: int, window: float = 60.0, *, salt: bytes = b"",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
         self.limit = limit
         self.window = window
         self.clock = clock
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._salt = hashlib.sha256(salt).digest()
+        self._pruned = -1
 
     def allow(self, key: str) -> bool:
         now = self.clock()
-        with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self._events) > 100_000:  # forget idle addresses
-                for stale in [k for k, v in self._events.items() if not v]:
-                    del self._events[stale]
-            return True
+        bucket = int(now // self.window)
+        hashed = hashlib.blake2b(key.encode(), key=self._salt, digest_size=16).hexdigest()
+        hits, previous = count_hit(self.db, hashed, bucket)
+        if bucket != self._pruned:  # once a minute per worker: older minutes are not needed
+            self._pruned = bucket
+            forget_hits(self.db, bucket - 1)
+        covered = 1.0 - (now / self.window - bucket)
+        return previous * covered + hits <= self.limit

@@ -92,6 +92,16 @@ def supporter_count(session: Session, idea_id: int) -> int:
                         .where(Support.idea_id == idea_id)).one()
 
 
+def supporter_counts(session: Session, idea_ids: list[int]) -> dict[int, int]:
+    """Supporters of each of `idea_ids` in one grouped query (ideas without any are absent):
+    the board's rows and the open-data export's batches."""
+    if not idea_ids:
+        return {}
+    query = (select(Support.idea_id, func.count()).where(col(Support.idea_id).in_(idea_ids))
+             .group_by(col(Support.idea_id)))
+    return {idea_id: count for idea_id, count in session.exec(query)}
+
+
 def history(session: Session, idea_id: int) -> list[StatusChange]:
     return list(session.exec(select(StatusChange).where(StatusChange.idea_id == idea_id)
                              .order_by(col(StatusChange.at), col(StatusChange.id))))

@@ -37,7 +37,7 @@ from dialogs import fields
 from dialogs.fields import DESCRIPTION_MAX, DESCRIPTION_MIN, TITLE_MAX, TITLE_MIN, Checked
 from dialogs.refs import format_ref
 from storage.db import transaction
-from storage.models import Idea, Support, utcnow
+from storage.models import Idea, utcnow
 
 EXPORT_FIELDS = ("ref", "title", "description", "focus_area", "place", "status", "created_at",
                  "updated_at", "status_changed_at", "supporters_count", "merged_into",
@@ -88,13 +88,9 @@ def iter_records(session: Session, publish: str = "immediately") -> Iterator[dic
                              .order_by(col(Idea.id)).limit(BATCH)).all()
         if not batch:
             return
-        ids = [idea.id for idea in batch]
-        counts: dict[int | None, int] = dict(session.exec(
-            select(Support.idea_id, func.count())
-            .where(col(Support.idea_id).in_(ids))
-            .group_by(col(Support.idea_id))).all())
+        counts = book.supporter_counts(session, [idea.id for idea in batch if idea.id])
         for idea in batch:
-            yield public_record(idea, counts.get(idea.id, 0))
+            yield public_record(idea, counts.get(idea.id or 0, 0))
         last = batch[-1].id or last
         session.expunge_all()
 
