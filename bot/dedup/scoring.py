@@ -230,11 +230,30 @@ def _rarest_title_word(vector: _Vector, titled: int) -> str | None:
     return max(islice(vector.weights, titled), key=idf.__getitem__, default=None)
 
 
+_reversed: list[tuple[Neighbours, dict[str, list[str]]]] = []  # the last query's, see below
+
+
+def _reverse(neighbours: Neighbours) -> dict[str, list[str]]:
+    """Related word → the words it is related to. A query meets up to CANDIDATE_POOL
+    candidates with one `neighbours`, so the last one reversed is kept (with the dict itself,
+    so that its identity cannot be reused; a race between threads only recomputes)."""
+    last = _reversed[-1] if _reversed else None
+    if last is not None and last[0] is neighbours:
+        return last[1]
+    reverse: dict[str, list[str]] = {}
+    for word, found in neighbours.items():
+        for other, _ in found:
+            reverse.setdefault(other, []).append(word)
+    _reversed[:] = [(neighbours, reverse)]
+    return reverse
+
+
 def _object_mismatch(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
                      neighbours: Neighbours) -> float:
     """0, 0.5 or 1: the share of the two titles whose rarest word (their object, mostly:
     "benk" in "Benk ved Hvalstad stasjon") neither the other text nor a word related to it
-    (`neighbours`: a's words → related words) holds. Two ideas about one place share the
+    holds (`neighbours`: a's words → related words; as in the cosine, only words without an
+    exact partner pair with a related word). Two ideas about one place share the
     place's words; a different object is what tells them apart."""
     missing = 0
     rarest_a = _rarest_title_word(a, titled_a)
@@ -243,7 +262,7 @@ def _object_mismatch(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
         missing += 1
     rarest_b = _rarest_title_word(b, titled_b)
     if rarest_b is not None and rarest_b not in a.weights and not any(
-            o == rarest_b for w in a.weights for o, _ in neighbours.get(w, ())):
+            w not in b.weights for w in _reverse(neighbours).get(rarest_b, ())):
         missing += 1
     return missing / 2.0
 
