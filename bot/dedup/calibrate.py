@@ -39,7 +39,7 @@ SURFACE, TITLE = "surface_weight", "title_channel"  # the channel weights (bot.d
 SHORT, RAREST = "short_text_penalty", "rarest_word_penalty"  # … and the two discounts
 WEIGHTS = {SURFACE: "surface", TITLE: "title", SHORT: "short", RAREST: "rarest"}
 SHORT_GRID = (0.0, 15.0, 30.0, 45.0, 60.0)  # short-text discounts tried by calibrate
-RAREST_GRID = (0.0, 20.0, 40.0, 60.0)  # rarest-word penalties tried
+RAREST_GRID = (0.0, 10.0, 20.0, 40.0, 60.0)  # rarest-word penalties tried
 COLUMNS = ("title_a", "description_a", "title_b", "description_b", "label")
 
 

@@ -29,7 +29,7 @@ COMPOUND_MIN_REST = 3  # the rest of the compound must be a word too, not an end
 COMPOUND_HEAD_SIMILARITY = 0.5
 COMPOUND_MODIFIER_SIMILARITY = 0.4
 SURFACE_WEIGHT = 0.3  # share of the trigram Jaccard index in the score (see module docstring)
-RAREST_WORD_PENALTY = 20.0  # points off (scaled, see _mix) when titles' rarest words are missing
+RAREST_WORD_PENALTY = 10.0  # points off (scaled, see _mix) when titles' rarest words are missing
 
 
 
