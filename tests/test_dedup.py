@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bot import config
 from bot.config import ConfigError
-from bot.dedup import DuplicateFinder, scoring
+from bot.dedup import DuplicateFinder
 from bot.dedup.detector import DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD, Match
 from bot.dedup.normalize import STOP_WORDS, clean, stem, tokenize, words
 
@@ -139,11 +139,9 @@ def test_typos_and_nynorsk_still_match(finder: DuplicateFinder) -> None:
     assert [m.ref for m in matches][:1] == ["KI-1"]
 
 
-def test_compound_and_its_head_are_related(
-    finder: DuplicateFinder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # word relations, without the discount for two-word texts (tested on its own below)
-    monkeypatch.setattr(scoring, "SHORT_TEXT_PENALTY", 0.0)
+def test_compound_and_its_head_are_related(finder: DuplicateFinder) -> None:
+    # word relations, without the discounts for two-word texts (tested on their own)
+    finder.channels = replace(finder.channels, short=0.0, rarest=0.0)
     with_compound = finder.score("Mørk skolevei", "", "Lys på veien", "")
     without = finder.score("Mørk skole", "", "Lys på veien", "")
     assert with_compound > without == 0.0

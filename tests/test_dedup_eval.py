@@ -15,7 +15,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GITBUGS = SHARED / "gitbugs_pairs.csv"
 PETITIONS = SHARED / "petition_pairs.csv"
 # F1 at DEFAULT_DEDUP_THRESHOLD, as in the README's "Duplicate detection" (less 0.02 below)
-ACHIEVED_F1 = 0.7159
+ACHIEVED_F1 = 0.7185
 PETITIONS_F1 = 0.8596
 
 REQUIRED_KEYS = {"pairs", "threshold", "precision", "recall", "f1", "best_threshold", "best_f1"}
@@ -135,14 +135,14 @@ def test_petition_f1_at_default_threshold() -> None:
 
 
 NORWEGIAN = Path(__file__).parent / "data" / "norwegian_pairs.csv"
-NORWEGIAN_F1 = 0.8197  # at DEFAULT_DEDUP_THRESHOLD (README, "Duplicate detection")
+NORWEGIAN_F1 = 0.7679  # at DEFAULT_DEDUP_THRESHOLD (README, "Duplicate detection")
 
 
 def test_norwegian_pairs_at_default_threshold() -> None:
-    """50 hand-written citizen-style pairs (bokmål, nynorsk, dialect, typos, paraphrases,
-    boilerplate, opposite asks): 25 duplicates and 25 hard non-duplicates about the same place.
-    Small, so only a guard against regressions."""
+    """89 hand-written citizen-style pairs (bokmål, nynorsk, dialect, typos, English,
+    paraphrases, long descriptions, boilerplate, opposite asks): 45 duplicates and 44 hard
+    non-duplicates, mostly about the same place. Small, so only a guard against regressions."""
     result = evaluate(load_pairs(NORWEGIAN))
-    assert result["pairs"] == 50
+    assert result["pairs"] == 89
     assert result["recall"] >= 0.9
     assert result["f1"] >= NORWEGIAN_F1 - 0.02

@@ -1,13 +1,17 @@
 """One test per failure kind of the duplicate detector on civic text (issue: paraphrase,
-morphology in the wrong language, a long description hiding a matching title, boilerplate),
-with made-up Norwegian and English examples."""
+morphology in the wrong language, a long description hiding a matching title, boilerplate,
+short ideas about one place asking for different things), with made-up Norwegian and English
+examples."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from bot.dedup import DuplicateFinder
 from bot.dedup.normalize import detect_language, tokenize, words
+from bot.dedup.scoring import RAREST_WORD_PENALTY
 
 BACKGROUND = [
     ("Hull i veien ved Kolsås", "Store hull i asfalten etter vinteren."),
@@ -99,3 +103,36 @@ def test_score_equals_similar(finder: DuplicateFinder) -> None:
     for match in matches:
         title, description = BACKGROUND[int(match.ref.split("-")[1]) - 1]
         assert finder.score(*query, title, description) == pytest.approx(match.score)
+
+
+@pytest.mark.parametrize(("same", "other", "different"), [
+    ("Benk ved Hvalstad stasjon", "Flere benker på Hvalstad stasjon",
+     "Sykkelparkering ved Hvalstad stasjon"),
+    ("A bench at Hvalstad station", "More benches at Hvalstad station",
+     "Bike racks at Hvalstad station"),
+])
+def test_same_place_different_object_loses_to_the_rarest_word_penalty(
+    finder: DuplicateFinder, same: str, other: str, different: str,
+) -> None:
+    """Two short ideas about one place: the title's rarest word names the thing asked for.
+    Missing from the other text it costs points; a plural or a compound of it does not."""
+    for title in (same, other, different, "Flere søppelkasser i Vollen", "Flere busser til Asker",
+                  "More buses to Asker", "More trees in Vollen"):  # "flere", "more": common
+        finder.add(f"X-{title}", title, "")
+    penalised = finder.score(same, "", different, "")
+    assert finder.score(same, "", other, "") > penalised
+    finder.channels = replace(finder.channels, rarest=0.0)
+    assert finder.score(same, "", different, "") > penalised
+    kept = finder.score(same, "", other, "")
+    finder.channels = replace(finder.channels, rarest=RAREST_WORD_PENALTY)
+    assert finder.score(same, "", other, "") == kept  # the object is there: no penalty
+
+
+def test_the_rarest_word_penalty_leaves_long_texts_alone(finder: DuplicateFinder) -> None:
+    story = ("The path is used by hundreds of walkers every weekend, families with prams, "
+             "runners in the morning and older people who need to rest on the way round")
+    a = ("Benches along the lake path at Semsvannet", f"{story}, and there are none.")
+    b = ("Bins along the lake path at Semsvannet", f"{story}, and litter piles up.")
+    with_penalty = finder.score(*a, *b)
+    finder.channels = replace(finder.channels, rarest=0.0)
+    assert finder.score(*a, *b) == with_penalty

@@ -146,10 +146,11 @@ def calibrate(
     b, a = result["before"], result["after"]
     typer.echo(f"pairs {result['pairs']} ({decided} moderator decisions, "
                f"{result['duplicates']} duplicates)")
-    typer.echo("           dedup  triage  trigrams  title  F1     F1 (2-fold CV)")
+    typer.echo("           dedup  triage  trigrams  title  short  rarest  F1     F1 (2-fold CV)")
     for name, row in (("before", b), ("after", a)):
         typer.echo(f"{name:9}  {row['dedup_threshold']:5g}  {row['triage_threshold']:6g}  "
                    f"{row['surface_weight']:8g}  {row['title_channel']:5g}  "
+                   f"{row['short_text_penalty']:5g}  {row['rarest_word_penalty']:6g}  "
                    f"{row['f1']:.3f}  {row['f1_cv']:.3f}")
     typer.echo("stored: every worker uses these within a minute" if apply
                else "not stored (add --apply)")

@@ -18,6 +18,7 @@ import csv
 import io
 import zlib
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 from sqlalchemy import Engine, delete
@@ -27,7 +28,7 @@ from bot.dedup.detector import Channels, DuplicateFinder
 from bot.dedup.evaluate import Pair, build_finder, metrics
 from storage.models import DedupDecision, DedupSetting, utcnow
 
-__all__ = ["MIN_EACH", "MIN_PAIRS", "TooFewPairs", "apply", "calibrate", "channels_of",
+__all__ = ["MIN_EACH", "MIN_PAIRS", "WEIGHTS", "TooFewPairs", "apply", "calibrate", "channels_of",
            "decision_pairs", "pairs_csv", "reset", "stored_thresholds"]
 
 MIN_PAIRS = 40  # labelled pairs needed to calibrate at all
@@ -35,8 +36,10 @@ MIN_EACH = 10  # … of which at least this many duplicates and this many non-du
 TRIAGE_RECALL = 0.9  # the triage threshold keeps this share of duplicates
 DEDUP, TRIAGE = "dedup_threshold", "triage_threshold"
 SURFACE, TITLE = "surface_weight", "title_channel"  # the channel weights (bot.dedup.scoring)
-SURFACE_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)  # trigram weights tried by calibrate
-TITLE_GRID = (0.15, 0.25, 0.35, 0.45, 0.55, 0.65)  # title-channel shares tried
+SHORT, RAREST = "short_text_penalty", "rarest_word_penalty"  # … and the two discounts
+WEIGHTS = {SURFACE: "surface", TITLE: "title", SHORT: "short", RAREST: "rarest"}
+SHORT_GRID = (0.0, 15.0, 30.0, 45.0, 60.0)  # short-text discounts tried by calibrate
+RAREST_GRID = (0.0, 10.0, 20.0, 40.0, 60.0)  # rarest-word penalties tried
 COLUMNS = ("title_a", "description_a", "title_b", "description_b", "label")
 
 
@@ -77,7 +80,9 @@ def _fit_channels(grid: Sequence[Channels], scores: Sequence[Sequence[float]],
     def key(i: int) -> tuple[float, float, float]:
         column = [row[i] for row in scores]
         threshold = max(range(101), key=lambda t: (metrics(column, labels, t)["f1"], t))
-        distance = abs(grid[i].surface - current.surface) + abs(grid[i].title - current.title)
+        distance = (abs(grid[i].short - current.short) + abs(grid[i].rarest - current.rarest)
+                    ) / 100.0 + abs(grid[i].surface - current.surface) + abs(
+                        grid[i].title - current.title)
         return metrics(column, labels, threshold)["f1"], -distance, float(threshold)
     keys = [key(i) for i in range(len(grid))]
     best = max(range(len(grid)), key=keys.__getitem__)
@@ -89,16 +94,19 @@ def _fold(pair: Pair) -> int:
 
 
 def _grid(current: Channels, weights: bool) -> list[Channels]:
+    """The weights tried: the two discounts over their grids, the two shares as they are.
+    (Fitting the shares as well, or instead, judged worse on held-out pairs: README.)"""
     if not weights:
         return [current]
-    grid = [Channels(s, t) for s in SURFACE_GRID for t in TITLE_GRID]
+    grid = [replace(current, short=short, rarest=rarest)
+            for short in SHORT_GRID for rarest in RAREST_GRID]
     return grid if current in grid else [current, *grid]
 
 
 def calibrate(pairs: Sequence[Pair], finder: DuplicateFinder,
               weights: bool = True) -> dict[str, Any]:
-    """Fit the thresholds — and with `weights` the channel weights (a grid over the trigram
-    weight and the title share) — on `pairs`; figures before/after, the F1 also two-fold
+    """Fit the thresholds — and with `weights` the short-text discount and rarest-word penalty
+    (a grid over both) — on `pairs`; figures before/after, the F1 also two-fold
     cross-validated (weights and threshold fitted on one half, judged on the other)."""
     positives = sum(1 for p in pairs if p.label)
     if len(pairs) < MIN_PAIRS or min(positives, len(pairs) - positives) < MIN_EACH:
@@ -132,26 +140,32 @@ def calibrate(pairs: Sequence[Pair], finder: DuplicateFinder,
     return {
         "pairs": len(pairs), "duplicates": positives,
         "before": {DEDUP: current, TRIAGE: finder.triage_threshold,
-                   SURFACE: current_channels.surface, TITLE: current_channels.title,
+                   **_named(current_channels),
                    "f1": round(metrics(now, labels, current)["f1"], 4),
                    "f1_cv": round(sum(cv_before) / max(1, len(cv_before)), 4)},
         "after": {DEDUP: dedup, TRIAGE: triage,
-                  SURFACE: grid[chosen].surface, TITLE: grid[chosen].title,
+                  **_named(grid[chosen]),
                   "f1": round(metrics(fitted, labels, dedup)["f1"], 4),
                   "f1_cv": round(sum(cv_after) / max(1, len(cv_after)), 4)},
     }
 
 
+def _named(channels: Channels) -> dict[str, float]:
+    values = asdict(channels)
+    return {name: values[field] for name, field in WEIGHTS.items()}
+
+
 def channels_of(stored: dict[str, float], default: Channels) -> Channels:
     """The channel weights in stored settings, each falling back to `default`'s."""
-    return Channels(stored.get(SURFACE, default.surface), stored.get(TITLE, default.title))
+    return replace(default, **{field: stored[name] for name, field in WEIGHTS.items()
+                               if name in stored})
 
 
 def apply(engine: Engine, thresholds: dict[str, float]) -> None:
     """Store calibrated thresholds (and channel weights, when given); every worker's index
     reads them on its next refresh."""
     with Session(engine) as session:
-        for name in (DEDUP, TRIAGE, SURFACE, TITLE):
+        for name in (DEDUP, TRIAGE, *WEIGHTS):
             if name not in thresholds:
                 continue
             row = session.get(DedupSetting, name) or DedupSetting(name=name, value=0.0)

@@ -1,6 +1,7 @@
 """Scoring two idea texts for the duplicate detector (`bot.dedup.detector`, whose docstring
 explains the design): text analysis, related words (spelling variants, compounds), the
-weighted cosine, and the combination of the whole-text and title channels."""
+weighted cosine, the combination of the whole-text and title channels, and the discounts for
+short texts and for titles whose rarest words the other text lacks (`_mix`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from rapidfuzz import fuzz
 
@@ -27,28 +29,36 @@ COMPOUND_MIN_REST = 3  # the rest of the compound must be a word too, not an end
 COMPOUND_HEAD_SIMILARITY = 0.5
 COMPOUND_MODIFIER_SIMILARITY = 0.4
 SURFACE_WEIGHT = 0.3  # share of the trigram Jaccard index in the score (see module docstring)
+RAREST_WORD_PENALTY = 10.0  # points off (scaled, see _mix) when titles' rarest words are missing
 
 
 
 @dataclass(frozen=True)
 class Channels:
     """The weights between the score's channels: the trigram Jaccard index's share of the
-    whole-text similarity and the title channel's share of the score (both 0–1). Defaults
-    chosen on the shared pairs; `kominn dedup calibrate` may fit others to a municipality."""
+    whole-text similarity and the title channel's share of the score (both 0–1), and the
+    points the short-text discount and the rarest-word penalty take off at most per unit
+    (0–100, see `_mix`). Defaults chosen on the shared pairs; `kominn dedup calibrate` may fit
+    others to a municipality."""
 
     surface: float = SURFACE_WEIGHT
     title: float = TITLE_CHANNEL
+    short: float = SHORT_TEXT_PENALTY
+    rarest: float = RAREST_WORD_PENALTY
 
     def __post_init__(self) -> None:
-        for name in ("surface", "title"):
+        for name, top in (("surface", 1.0), ("title", 1.0), ("short", 100.0),
+                          ("rarest", 100.0)):
             value = getattr(self, name)
-            if math.isnan(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"channel weight {name} must be between 0 and 1, got {value!r}")
+            if math.isnan(value) or not 0.0 <= value <= top:
+                raise ValueError(
+                    f"channel weight {name} must be between 0 and {top:g}, got {value!r}")
 
 
 DEFAULT_CHANNELS = Channels()
 
 Weights = dict[str, float]  # word stem -> weight
+Parts = tuple[float, float, float, float, float]  # see _parts
 Neighbours = dict[str, list[tuple[str, float]]]  # word -> [(related word, similarity 0–1)]
 
 
@@ -214,13 +224,57 @@ def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
     return _mix(_parts(a, b, titled_a, titled_b, neighbours, surface), channels)
 
 
+def _rarest_title_word(vector: _Vector, titled: int) -> str | None:
+    """The title's stem with the highest IDF (the first on a tie), None without a title."""
+    idf = vector.idf
+    return max(islice(vector.weights, titled), key=idf.__getitem__, default=None)
+
+
+_reversed: list[tuple[Neighbours, dict[str, list[str]]]] = []  # the last query's, see below
+
+
+def _reverse(neighbours: Neighbours) -> dict[str, list[str]]:
+    """Related word → the words it is related to. A query meets up to CANDIDATE_POOL
+    candidates with one `neighbours`, so the last one reversed is kept (with the dict itself,
+    so that its identity cannot be reused; a race between threads only recomputes)."""
+    last = _reversed[-1] if _reversed else None
+    if last is not None and last[0] is neighbours:
+        return last[1]
+    reverse: dict[str, list[str]] = {}
+    for word, found in neighbours.items():
+        for other, _ in found:
+            reverse.setdefault(other, []).append(word)
+    _reversed[:] = [(neighbours, reverse)]
+    return reverse
+
+
+def _object_mismatch(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
+                     neighbours: Neighbours) -> float:
+    """0, 0.5 or 1: the share of the two titles whose rarest word (their object, mostly:
+    "benk" in "Benk ved Hvalstad stasjon") neither the other text nor a word related to it
+    holds (`neighbours`: a's words → related words; as in the cosine, only words without an
+    exact partner pair with a related word). Two ideas about one place share the
+    place's words; a different object is what tells them apart."""
+    missing = 0
+    rarest_a = _rarest_title_word(a, titled_a)
+    if rarest_a is not None and rarest_a not in b.weights and not any(
+            o in b.weights for o, _ in neighbours.get(rarest_a, ())):
+        missing += 1
+    rarest_b = _rarest_title_word(b, titled_b)
+    if rarest_b is not None and rarest_b not in a.weights and not any(
+            w not in b.weights for w in _reverse(neighbours).get(rarest_b, ())):
+        missing += 1
+    return missing / 2.0
+
+
 def _parts(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
-           neighbours: Neighbours, surface: float) -> tuple[float, float, float, float]:
+           neighbours: Neighbours, surface: float) -> Parts:
     """What the score is made of, before the channels are weighed: (word cosine, trigram
-    Jaccard index, title channel cosine, shortness). Calibration weighs them many ways."""
+    Jaccard index, title channel cosine, shortness, object mismatch). Calibration weighs them
+    many ways."""
     cosine = _cosine(a, b, neighbours)
     if cosine <= 0.0:
-        return 0.0, surface, 0.0, 0.0
+        return 0.0, surface, 0.0, 0.0, 0.0
     title = 0.0
     if titled_a:
         title = _cosine(_title_vector(a, titled_a), b, neighbours)
@@ -228,10 +282,12 @@ def _parts(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
         title = max(title, _cosine(a, _title_vector(b, titled_b), neighbours))
     length = math.sqrt(max(1, len(a.weights)) * max(1, len(b.weights)))
     shortness = max(0.0, math.log(SHORT_TEXT_WORDS / length))
-    return cosine, surface, title, shortness
+    # the mismatch only counts for short texts (see _mix): not computed for long ones
+    mismatch = _object_mismatch(a, b, titled_a, titled_b, neighbours) if shortness else 0.0
+    return cosine, surface, title, shortness, mismatch
 
 
-def _mix(parts: tuple[float, float, float, float], channels: Channels) -> float:
+def _mix(parts: Parts, channels: Channels) -> float:
     """The score 0–100: the whole-text channel (word cosine and trigram Jaccard) and the title
     channel (each title against the other whole text, the better of the two, so a long
     description cannot hide a matching title; it only ever lifts the score), less a discount
@@ -240,12 +296,23 @@ def _mix(parts: tuple[float, float, float, float], channels: Channels) -> float:
     Two short texts about one place share their few rare words by chance more often than two
     long ones, so texts with fewer than SHORT_TEXT_WORDS distinct content words (geometric mean
     of the two) lose up to SHORT_TEXT_PENALTY points per e-fold, scaled by how far the score is
-    from 100 (identical texts still score 100)."""
-    cosine, surface, title, shortness = parts
+    from 100 (identical texts still score 100).
+
+    The same chance sharing has a tell: two short ideas about one place in nearly the same
+    words ("Benk ved Hvalstad stasjon" / "Sykkelparkering ved Hvalstad stasjon") differ in the
+    word that names the thing asked for, which is mostly the title's rarest. So short texts
+    also lose up to RAREST_WORD_PENALTY points times the share of the two titles whose rarest
+    word the other text does not hold (nor a spelling variant or compound of it; see
+    `_object_mismatch`), scaled like the discount. Long texts (petitions) name their object in
+    more than one word, and a title's rarest word there is as often incidental ("Stop the
+    rising costs of university fees"), so the penalty fades out with the discount: at most
+    one e-fold of shortness counts."""
+    cosine, surface, title, shortness, mismatch = parts
     if cosine <= 0.0:
         return 0.0
     whole = _to_score(_similarity(cosine, surface, channels.surface))
     share = channels.title
     score = (1.0 - share) * whole + share * max(whole, _to_score(title))
-    score -= SHORT_TEXT_PENALTY * shortness * (1.0 - score / 100.0)
+    score -= channels.short * shortness * (1.0 - score / 100.0)
+    score -= channels.rarest * mismatch * min(1.0, shortness) * (1.0 - score / 100.0)
     return round(min(100.0, max(0.0, score)), 2)
