@@ -90,6 +90,6 @@ class MeteredIndex(SimilarIndex):
         self.metrics = metrics
 
     def similar(self, title: str, description: str, limit: int = 3,
-                wait: float = STARTUP_WAIT) -> list[tuple[int, float]]:
+                wait: float = STARTUP_WAIT, language: str | None = None) -> list[tuple[int, float]]:
         with self.metrics.dedup_query():
-            return super().similar(title, description, limit, wait)
+            return super().similar(title, description, limit, wait, language)

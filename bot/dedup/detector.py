@@ -239,11 +239,14 @@ class DuplicateFinder:
             if ref in self._slot_of:
                 self._remove(ref)
 
-    def similar(self, title: str, description: str = "", limit: int = 3) -> list[Match]:
-        """The `limit` ideas most similar to the text, best first, scoring ≥ triage threshold."""
+    def similar(self, title: str, description: str = "", limit: int = 3,
+                language: str | None = None) -> list[Match]:
+        """The `limit` ideas most similar to the text, best first, scoring ≥ triage threshold.
+        `language` ("nb", "nn", "en"), the writer's chosen language, is the prior of the
+        text's language detection (a short text with no telling word is read in it)."""
         if limit <= 0 or not self._slot_of:  # nothing to find: no need to analyse the text
             return []
-        text = _analyse(title, description)
+        text = _analyse(title, description, language)
         with self._lock:
             if not self._slot_of or not text.tf:
                 return []
@@ -393,13 +396,13 @@ class DuplicateFinder:
         cached = self._vectors.get(slot)
         if cached is not None:
             return cached
-        words_, df = self._words, self._df
-        weights: Weights = {}
+        words_, df, memo, idf_of = self._words, self._df, self._idf_memo, self._idf
+        self._idf(0)  # the memo is for the current number of ideas
         idfs: Weights = {}
-        for wid, f in zip(self._doc_words[slot], self._doc_tf[slot], strict=True):
-            word = words_[wid]
-            idfs[word] = idf = self._idf(df[wid])
-            weights[word] = f * idf
+        for wid in self._doc_words[slot]:
+            d = df[wid]
+            idfs[words_[wid]] = memo.get(d) or idf_of(d)
+        weights = {w: f * i for (w, i), f in zip(idfs.items(), self._doc_tf[slot], strict=True)}
         vector = self._vectors[slot] = _Vector(weights, idfs)
         return vector
 

@@ -125,15 +125,16 @@ class SimilarIndex:
             self.finder.remove(ref)
 
     def similar(self, title: str, description: str, limit: int = 3,
-                wait: float = STARTUP_WAIT) -> list[tuple[int, float]]:
+                wait: float = STARTUP_WAIT, language: str | None = None) -> list[tuple[int, float]]:
         """(idea number, score) best first, at or above the triage threshold; [] when the
-        first build is not done within `wait` seconds."""
+        first build is not done within `wait` seconds. `language`: the writer's chosen
+        language, the prior of the text's language detection."""
         if not self._ready.is_set() and not self.wait_ready(wait):
             log.info("similar ideas skipped: index building", extra={"event": "index_building"})
             return []
         self.maybe_refresh()
         found = []
-        for match in self.finder.similar(title, description, limit=limit):
+        for match in self.finder.similar(title, description, limit=limit, language=language):
             number = parse_ref(match.ref)
             if number is not None:
                 found.append((number, float(match.score)))

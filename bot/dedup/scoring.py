@@ -4,10 +4,11 @@ weighted cosine, and the combination of the whole-text and title channels."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
@@ -141,6 +142,9 @@ class _Vector:
     weights: Weights
     idf: Weights
     norm2: float = -1.0
+    # the title vectors made of this one (`_title_vector`), by title length: a query meets up
+    # to CANDIDATE_POOL candidates, and an indexed idea many queries
+    titles: dict[int, _Vector] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.norm2 < 0:
@@ -201,10 +205,14 @@ def _to_score(similarity: float) -> float:
 
 
 def _title_vector(vector: _Vector, titled: int) -> _Vector:
-    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF."""
-    idf = vector.idf
-    weights = {w: idf[w] for w in list(vector.weights)[:titled]}
-    return _Vector(weights, idf)
+    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF.
+    Made once per vector (remembered on it)."""
+    title = vector.titles.get(titled)
+    if title is None:
+        idf = vector.idf
+        weights = {w: idf[w] for w in itertools.islice(vector.weights, titled)}
+        title = vector.titles[titled] = _Vector(weights, idf)
+    return title
 
 
 def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
