@@ -64,6 +64,7 @@ README's "Duplicate detection", their one home.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
@@ -393,17 +394,28 @@ class DuplicateFinder:
         return matches[:limit]
 
     def _doc_vector(self, slot: int) -> _Vector:
+        """An indexed idea's vector (and its title's) with the current IDFs, remembered until
+        an add or remove changes them. Built with C-level zips: after every add (as in the
+        chat, where each submission is indexed) a query rebuilds all its candidates'."""
         cached = self._vectors.get(slot)
         if cached is not None:
             return cached
         words_, df, memo, idf_of = self._words, self._df, self._idf_memo, self._idf
-        self._idf(0)  # the memo is for the current number of ideas
-        idfs: Weights = {}
-        for wid in self._doc_words[slot]:
-            d = df[wid]
-            idfs[words_[wid]] = memo.get(d) or idf_of(d)
-        weights = {w: f * i for (w, i), f in zip(idfs.items(), self._doc_tf[slot], strict=True)}
-        vector = self._vectors[slot] = _Vector(weights, idfs)
+        idf_of(0)  # the memo is for the current number of ideas
+        wids = self._doc_words[slot]
+        keys = [words_[wid] for wid in wids]
+        idf_list = [memo[d] if (d := df[wid]) in memo else idf_of(d) for wid in wids]
+        weight_list = list(map(operator.mul, self._doc_tf[slot], idf_list))
+        vector = _Vector(dict(zip(keys, weight_list, strict=True)),
+                         dict(zip(keys, idf_list, strict=True)),
+                         sum(map(operator.mul, weight_list, weight_list)))
+        titled = self._titled[slot]
+        if titled:  # as scoring._title_vector makes it: the title's stems at weight 1 × IDF
+            title_idf = idf_list[:titled]
+            vector.titles[titled] = _Vector(dict(zip(keys[:titled], title_idf, strict=True)),
+                                            vector.idf, sum(map(operator.mul, title_idf,
+                                                                title_idf)))
+        self._vectors[slot] = vector
         return vector
 
     def _vocabulary_neighbours(self, query: Iterable[str]) -> Neighbours:
