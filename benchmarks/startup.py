@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import socket
@@ -34,6 +35,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import fresh_schema, kominn_env, start_kominn_run, stop  # noqa: E402
 from benchmarks.dedup import Generator, planted_query  # noqa: E402
+from benchmarks.dedup import Idea as Generated  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.models import Idea  # noqa: E402
 
@@ -69,6 +71,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the child has used so far (Linux /proc): on a shared machine
+    the wall-clock figures say as much about the neighbours as about KomInn."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for(client: httpx.Client, path: str, started: float, limit: float = 300.0) -> float:
@@ -175,26 +187,29 @@ def main() -> None:
         try:
             health = wait_for(probe, "/healthz", started)
             first, step, offered = submission(base, *early_query, started, early[0])
+            first_cpu = cpu_seconds(proc.pid)
             ready = wait_for(probe, "/readyz", started)
+            ready_cpu = cpu_seconds(proc.pid)
             _, late_step, late_offered = submission(base, *late_query, started, late[0])
         finally:
             stop(proc)
+    print(f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"database: {url.split('://')[0]}; {args.n:,} ideas stored "
           f"({len(matchable):,} matchable; filled in {filled:.1f} s)")
     print("seconds from process start:")
     print(f"  /healthz answers            {health:6.2f}")
     print(f"  first chat answer (/ny)     {first:6.2f}   (target ≤ 5)")
+    print(f"  … the child's CPU time then {first_cpu:6.2f}")
     print(f"  similar-ideas step answered {step:6.2f}   (original offered: "
           f"{'yes' if offered else 'no'})")
-    print(f"  /readyz (index loaded)      {ready:6.2f}   (build itself: {build_ms(log_path)})")
+    print(f"  /readyz (index loaded)      {ready:6.2f}   (build itself: {build_ms(log_path)}; "
+          f"child CPU {ready_cpu:.1f} s)")
     print(f"  the same step after that    {late_step:6.2f}   (original offered: "
           f"{'yes' if late_offered else 'no'})")
     print(f"target: first answer within 5 s of start: {'met' if first <= 5 else 'NOT met'}")
 
 
 def planted_query_of(idea: tuple[int, str, str], rng: random.Random) -> tuple[str, str]:
-    from benchmarks.dedup import Idea as Generated
-
     return planted_query(Generated(f"KI-{idea[0]}", idea[1], idea[2]), rng)
 
 

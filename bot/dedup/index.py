@@ -9,9 +9,10 @@ when it commits, so an idea stamped a moment before the newest one seen (a slowe
 transaction, or another machine's clock a little behind) would otherwise never be read.
 Reading a few ideas twice is harmless (`update` replaces).
 
-Start-up: `start()` builds the index from the database in a background thread (bulk: every
-idea analysed, then all postings filled at once — `DuplicateFinder.add_many`) and waits for
-it at most `block_seconds`, so a worker with 100,000 ideas serves citizens at once. Until the
+Start-up: `start()` builds the index from the database in a background thread (bulk: the
+ideas' columns streamed, every idea analysed, postings filled a chunk at a time —
+`DuplicateFinder.add_many`) and waits for it at most `block_seconds` (`kominn run`: 0), so a
+worker with 100,000 ideas serves citizens at once (benchmarks/startup.py). Until the
 first build is done, the citizen's similar-ideas step waits at most STARTUP_WAIT seconds and
 then goes on without similar ideas (the citizen is shown none); queueing a new idea for the
 moderators' triage waits for the build (TRIAGE_WAIT), so no pair is lost.
