@@ -54,16 +54,19 @@ def open_database(settings: Settings) -> DbEngine:
 
 
 def open_runtime(settings: Settings, features: Features | None = None,
-                 campaign_links: CampaignLinks = no_campaign_links) -> Runtime:
+                 campaign_links: CampaignLinks = no_campaign_links,
+                 index_wait: float = 3.0) -> Runtime:
     """Everything an entry point needs; `features` default to `bot.features.assemble`. The
     composition root passes what comes from the adapters (e.g. the channel that links citizens
-    into a competition); this module imports no adapter."""
+    into a competition); this module imports no adapter. The similar-ideas index is built in
+    the background; this waits for it at most `index_wait` seconds (`kominn run`: not at all,
+    see bot/dedup/index.py for what citizens get meanwhile)."""
     features = features or assemble(settings)
     db = open_database(settings)
     metrics = Metrics()
     index = MeteredIndex(db, DuplicateFinder(settings.dedup_threshold,
                                              settings.triage_threshold), metrics=metrics)
-    index.start()  # built in the background; see bot/dedup/index.py
+    index.start(index_wait)  # built in the background; see bot/dedup/index.py
     logging.getLogger("kominn").debug("index started")
     metrics.watch(db, lambda: len(index.finder))
     engine = MeteredEngine(db, settings, index, features=features, metrics=metrics)
@@ -90,6 +93,6 @@ class MeteredIndex(SimilarIndex):
         self.metrics = metrics
 
     def similar(self, title: str, description: str, limit: int = 3,
-                wait: float = STARTUP_WAIT) -> list[tuple[int, float]]:
+                wait: float = STARTUP_WAIT, language: str | None = None) -> list[tuple[int, float]]:
         with self.metrics.dedup_query():
-            return super().similar(title, description, limit, wait)
+            return super().similar(title, description, limit, wait, language)

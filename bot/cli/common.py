@@ -30,14 +30,15 @@ def settings() -> Settings:
         raise  # unreachable
 
 
-def runtime() -> Runtime:
+def runtime(index_wait: float = 3.0) -> Runtime:
     """The runtime of every command that serves or delivers: the features of the settings,
-    and the citizens' way into a competition (Telegram's deep link)."""
+    and the citizens' way into a competition (Telegram's deep link). `index_wait`: how long
+    to wait for the similar-ideas index (`bot.runtime.open_runtime`)."""
     from adapters.telegram.links import campaign_links
     from bot.runtime import open_runtime
 
     try:
-        return open_runtime(settings(), campaign_links=campaign_links)
+        return open_runtime(settings(), campaign_links=campaign_links, index_wait=index_wait)
     except SchemaBehind as exc:
         fail(f"{exc}")
 

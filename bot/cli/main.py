@@ -52,7 +52,10 @@ def run() -> None:
     from adapters.web.service import url
     from bot.app import serve
 
-    opened = runtime()
+    # Serve at once: with 100,000 ideas the similar-ideas index takes seconds to build, and
+    # until it is built a citizen's similar-ideas step waits for it at most a second
+    # (bot/dedup/index.py STARTUP_WAIT) — every other answer needs no index.
+    opened = runtime(index_wait=0.0)
     if opened.settings.log_format == "json":  # stdout is one JSON object per line then
         import logging
 

@@ -79,7 +79,7 @@ class Effects:
             focus_area=effect.focus_area, place=effect.place, latitude=effect.latitude,
             longitude=effect.longitude, author_id=person.id, campaign_id=effect.campaign_id,
             created_at=ctx.now), by=f"{applied.incoming.channel}:{ANONYMOUS_AUTHOR}")
-        self._queue_similar(session, idea)
+        self._queue_similar(session, idea, person.language)
         applied.changed_ideas.append(idea)
         ref = book.ref_of(idea)
         log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref,
@@ -87,6 +87,7 @@ class Effects:
         applied.replies.append(submit.receipt(ctx.t, ref, bool(person.follow_up_consent),
                                               offer_invite=person.invite_consent is None))
 
-    def _queue_similar(self, session: Session, idea: Idea) -> None:
-        """Suspected duplicates go to the moderators' queue (shared with Slack and import)."""
-        queue_similar(session, self.index, idea)
+    def _queue_similar(self, session: Session, idea: Idea, language: str | None) -> None:
+        """Suspected duplicates go to the moderators' queue (shared with Slack and import),
+        found as the citizen's similar-ideas step found them (their language the prior)."""
+        queue_similar(session, self.index, idea, language=language)

@@ -64,11 +64,13 @@ class DatabasePorts:
                 for i, rel in book.ideas_of(self.session, self.person.id or 0)]
 
     def similar(self, title: str, description: str, limit: int = 3) -> Sequence[SimilarIdea]:
-        """Ideas shown to the citizen: only those at or above the dedup threshold."""
+        """Ideas shown to the citizen: only those at or above the dedup threshold. The text's
+        language is detected with the person's chosen language as the prior."""
         if self.index is None:
             return []
         found = []
-        for number, score in self.index.similar(title, description, limit=limit):
+        for number, score in self.index.similar(title, description, limit=limit,
+                                                language=self.person.language):
             if score < self.index.dedup_threshold:
                 continue
             idea = self.session.get(Idea, number)

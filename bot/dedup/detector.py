@@ -64,6 +64,7 @@ README's "Duplicate detection", their one home.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
@@ -239,11 +240,14 @@ class DuplicateFinder:
             if ref in self._slot_of:
                 self._remove(ref)
 
-    def similar(self, title: str, description: str = "", limit: int = 3) -> list[Match]:
-        """The `limit` ideas most similar to the text, best first, scoring ≥ triage threshold."""
+    def similar(self, title: str, description: str = "", limit: int = 3,
+                language: str | None = None) -> list[Match]:
+        """The `limit` ideas most similar to the text, best first, scoring ≥ triage threshold.
+        `language` ("nb", "nn", "en"), the writer's chosen language, is the prior of the
+        text's language detection (a short text with no telling word is read in it)."""
         if limit <= 0 or not self._slot_of:  # nothing to find: no need to analyse the text
             return []
-        text = _analyse(title, description)
+        text = _analyse(title, description, language)
         with self._lock:
             if not self._slot_of or not text.tf:
                 return []
@@ -390,17 +394,28 @@ class DuplicateFinder:
         return matches[:limit]
 
     def _doc_vector(self, slot: int) -> _Vector:
+        """An indexed idea's vector (and its title's) with the current IDFs, remembered until
+        an add or remove changes them. Built with C-level zips: after every add (as in the
+        chat, where each submission is indexed) a query rebuilds all its candidates'."""
         cached = self._vectors.get(slot)
         if cached is not None:
             return cached
-        words_, df = self._words, self._df
-        weights: Weights = {}
-        idfs: Weights = {}
-        for wid, f in zip(self._doc_words[slot], self._doc_tf[slot], strict=True):
-            word = words_[wid]
-            idfs[word] = idf = self._idf(df[wid])
-            weights[word] = f * idf
-        vector = self._vectors[slot] = _Vector(weights, idfs)
+        words_, df, memo, idf_of = self._words, self._df, self._idf_memo, self._idf
+        idf_of(0)  # the memo is for the current number of ideas
+        wids = self._doc_words[slot]
+        keys = [words_[wid] for wid in wids]
+        idf_list = [memo[d] if (d := df[wid]) in memo else idf_of(d) for wid in wids]
+        weight_list = list(map(operator.mul, self._doc_tf[slot], idf_list))
+        vector = _Vector(dict(zip(keys, weight_list, strict=True)),
+                         dict(zip(keys, idf_list, strict=True)),
+                         sum(map(operator.mul, weight_list, weight_list)))
+        titled = self._titled[slot]
+        if titled:  # as scoring._title_vector makes it: the title's stems at weight 1 × IDF
+            title_idf = idf_list[:titled]
+            vector.titles[titled] = _Vector(dict(zip(keys[:titled], title_idf, strict=True)),
+                                            vector.idf, sum(map(operator.mul, title_idf,
+                                                                title_idf)))
+        self._vectors[slot] = vector
         return vector
 
     def _vocabulary_neighbours(self, query: Iterable[str]) -> Neighbours:

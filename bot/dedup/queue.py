@@ -11,12 +11,13 @@ from storage.models import Idea
 
 
 def queue_similar(session: Session, index: SimilarIndex | None, idea: Idea,
-                  limit: int = 5) -> int:
+                  limit: int = 5, language: str | None = None) -> int:
     """Everything the detector finds at or above the triage threshold goes to the
     moderators' queue (what the citizen saw and called new, and the weaker matches).
+    `language`: the author's chosen language, if known (the prior of language detection).
     Returns how many pairs were newly queued."""
     if index is None:
         return 0
     found = [(n, s) for n, s in index.similar(idea.title, idea.description, limit=limit,
-                                              wait=TRIAGE_WAIT) if n != idea.id]
+                                              wait=TRIAGE_WAIT, language=language) if n != idea.id]
     return book.queue_candidates(session, idea.id or 0, found)

@@ -5,10 +5,11 @@ short texts and for titles whose rarest words the other text lacks (`_mix`)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from rapidfuzz import fuzz
@@ -151,6 +152,9 @@ class _Vector:
     weights: Weights
     idf: Weights
     norm2: float = -1.0
+    # the title vectors made of this one (`_title_vector`), by title length: a query meets up
+    # to CANDIDATE_POOL candidates, and an indexed idea many queries
+    titles: dict[int, _Vector] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.norm2 < 0:
@@ -211,10 +215,14 @@ def _to_score(similarity: float) -> float:
 
 
 def _title_vector(vector: _Vector, titled: int) -> _Vector:
-    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF."""
-    idf = vector.idf
-    weights = {w: idf[w] for w in list(vector.weights)[:titled]}
-    return _Vector(weights, idf)
+    """The title's stems of a text's vector (they come first), each at weight 1 × its IDF.
+    Made once per vector (remembered on it)."""
+    title = vector.titles.get(titled)
+    if title is None:
+        idf = vector.idf
+        weights = {w: idf[w] for w in itertools.islice(vector.weights, titled)}
+        title = vector.titles[titled] = _Vector(weights, idf)
+    return title
 
 
 def _combine(a: _Vector, b: _Vector, titled_a: int, titled_b: int,
