@@ -25,6 +25,19 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass (`.ci/run`'s second), leave out the tests that never open a
+    database: they ran exactly the same way on the SQLite pass. A test opens one through the
+    `database_url` fixture (all the others build on it) or by reading `PG_URL` itself."""
+    if not PG_URL:
+        return
+    same = [item for item in items if "database_url" not in getattr(item, "fixturenames", ())
+            and not hasattr(getattr(item, "module", None), "PG_URL")]
+    if same:
+        config.hook.pytest_deselected(items=same)
+        items[:] = [item for item in items if item not in same]
+
+
 def reset_postgres(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:

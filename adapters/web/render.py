@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,17 +34,24 @@ class Turn:
     replies: tuple[Reply, ...]
 
 
+@cache
+def _templates() -> Environment:
+    """The templates, compiled once per process (every web service of the process shares
+    them): not by the first request of each page after a start, which cost a board page's
+    first request ~100 ms more than the next."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+    return env
+
+
 class Renderer:
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
-        self.env = Environment(loader=FileSystemLoader(TEMPLATES),
-                               autoescape=select_autoescape(default=True, default_for_string=True),
-                               trim_blocks=True, lstrip_blocks=True)
-        # Compiled now, not by the first request of each page after a start (a board page's
-        # templates and Babel's locale data cost that request ~100 ms more than the next).
-        for name in self.env.list_templates(extensions=["html"]):
-            self.env.get_template(name)
-        for language in _BABEL_LOCALE:
+        self.env = _templates()
+        for language in _BABEL_LOCALE:  # Babel's locale data loaded now, as the templates
             self.date(datetime.now(self.zone), language)
 
     def page(self, template: str, language: str, **context: Any) -> str:
