@@ -38,6 +38,10 @@ def test_language_per_text_with_the_persons_choice_as_prior() -> None:
     assert detect_language(words("Eg vil ha fleire benkar, det er ikkje nok")) == "nn"
     assert detect_language(words("Jeg vil ha flere benker, det er ikke nok")) == "nb"
     assert detect_language(words("Semsvannet"), "nn") == "nn"  # nothing tells: the prior
+    # only "in" tells (no Norwegian word): read as bokmål, as it was, the English words were
+    # stemmed in Norwegian and "clicking" / "click" did not meet
+    assert detect_language(words("right-clicking in Seamonkey Mail fails again")) == "en"
+    assert detect_language(words("Hvorfor kan vi ikke be om flere benker")) == "nb"
 
 
 def test_english_inflections_meet_in_english() -> None:

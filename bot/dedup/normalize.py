@@ -132,11 +132,13 @@ _ENGLISH_STEMMER = snowballstemmer.stemmer("english")
 LANGUAGES = ("nb", "nn", "en")
 
 # Function words that tell the three languages apart. English cues that are also Norwegian
-# words ("for", "by", "is", "be", "have", "all") are left out.
+# words ("for", "by", "is", "be" as in "be om", "have", "all", "so", "no") are left out; without
+# "in", "when", "does", "can"… an English bug title was read as bokmål and stemmed in Norwegian.
 _CUES: dict[str, frozenset[str]] = {
     "en": _word_set(
         """the and of to are with that this it we they should would our not from will
-        their which been has was on an"""
+        their which been has was on an in does doesn didn isn can cannot if you your into
+        after about why how what who there these those than then but when where while any"""
     ),
     "nb": _word_set(
         """jeg ikke hva hvor hvordan hvorfor hun noe noen mye mer mange flere fra hvis
