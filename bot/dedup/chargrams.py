@@ -82,7 +82,7 @@ class CharGramIndex:
         self._gram_id: dict[str, int] = {}
         self._postings: list[array] = []  # slots per trigram id; its length is the trigram's DF
         self._slot_grams: list[array] = []  # the trigram ids of each slot (16 or 32 bits)
-        self._sizes = array("d")  # sqrt(number of trigrams) per slot, inf when empty
+        self._scales = array("d")  # 1 / sqrt(number of trigrams) per slot, 0 when empty
         self._inner = bytearray()  # per trigram id: 1 if inside a word (no space in it)
         self._scores = np.zeros(0)  # candidates() adds up its scores here (reused, see there)
 
@@ -90,7 +90,7 @@ class CharGramIndex:
         """Index the trigrams of the idea in `slot` (which must be empty)."""
         while len(self._slot_grams) <= slot:
             self._slot_grams.append(array("i"))
-            self._sizes.append(math.inf)
+            self._scales.append(0.0)
         gram_id, postings = self._gram_id, self._postings
         try:
             ids = array("i", map(gram_id.__getitem__, grams))
@@ -106,7 +106,7 @@ class CharGramIndex:
         if len(postings) <= _SHORT_ID_LIMIT or max(ids, default=0) < _SHORT_ID_LIMIT:
             ids = array("H", ids)  # half the memory while the trigram ids fit in 16 bits
         self._slot_grams[slot] = ids
-        self._sizes[slot] = math.sqrt(len(ids)) or math.inf
+        self._scales[slot] = 1.0 / math.sqrt(len(ids)) if ids else 0.0
 
     def remove(self, slot: int) -> None:
         """Forget the idea in `slot`."""
@@ -114,7 +114,7 @@ class CharGramIndex:
             postings = self._postings[gid]
             del postings[position(postings, slot)]
         self._slot_grams[slot] = array("i")
-        self._sizes[slot] = math.inf
+        self._scales[slot] = 0.0
 
     def known(self, grams: frozenset[str]) -> set[int]:
         """Ids of the query's trigrams that some idea has."""
@@ -174,13 +174,13 @@ class CharGramIndex:
         # Added up term by term into one reused array: concatenating the postings (megabytes
         # per query) made the allocator map and fault fresh pages every time.
         scores = self._scores
-        if len(scores) != len(self._sizes):
-            scores = self._scores = np.zeros(len(self._sizes))
+        if len(scores) != len(self._scales):
+            scores = self._scores = np.zeros(len(self._scales))
         else:
             scores.fill(0.0)
         for gid in chosen:
             slots = postings[gid]
             idf = math.log((ideas + 1) / (len(slots) + 1)) + 1.0
             np.add.at(scores, np.frombuffer(slots, dtype=np.int32), idf)
-        np.divide(scores, np.frombuffer(self._sizes, dtype=np.float64), out=scores)
+        np.multiply(scores, np.frombuffer(self._scales, dtype=np.float64), out=scores)
         return top_slots(scores, limit)
