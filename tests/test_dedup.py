@@ -399,6 +399,8 @@ def test_trigram_ids_beyond_16_bits_are_kept_whole() -> None:
     known = grams.known(frozenset({"abc", "69999"}))
     assert grams.jaccard(known, 2, 2) == 1.0
     assert grams.jaccard(known, 2, 1) == 2 / 70_001
+    assert grams.jaccards(known, 2, [2, 1, 0]).tolist() == [  # 16- and 32-bit slots at once
+        grams.jaccard(known, 2, slot) for slot in (2, 1, 0)]
     grams.remove(2)
     assert grams.jaccard(known, 2, 2) == 0.0
     assert 1 in grams.candidates(grams.known(frozenset({"69999"})), 3, 3)

@@ -82,9 +82,10 @@ class CharGramIndex:
         self._gram_id: dict[str, int] = {}
         self._postings: list[array] = []  # slots per trigram id; its length is the trigram's DF
         self._slot_grams: list[array] = []  # the trigram ids of each slot (16 or 32 bits)
-        self._scales = array("d")  # 1 / sqrt(number of trigrams) per slot, 0 when empty
+        self._scales = array("f")  # 1 / sqrt(number of trigrams) per slot, 0 when empty
         self._inner = bytearray()  # per trigram id: 1 if inside a word (no space in it)
-        self._scores = np.zeros(0)  # candidates() adds up its scores here (reused, see there)
+        # candidates() adds up its scores here (reused, see there; 32 bits rank well enough)
+        self._scores = np.zeros(0, dtype=np.float32)
 
     def add(self, slot: int, grams: frozenset[str]) -> None:
         """Index the trigrams of the idea in `slot` (which must be empty)."""
@@ -138,7 +139,10 @@ class CharGramIndex:
         mask[list(query)] = True
         grams = [self._slot_grams[slot] for slot in slots]
         sizes = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
-        ids = np.concatenate([np.frombuffer(g, dtype=_DTYPES[g.typecode]) for g in grams])
+        if all(g.typecode == "H" for g in grams):  # the usual case: joined as bytes, at once
+            ids = np.frombuffer(b"".join(grams), dtype=np.uint16)
+        else:
+            ids = np.concatenate([np.frombuffer(g, dtype=_DTYPES[g.typecode]) for g in grams])
         # shared trigrams of each slot: a running count of the query's, read at its bounds
         running = np.concatenate(([0], np.cumsum(mask[ids], dtype=np.int64)))
         ends = np.cumsum(sizes)
@@ -175,12 +179,12 @@ class CharGramIndex:
         # per query) made the allocator map and fault fresh pages every time.
         scores = self._scores
         if len(scores) != len(self._scales):
-            scores = self._scores = np.zeros(len(self._scales))
+            scores = self._scores = np.zeros(len(self._scales), dtype=np.float32)
         else:
             scores.fill(0.0)
         for gid in chosen:
             slots = postings[gid]
             idf = math.log((ideas + 1) / (len(slots) + 1)) + 1.0
-            np.add.at(scores, np.frombuffer(slots, dtype=np.int32), idf)
-        np.multiply(scores, np.frombuffer(self._scales, dtype=np.float64), out=scores)
+            np.add.at(scores, np.frombuffer(slots, dtype=np.int32), np.float32(idf))
+        np.multiply(scores, np.frombuffer(self._scales, dtype=np.float32), out=scores)
         return top_slots(scores, limit)
