@@ -14,8 +14,10 @@ trigrams over all trigrams of either. It needs no weights, so it does not drift 
 base grows, and it lies in 0–1.
 
 `CharGramIndex` keeps an inverted index (trigram → slots) to find, without a scan, the ideas
-sharing the most *rare* trigrams with a query — the candidates a typo hides from the word index —
-and each slot's trigram ids to compute exact Jaccard indexes for a handful of candidates.
+sharing the most *rare* trigrams with a query — the candidates a typo hides from the word index;
+the trigrams at word edges and across words are taken first, as the trigrams inside a word
+mostly repeat what its stem already told the word index — and each slot's trigram ids to
+compute exact Jaccard indexes for a handful of candidates (all at once, with numpy).
 Slots are the duplicate detector's; it owns the lock.
 """
 

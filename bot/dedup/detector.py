@@ -48,12 +48,18 @@ and gained nothing (README).
 ideas), rarest first, until POSTINGS_BUDGET postings are taken; words found in more than
 COMMON_FRACTION of all ideas never are — they would pull in a large part of the base while
 telling little. The WORD_POOL ideas with the best approximate cosine (numpy) join the CHAR_POOL
-sharing the most rare trigrams (the ideas a typo hides from the word index); of those, the
-CANDIDATE_POOL best by approximate score are scored exactly. Document frequencies change with
-every add/remove, and the exact score always uses the current ones; only the approximate norms
-used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
-add/remove stay cheap. `add_many` (the start-up build) analyses ideas in chunks and fills their
-postings without per-idea norms, then computes every norm once, vectorised.
+sharing the most rare trigrams, those at word edges and across words first (the phrasing the
+word index cannot see: the ideas a typo or a synonym hides from it); of those, the
+CANDIDATE_POOL best by approximate score (approximate cosine and exact trigram Jaccard, as in
+the score, the Jaccard indexes computed at once) are scored exactly. The approximate scores are
+added up postings list by postings list into 32-bit arrays kept between queries, so a query
+allocates no array the size of the base (fresh ones cost more in page faults than the sums),
+and a query word's related indexed words are remembered until the vocabulary changes.
+Document frequencies change with every add/remove, and the exact score always uses the current
+ones; only the approximate norms used for ranking are refreshed lazily (when the base has grown
+or shrunk by half), so add/remove stay cheap. `add_many` (the start-up build) analyses ideas in
+chunks and fills their postings without per-idea norms, then computes every norm once,
+vectorised (a batch of words at a time).
 
 The thresholds (KOMINN_DEDUP_THRESHOLD: shown to citizens; KOMINN_TRIAGE_THRESHOLD, lower:
 queued for the moderators) were chosen with `kominn dedup eval`; the sweeps, the comparison
