@@ -399,6 +399,23 @@ def test_trigram_ids_beyond_16_bits_are_kept_whole() -> None:
     known = grams.known(frozenset({"abc", "69999"}))
     assert grams.jaccard(known, 2, 2) == 1.0
     assert grams.jaccard(known, 2, 1) == 2 / 70_001
+    assert grams.jaccards(known, 2, [2, 1, 0]).tolist() == [  # 16- and 32-bit slots at once
+        grams.jaccard(known, 2, slot) for slot in (2, 1, 0)]
     grams.remove(2)
     assert grams.jaccard(known, 2, 2) == 0.0
     assert 1 in grams.candidates(grams.known(frozenset({"69999"})), 3, 3)
+
+
+def test_related_words_follow_the_vocabulary_as_ideas_come_and_go() -> None:
+    """A query word's related indexed words are remembered between queries, but never past
+    an add or remove that changes which words the ideas hold."""
+    f = DuplicateFinder(dedup_threshold=100, triage_threshold=0)
+    f.add("KI-1", "Hundepark i Vollen")
+    assert f.similar("lekeplas", "") == []  # no idea has a word like it (yet)
+    f.add("KI-2", "Lekeplass i Vollen")
+    assert [m.ref for m in f.similar("lekeplas", "")] == ["KI-2"]
+    assert f._vocabulary_neighbours(["lekeplas"])  # related word remembered
+    f.remove("KI-2")
+    assert f._vocabulary_neighbours(["lekeplas"]) == {}
+    f.add("KI-3", "Lekeplass ved Semsvannet")  # the word is back
+    assert [m.ref for m in f.similar("lekeplas", "")] == ["KI-3"]

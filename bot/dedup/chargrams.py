@@ -14,8 +14,10 @@ trigrams over all trigrams of either. It needs no weights, so it does not drift 
 base grows, and it lies in 0–1.
 
 `CharGramIndex` keeps an inverted index (trigram → slots) to find, without a scan, the ideas
-sharing the most *rare* trigrams with a query — the candidates a typo hides from the word index —
-and each slot's trigram ids to compute exact Jaccard indexes for a handful of candidates.
+sharing the most *rare* trigrams with a query — the candidates a typo hides from the word index;
+the trigrams at word edges and across words are taken first, as the trigrams inside a word
+mostly repeat what its stem already told the word index — and each slot's trigram ids to
+compute exact Jaccard indexes for a handful of candidates (all at once, with numpy).
 Slots are the duplicate detector's; it owns the lock.
 """
 
@@ -31,8 +33,9 @@ __all__ = ["CharGramIndex", "char_grams", "jaccard", "position", "top_slots"]
 GRAM = 3  # letters per gram: 3 keeps a typo in a short word from sharing nothing
 COMMON_FRACTION = 0.25  # trigrams in more ideas than this are not used to find candidates
 COMMON_MIN_DF = 50  # …but never below this many ideas
-POSTINGS_BUDGET = 300_000  # postings scanned per query at most, rarest trigrams first
+POSTINGS_BUDGET = 100_000  # postings scanned per query at most (see candidates)
 _SHORT_ID_LIMIT = 1 << 16  # a slot's trigram ids are stored in 16 bits when all are below
+_DTYPES = {"H": np.uint16, "i": np.int32}  # numpy's reading of a slot's trigram ids
 
 
 def char_grams(tokens: list[str]) -> frozenset[str]:
@@ -81,13 +84,16 @@ class CharGramIndex:
         self._gram_id: dict[str, int] = {}
         self._postings: list[array] = []  # slots per trigram id; its length is the trigram's DF
         self._slot_grams: list[array] = []  # the trigram ids of each slot (16 or 32 bits)
-        self._sizes = array("d")  # sqrt(number of trigrams) per slot, inf when empty
+        self._scales = array("f")  # 1 / sqrt(number of trigrams) per slot, 0 when empty
+        self._inner = bytearray()  # per trigram id: 1 if inside a word (no space in it)
+        # candidates() adds up its scores here (reused, see there; 32 bits rank well enough)
+        self._scores = np.zeros(0, dtype=np.float32)
 
     def add(self, slot: int, grams: frozenset[str]) -> None:
         """Index the trigrams of the idea in `slot` (which must be empty)."""
         while len(self._slot_grams) <= slot:
             self._slot_grams.append(array("i"))
-            self._sizes.append(math.inf)
+            self._scales.append(0.0)
         gram_id, postings = self._gram_id, self._postings
         try:
             ids = array("i", map(gram_id.__getitem__, grams))
@@ -96,13 +102,14 @@ class CharGramIndex:
                 if gram not in gram_id:
                     gram_id[gram] = len(postings)
                     postings.append(array("i"))
+                    self._inner.append(" " not in gram)
             ids = array("i", map(gram_id.__getitem__, grams))
         for gid in ids:
             postings[gid].append(slot)
         if len(postings) <= _SHORT_ID_LIMIT or max(ids, default=0) < _SHORT_ID_LIMIT:
             ids = array("H", ids)  # half the memory while the trigram ids fit in 16 bits
         self._slot_grams[slot] = ids
-        self._sizes[slot] = math.sqrt(len(ids)) or math.inf
+        self._scales[slot] = 1.0 / math.sqrt(len(ids)) if ids else 0.0
 
     def remove(self, slot: int) -> None:
         """Forget the idea in `slot`."""
@@ -110,7 +117,7 @@ class CharGramIndex:
             postings = self._postings[gid]
             del postings[position(postings, slot)]
         self._slot_grams[slot] = array("i")
-        self._sizes[slot] = math.inf
+        self._scales[slot] = 0.0
 
     def known(self, grams: frozenset[str]) -> set[int]:
         """Ids of the query's trigrams that some idea has."""
@@ -125,26 +132,61 @@ class CharGramIndex:
         shared = len(query.intersection(grams))
         return shared / (query_size + len(grams) - shared)
 
+    def jaccards(self, query: set[int], query_size: int, slots: list[int]) -> np.ndarray:
+        """`jaccard` of the query with each of `slots` (at once: a query meets dozens)."""
+        out = np.zeros(len(slots), dtype=np.float64)
+        if not query_size or not slots:
+            return out
+        mask = np.zeros(len(self._postings), dtype=np.bool_)
+        mask[list(query)] = True
+        grams = [self._slot_grams[slot] for slot in slots]
+        sizes = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+        if all(g.typecode == "H" for g in grams):  # the usual case: joined as bytes, at once
+            ids = np.frombuffer(b"".join(grams), dtype=np.uint16)
+        else:
+            ids = np.concatenate([np.frombuffer(g, dtype=_DTYPES[g.typecode]) for g in grams])
+        # shared trigrams of each slot: a running count of the query's, read at its bounds
+        running = np.concatenate(([0], np.cumsum(mask[ids], dtype=np.int64)))
+        ends = np.cumsum(sizes)
+        shared = running[ends] - running[ends - sizes]
+        np.divide(shared, query_size + sizes - shared, out=out)
+        return out
+
     def candidates(self, query: set[int], ideas: int, limit: int) -> list[int]:
         """Up to `limit` slots sharing the most rare trigrams with the query (IDF-weighted,
         divided by the square root of the slot's trigram count, so long texts do not win by
-        length). Trigrams in more than COMMON_FRACTION of the `ideas` are skipped."""
+        length). Trigrams in more than COMMON_FRACTION of the `ideas` are skipped.
+
+        The trigrams at a word's edges and across two words come first, rarest first: they
+        hold what the word index cannot see (word order, copied phrases, short words and stop
+        words between them), while the trigrams inside a word mostly repeat its stem. The
+        others follow while POSTINGS_BUDGET lasts (a one-word query has only those)."""
         common = max(COMMON_MIN_DF, COMMON_FRACTION * ideas)
-        postings = self._postings
+        postings, inner = self._postings, self._inner
+        ranked = sorted((inner[g], count, g) for g in query if (count := len(postings[g])))
+        if not ranked:
+            return []
         chosen: list[int] = []
         scanned = 0
-        for count, gid in sorted((len(postings[g]), g) for g in query if postings[g]):
-            if chosen and (count > common or scanned + count > POSTINGS_BUDGET):
+        for _, count, gid in ranked:
+            if count > common:
+                continue
+            if chosen and scanned + count > POSTINGS_BUDGET:
                 break
             chosen.append(gid)
             scanned += count
-        if not chosen:
-            return []
-        counts = np.array([len(postings[g]) for g in chosen], dtype=np.float64)
-        idf = np.log((ideas + 1) / (counts + 1)) + 1.0
-        slots = np.concatenate([np.frombuffer(postings[g], dtype=np.int32) for g in chosen])
-        scores = np.bincount(
-            slots, weights=np.repeat(idf, counts.astype(np.int64)), minlength=len(self._sizes)
-        )
-        np.divide(scores, np.frombuffer(self._sizes, dtype=np.float64), out=scores)
+        if not chosen:  # every trigram is common: the rarest still tells something
+            chosen.append(min(ranked, key=lambda r: r[1])[2])
+        # Added up term by term into one reused array: concatenating the postings (megabytes
+        # per query) made the allocator map and fault fresh pages every time.
+        scores = self._scores
+        if len(scores) != len(self._scales):
+            scores = self._scores = np.zeros(len(self._scales), dtype=np.float32)
+        else:
+            scores.fill(0.0)
+        for gid in chosen:
+            slots = postings[gid]
+            idf = math.log((ideas + 1) / (len(slots) + 1)) + 1.0
+            np.add.at(scores, np.frombuffer(slots, dtype=np.int32), np.float32(idf))
+        np.multiply(scores, np.frombuffer(self._scales, dtype=np.float32), out=scores)
         return top_slots(scores, limit)

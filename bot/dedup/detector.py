@@ -48,12 +48,18 @@ and gained nothing (README).
 ideas), rarest first, until POSTINGS_BUDGET postings are taken; words found in more than
 COMMON_FRACTION of all ideas never are — they would pull in a large part of the base while
 telling little. The WORD_POOL ideas with the best approximate cosine (numpy) join the CHAR_POOL
-sharing the most rare trigrams (the ideas a typo hides from the word index); of those, the
-CANDIDATE_POOL best by approximate score are scored exactly. Document frequencies change with
-every add/remove, and the exact score always uses the current ones; only the approximate norms
-used for ranking are refreshed lazily (when the base has grown or shrunk by half), so
-add/remove stay cheap. `add_many` (the start-up build) analyses ideas in chunks and fills their
-postings without per-idea norms, then computes every norm once, vectorised.
+sharing the most rare trigrams, those at word edges and across words first (the phrasing the
+word index cannot see: the ideas a typo or a synonym hides from it); of those, the
+CANDIDATE_POOL best by approximate score (approximate cosine and exact trigram Jaccard, as in
+the score, the Jaccard indexes computed at once) are scored exactly. The approximate scores are
+added up postings list by postings list into 32-bit arrays kept between queries, so a query
+allocates no array the size of the base (fresh ones cost more in page faults than the sums),
+and a query word's related indexed words are remembered until the vocabulary changes.
+Document frequencies change with every add/remove, and the exact score always uses the current
+ones; only the approximate norms used for ranking are refreshed lazily (when the base has grown
+or shrunk by half), so add/remove stay cheap. `add_many` (the start-up build) analyses ideas in
+chunks and fills their postings without per-idea norms, then computes every norm once,
+vectorised (a batch of words at a time).
 
 The thresholds (KOMINN_DEDUP_THRESHOLD: shown to citizens; KOMINN_TRIAGE_THRESHOLD, lower:
 queued for the moderators) were chosen with `kominn dedup eval`; the sweeps, the comparison
@@ -107,12 +113,14 @@ __all__ = [
 IDF_POWER = 2.0  # >1 favours rare words more than plain TF-IDF does
 COMMON_FRACTION = 0.25  # words in more ideas than this are skipped for candidate generation
 COMMON_MIN_DF = 50  # …but never below this many ideas (small bases keep every word)
-POSTINGS_BUDGET = 200_000  # postings scanned per query at most
+POSTINGS_BUDGET = 100_000  # postings scanned per query at most
 WORD_POOL = 30  # candidates taken by approximate word cosine
 CHAR_POOL = 30  # … and by shared rare trigrams
-CANDIDATE_POOL = 30  # of both, the best by approximate score are scored exactly
+CANDIDATE_POOL = 20  # of both, the best by approximate score are scored exactly
+NEIGHBOUR_MEMO = 50_000  # query words whose related words are remembered at most
 BULK_CHUNK = 500  # ideas analysed ahead of inserting (their trigram sets are large)
 NORM_REFRESH_FACTOR = 1.5  # refresh approximate norms when the base grew/shrank this much
+NORM_BATCH = 1 << 18  # postings per batch when the norms are refreshed
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,11 @@ class DuplicateFinder:
         self._refs: list[str | None] = []
         self._doc_words: list[array] = []
         self._doc_tf: list[array] = []
-        self._norms = array("d")  # approximate norms for candidate ranking (inf: empty slot)
+        # 1 / approximate norm per slot, for candidate ranking (0: an empty slot)
+        self._inverse_norms = array("f")
+        # _approximate_cosines adds up its dot products here (reused; 32 bits are enough to
+        # rank candidates, and half the memory traffic of 64)
+        self._dots = np.zeros(0, dtype=np.float32)
         self._titled = array("H")  # how many of a slot's words (the first) are its title's
         self._free: list[int] = []
         self._chars = CharGramIndex()
@@ -192,6 +204,8 @@ class DuplicateFinder:
         # dropped whenever an add or remove changes the IDFs (every query scored the same
         # candidates' vectors again).
         self._vectors: dict[int, _Vector] = {}
+        # word -> its indexed related words, while the vocabulary stays the same
+        self._neighbour_memo: Neighbours = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -329,7 +343,7 @@ class DuplicateFinder:
         self._refs.append(None)
         self._doc_words.append(array("i"))
         self._doc_tf.append(array("f"))
-        self._norms.append(math.inf)
+        self._inverse_norms.append(0.0)
         self._titled.append(0)
         return len(self._refs) - 1
 
@@ -339,7 +353,7 @@ class DuplicateFinder:
         norm2 = 0.0
         for wid, f in zip(self._doc_words[slot], self._doc_tf[slot], strict=True):
             norm2 += (f * self._idf(self._df[wid])) ** 2
-        self._norms[slot] = math.sqrt(norm2) or math.inf
+        self._inverse_norms[slot] = 1.0 / math.sqrt(norm2) if norm2 else 0.0
 
     def _bulk_insert(self, analysed: dict[str, _Text]) -> None:
         """Fill the postings of a chunk of ideas, without the per-idea norms: `add_many`
@@ -347,6 +361,7 @@ class DuplicateFinder:
         at once took longer and four times the memory at 20,000 ideas)."""
         self._vectors.clear()
         word, post_slots, post_tf, df = self._word, self._post_slots, self._post_tf, self._df
+        memo = self._neighbour_memo
         for ref, text in analysed.items():
             slot = self._new_slot()
             self._slot_of[ref] = slot
@@ -357,6 +372,8 @@ class DuplicateFinder:
             self._doc_words[slot], self._doc_tf[slot] = ids, tfs
             self._titled[slot] = min(text.titled, 65535)
             for wid, f in zip(ids, tfs, strict=True):
+                if not df[wid]:  # a word (again) in the vocabulary
+                    memo.clear()
                 df[wid] += 1
                 post_slots[wid].append(slot)
                 post_tf[wid].append(f)
@@ -366,6 +383,8 @@ class DuplicateFinder:
         slot = self._slot_of.pop(ref)
         for wid in self._doc_words[slot]:
             self._df[wid] -= 1
+            if not self._df[wid]:  # a word no idea has any more
+                self._neighbour_memo.clear()
             postings = self._post_slots[wid]
             i = position(postings, slot)
             del postings[i]
@@ -374,7 +393,7 @@ class DuplicateFinder:
         self._chars.remove(slot)
         self._doc_words[slot] = array("i")
         self._doc_tf[slot] = array("f")
-        self._norms[slot] = math.inf
+        self._inverse_norms[slot] = 0.0
         self._free.append(slot)
 
     # ------------------------------------------------------------------ query
@@ -419,18 +438,26 @@ class DuplicateFinder:
         return vector
 
     def _vocabulary_neighbours(self, query: Iterable[str]) -> Neighbours:
-        """Indexed words related to the query's words (see `_related`), found without a scan."""
+        """Indexed words related to the query's words (see `_related`), found without a scan,
+        and remembered per word until the vocabulary changes (a word is new, or no idea has
+        it any more, or again): queries share most of their words."""
         out: Neighbours = {}
+        memo = self._neighbour_memo
         for word in query:
-            if not _related_eligible(word):
-                continue
-            found = [
-                (other, sim)
-                for other in self._related_candidates(word)
-                if (sim := _related(word, other)) > 0 and self._df_of(other) > 0
-            ]
+            found = memo.get(word)
+            if found is None:
+                if not _related_eligible(word):
+                    continue
+                found = [
+                    (other, sim)
+                    for other in self._related_candidates(word)
+                    if (sim := _related(word, other)) > 0 and self._df_of(other) > 0
+                ]
+                if len(memo) >= NEIGHBOUR_MEMO:
+                    memo.clear()
+                memo[word] = found
             if found:
-                out[word] = found
+                out[word] = list(found)
         return out
 
     def _related_candidates(self, word: str) -> set[str]:
@@ -462,32 +489,38 @@ class DuplicateFinder:
         cosines = self._approximate_cosines(query, neighbours)
         pool = set() if cosines is None else set(top_slots(cosines, WORD_POOL))
         pool.update(self._chars.candidates(grams, len(self._slot_of), CHAR_POOL))
-        surface = {slot: self._chars.jaccard(grams, gram_count, slot) for slot in pool}
-        if len(pool) > CANDIDATE_POOL:
+        slots = sorted(pool)
+        surface = self._chars.jaccards(grams, gram_count, slots)
+        if len(slots) > CANDIDATE_POOL:
             weight = self.channels.surface
-
-            def approximate(slot: int) -> float:
-                cosine = 0.0 if cosines is None else float(cosines[slot])
-                return (1.0 - weight) * cosine + weight * surface[slot]
-
-            pool = set(sorted(pool, key=approximate, reverse=True)[:CANDIDATE_POOL])
-        return [(slot, surface[slot]) for slot in pool]
+            approximate = weight * surface
+            if cosines is not None:
+                approximate += (1.0 - weight) * cosines[slots]
+            # the best CANDIDATE_POOL, the lower slot first on a tie
+            best = np.argsort(-approximate, kind="stable")[:CANDIDATE_POOL]
+            return [(slots[i], float(surface[i])) for i in best.tolist()]
+        return list(zip(slots, surface.tolist(), strict=True))
 
     def _approximate_cosines(self, query: _Vector, neighbours: Neighbours) -> np.ndarray | None:
         """Approximate cosine of the query with every slot (0 for most), from the postings of
-        the query's rarer words and norms that may be a little stale; None if no word is known."""
+        the query's rarer words and norms that may be a little stale; None if no word is known.
+        The array is reused by the next query (under the lock)."""
         terms = self._candidate_terms(query, neighbours)
         if not terms:
             return None
-        slots = np.concatenate(
-            [np.frombuffer(self._post_slots[w], dtype=np.int32) for w, _ in terms]
-        )
-        weights = np.concatenate(
-            [np.frombuffer(self._post_tf[w], dtype=np.float32) * c for w, c in terms]
-        )
-        dots = np.bincount(slots, weights=weights, minlength=len(self._refs))
-        query_norm = math.sqrt(sum(w * w for w in query.weights.values())) or 1.0
-        return dots / (np.frombuffer(self._norms, dtype=np.float64) * query_norm)
+        query_norm = math.sqrt(query.norm2) or 1.0
+        # Added up word by word into one reused array (see CharGramIndex.candidates).
+        dots = self._dots
+        if len(dots) != len(self._refs):
+            dots = self._dots = np.zeros(len(self._refs), dtype=np.float32)
+        else:
+            dots.fill(0.0)
+        for wid, coefficient in terms:
+            weights = np.frombuffer(self._post_tf[wid], dtype=np.float32) * np.float32(
+                coefficient / query_norm)
+            np.add.at(dots, np.frombuffer(self._post_slots[wid], dtype=np.int32), weights)
+        np.multiply(dots, np.frombuffer(self._inverse_norms, dtype=np.float32), out=dots)
+        return dots
 
     def _candidate_terms(self, query: _Vector, neighbours: Neighbours) -> list[tuple[int, float]]:
         """(word id, coefficient) of the postings to scan, rarest words first.
@@ -522,21 +555,34 @@ class DuplicateFinder:
         """Recompute the approximate norms once the base changed size by NORM_REFRESH_FACTOR.
 
         Norms computed at add time use the IDF of that moment; they only rank candidates, so
-        refreshing them now and then — vectorised, all at once — is enough.
+        refreshing them now and then — vectorised, a batch of words at a time (so the start-up
+        build's peak memory does not hold every posting twice) — is enough.
         """
         n = len(self._slot_of)
         last = self._norms_size
         if last and last / NORM_REFRESH_FACTOR <= n <= last * NORM_REFRESH_FACTOR:
             return
         self._norms_size = n
-        lengths = np.fromiter((len(p) for p in self._post_slots), dtype=np.int64)
-        if not lengths.sum():
-            return
-        slots = np.concatenate([np.frombuffer(p, dtype=np.int32) for p in self._post_slots])
-        tfs = np.concatenate([np.frombuffer(p, dtype=np.float32) for p in self._post_tf])
-        df = np.asarray(self._df, dtype=np.float64)
-        idf = (np.log((n + 1) / (df + 1)) + 1.0) ** IDF_POWER
-        squares = (tfs * np.repeat(idf, lengths)) ** 2
-        norms = np.sqrt(np.bincount(slots, weights=squares, minlength=len(self._refs)))
-        norms[norms == 0] = np.inf
-        self._norms = array("d", norms.tobytes())
+        norm2 = np.zeros(len(self._refs), dtype=np.float64)
+        batch_slots: list[np.ndarray] = []
+        batch_weights: list[np.ndarray] = []
+        batched = 0
+        for wid, postings in enumerate(self._post_slots):
+            if not postings:
+                continue
+            idf = self._idf(self._df[wid])
+            batch_slots.append(np.frombuffer(postings, dtype=np.int32))
+            weights = np.multiply(np.frombuffer(self._post_tf[wid], dtype=np.float32), idf,
+                                  dtype=np.float64)
+            batch_weights.append(np.square(weights, out=weights))
+            batched += len(postings)
+            if batched >= NORM_BATCH:
+                norm2 += np.bincount(np.concatenate(batch_slots),
+                                     weights=np.concatenate(batch_weights), minlength=len(norm2))
+                batch_slots, batch_weights, batched = [], [], 0
+        if batched:
+            norm2 += np.bincount(np.concatenate(batch_slots),
+                                 weights=np.concatenate(batch_weights), minlength=len(norm2))
+        inverse = np.zeros_like(norm2)
+        np.divide(1.0, np.sqrt(norm2), out=inverse, where=norm2 > 0)
+        self._inverse_norms = array("f", inverse.astype(np.float32).tobytes())
