@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     # worker (a redelivery, or the periodic sweep) may take it over: a worker that died
     # is covered after this long; a live one renews it while it waits on Telegram.
     send_lease_seconds: float = Field(60, gt=0, validation_alias=_env("KOMINN_SEND_LEASE_SECONDS"))
+    # How long a notice that could not be delivered waits before the first retry; every
+    # further retry waits twice as long (capped at an hour; a server's Retry-After wins when
+    # it is longer). bot/followups/dispatcher.py: Policy.
+    retry_seconds: float = Field(30, gt=0, validation_alias=_env("KOMINN_RETRY_SECONDS"))
 
     # The web channel (adapters/web): always served by `kominn run`.
     public_url: str | None = Field(None, validation_alias=_env("KOMINN_PUBLIC_URL"))

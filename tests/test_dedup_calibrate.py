@@ -9,11 +9,12 @@ import io
 import pytest
 from sqlmodel import Session, select
 
+from bot.config import Settings
 from bot.dedup import calibrate as cal
 from bot.dedup.detector import Channels, DuplicateFinder
 from bot.dedup.evaluate import Pair
 from bot.ideas import book, triage
-from bot.runtime import Runtime
+from bot.runtime import Runtime, open_runtime
 from bot.staff import desk
 from storage.db import transaction
 from storage.models import DedupDecision, DuplicateCandidate
@@ -96,6 +97,25 @@ def test_applied_thresholds_reach_the_index_and_reset_restores_them(runtime: Run
     index.load()
     assert index.dedup_threshold == default
     assert index.finder.channels == channels
+
+
+def test_a_runtime_scores_with_the_thresholds_of_its_own_settings(settings: Settings) -> None:
+    """Not the environment's: `open_runtime` hands its settings' thresholds to the index's
+    (still empty) finder, and they are what a reset of the calibration goes back to."""
+    assert (settings.dedup_threshold, settings.triage_threshold) != (97.0, 12.0)
+    own = settings.model_copy(update={"dedup_threshold": 97.0, "triage_threshold": 12.0})
+    rt = open_runtime(own)
+    try:
+        assert rt.index.wait_ready(timeout=60)
+        assert (rt.index.dedup_threshold, rt.index.triage_threshold) == (97.0, 12.0)
+        cal.apply(rt.db, {"dedup_threshold": 61.0, "triage_threshold": 51.0})
+        rt.index.load()
+        assert (rt.index.dedup_threshold, rt.index.triage_threshold) == (61.0, 51.0)
+        cal.reset(rt.db)
+        rt.index.load()
+        assert (rt.index.dedup_threshold, rt.index.triage_threshold) == (97.0, 12.0)
+    finally:
+        rt.db.dispose()
 
 
 def title_matches(n: int) -> list[Pair]:

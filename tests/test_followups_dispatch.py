@@ -115,6 +115,22 @@ def test_failed_delivery_is_retried_with_backoff_then_parked(runtime: Runtime) -
     assert sender.sent == []
 
 
+def test_the_first_retry_waits_the_configured_seconds(runtime: Runtime) -> None:
+    """KOMINN_RETRY_SECONDS: the dispatcher's default policy (as `kominn run`'s scheduler
+    and `kominn jobs run-due` use it) backs off from the settings' delay."""
+    queue_one(runtime)
+    rt = with_settings(runtime, retry_seconds=5.0)
+    sender = RecordingSender(fail=100)
+    now = T0
+    for attempt, delay in enumerate((5, 10, 20), start=1):
+        result = asyncio.run(dispatch(rt.db, rt.settings, rt.features.renderers,
+                                      {sender.channel: sender}, now))
+        assert result.retried == 1
+        [row] = rows(rt)
+        assert (row.attempts, row.due_at) == (attempt, now + timedelta(seconds=delay))
+        now = row.due_at
+
+
 def test_a_retry_that_succeeds_sends_once(runtime: Runtime) -> None:
     queue_one(runtime)
     sender = RecordingSender(fail=1, error=ConnectionError("reset"))

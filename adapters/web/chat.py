@@ -26,6 +26,7 @@ from adapters.web.render import Renderer, Turn, open_choices
 from adapters.web.security import HEADERS, MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
 from adapters.web.session import Sessions, WebSession, choose_language
 from bot.conversation.replies import decode_replies
+from bot.followups.dispatcher import take_pending
 from bot.i18n import translator
 from bot.ideas.book import is_public
 from bot.runtime import Runtime
@@ -80,12 +81,9 @@ class Chat:
 
     def _turns(self, session: WebSession, language: str) -> list[Turn]:
         """Notices waiting for the person, then the last turns; a greeting when new."""
-        from bot.followups.dispatcher import take_pending
-
         turns: list[Turn] = []
         if session.uid:
-            notices = take_pending(self.runtime.db, self.settings,
-                                   self.runtime.features.renderers, CHANNEL, session.uid)
+            notices = self._take_notices(session.uid)
             if notices:
                 turns.append(Turn("", tuple(notices)))
         ids = [turn[0] for turn in session.turns]
@@ -138,10 +136,7 @@ class Chat:
         uid = session.uid
         if not await asyncio.to_thread(self._has_notices, uid):  # a read: no writer slot
             return self._no_store(Response(status_code=204))
-        from bot.followups.dispatcher import take_pending
-
-        notices = await self._run(lambda: take_pending(
-            self.runtime.db, self.settings, self.runtime.features.renderers, CHANNEL, uid))
+        notices = await self._run(lambda: self._take_notices(uid))
         if not notices:
             return self._no_store(Response(status_code=204))
         turns = [Turn("", tuple(notices))]
@@ -151,6 +146,12 @@ class Chat:
             data["controls"] = str(self.renderer.controls(choices, language, csrf=session.csrf,
                                                           turn=new_token()))
         return self._no_store(JSONResponse(data))
+
+    def _take_notices(self, uid: str) -> list[Reply]:
+        """The person's due web notices, marked sent as they are handed out (the outbox's
+        pull delivery: bot/followups/dispatcher.py)."""
+        return take_pending(self.runtime.db, self.settings, self.runtime.features.renderers,
+                            CHANNEL, uid)
 
     def _has_notices(self, uid: str) -> bool:
         with Session(self.runtime.db) as db:

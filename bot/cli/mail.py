@@ -1,6 +1,7 @@
 """`kominn mail …`: e-mail follow-ups. `bounce` reads a bounce (a delivery status
 notification) on standard input, as an MTA pipes it (Postfix: an alias `"|kominn mail
-bounce"`; README); the logic is in adapters/web/mail.py."""
+bounce"`; README); the bounce is parsed in adapters/web/bounce.py and recorded by
+`record_bounce` in adapters/web/mail.py."""
 
 from __future__ import annotations
 

@@ -48,7 +48,9 @@ class SimilarIndex:
     def __init__(self, engine: Engine, finder: DuplicateFinder | None = None,
                  refresh_seconds: float = 5.0) -> None:
         self.engine = engine
-        self.finder = finder or DuplicateFinder()
+        # `is None`, not `or`: a finder is falsy while empty (`__len__`), which it always is
+        # here, and `or` swapped the runtime's for one with the environment's thresholds.
+        self.finder = finder if finder is not None else DuplicateFinder()
         self.refresh_seconds = refresh_seconds
         self._watermark: datetime | None = None
         self._last_refresh = 0.0

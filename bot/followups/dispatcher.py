@@ -77,6 +77,11 @@ class Policy:
     # up to its interval, idle time a sender paced at 30/s cannot make up.
     max_batches: int = 400
 
+    @classmethod
+    def of(cls, settings: Settings) -> Policy:
+        """The defaults with the configured first retry delay (KOMINN_RETRY_SECONDS)."""
+        return cls(base_delay=timedelta(seconds=settings.retry_seconds))
+
     def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
         """30 s, 1 min, 2 min, … capped; a server's Retry-After wins when it is longer."""
         delay = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
@@ -196,14 +201,16 @@ def render_claimed(item: Claimed, renderers: Mapping[str, Renderer]) -> list[Rep
 
 async def dispatch(db: DbEngine, settings: Settings, renderers: Mapping[str, Renderer],
                    senders: Mapping[str, Sender], now: datetime | None = None,
-                   policy: Policy = Policy()) -> DispatchResult:
+                   policy: Policy | None = None) -> DispatchResult:
     """Deliver everything due at `now` (default: the real clock) that a sender exists for,
-    rendered by the renderer of its kind (`Features.renderers`).
+    rendered by the renderer of its kind (`Features.renderers`); `policy` defaults to the
+    settings' (`Policy.of`).
 
     Database work runs in a thread so the event loop (which also serves the chat adapters)
     never waits on the database. Sends overlap up to what each sender takes (see `Lanes`),
     and the next batch is claimed while the last sends of this one are still out, so a
     broadcast keeps the sender's rate limiter busy instead of waiting on the database."""
+    policy = policy if policy is not None else Policy.of(settings)
     result = DispatchResult()
     lanes = Lanes(senders)
     try:

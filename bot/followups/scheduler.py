@@ -50,7 +50,7 @@ STOP_GRACE_SECONDS = 10.0
 
 
 async def run_due(runtime: Runtime, senders: Mapping[str, Sender],
-                  now: datetime | None = None, policy: Policy = Policy()) -> dict[str, Any]:
+                  now: datetime | None = None, policy: Policy | None = None) -> dict[str, Any]:
     """Queue everything due at `now`, deliver what the senders can take, and report counts."""
     now = now or utcnow()
     created = await asyncio.to_thread(create_due, runtime.db, runtime.settings,
