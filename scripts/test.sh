@@ -8,9 +8,9 @@
 # file's tests on one worker (the browser tests share one Chromium and one `kominn run`).
 # Each worker has its own database: a SQLite file in its own tmp_path, on PostgreSQL
 # `<name>_gw0`, `<name>_gw1`, … (tests/conftest.py creates them). Each pass's output is
-# shown when both are done. Then the few tests marked `alone` (a Telegram ceiling judged by
-# when messages went out, which other tests' load bunches) run on each database in turn,
-# with nothing else running. KOMINN_TEST_DATABASE_URL, when set, names the PostgreSQL database
+# shown when both are done. Then the few tests marked `alone` (PostgreSQL only: several
+# workers' shared Telegram ceiling, judged by when messages went out) run with nothing else
+# running. KOMINN_TEST_DATABASE_URL, when set, names the PostgreSQL database
 # to test on instead of scripts/postgres.sh's `kominn_test` (the SQLite pass ignores it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,15 +54,9 @@ cat "$LOGS/sqlite"
 echo "== tests on PostgreSQL =="
 cat "$LOGS/postgres"
 echo "== both passes: $((SECONDS - started)) s (SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc) =="
-alone() {  # exit 5: none among the tests asked for
-  local rc=0
-  "$@" || rc=$?
-  if [ "$rc" = 5 ]; then rc=0; fi
-  return "$rc"
-}
-echo "== tests marked alone, on SQLite, then on PostgreSQL =="
+echo "== tests marked alone, on PostgreSQL =="
 alone_rc=0
-alone $PY -m pytest -q -p no:cacheprovider -m "alone and not browser" "$@" || alone_rc=$?
-KOMINN_TEST_DATABASE_URL="$PG_URL" alone $PY -m pytest -q -p no:cacheprovider \
-  -m "alone and not browser" "$@" || alone_rc=$?
+KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider -m alone "$@" \
+  || alone_rc=$?
+if [ "$alone_rc" = 5 ]; then alone_rc=0; fi  # none among the tests asked for
 [ "$sqlite_rc" = 0 ] && [ "$postgres_rc" = 0 ] && [ "$alone_rc" = 0 ]

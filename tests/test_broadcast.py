@@ -154,9 +154,6 @@ def assert_within_ceiling(fake: FakeTelegramAPI) -> None:
     assert per_second and max(per_second.values()) <= CEILING, per_second
 
 
-# Both judged by the fake's wall-clock seconds: under other tests' load the fake takes requests
-# in bunches and a second counts one more (27 then 31); scripts/test.sh runs them alone.
-@pytest.mark.alone
 @pytest.mark.usefixtures("settings", "no_collector")
 async def test_thousand_invitations_once_each_paced_and_not_at_night(
         fake: FakeTelegramAPI, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,7 +202,6 @@ async def test_thousand_invitations_once_each_paced_and_not_at_night(
     assert len(fake.sent()) == 1001 and fake.flood_429s == 0
 
 
-@pytest.mark.alone
 @pytest.mark.usefixtures("settings", "no_collector")
 async def test_broadcast_under_the_scheduler_with_a_second_worker_and_flood_refusals(
         fake: FakeTelegramAPI, monkeypatch: pytest.MonkeyPatch) -> None:
