@@ -8,9 +8,7 @@
 # file's tests on one worker (the browser tests share one Chromium and one `kominn run`).
 # Each worker has its own database: a SQLite file in its own tmp_path, on PostgreSQL
 # `<name>_gw0`, `<name>_gw1`, … (tests/conftest.py creates them). Each pass's output is
-# shown when both are done. Then the few tests marked `alone` (PostgreSQL only: several
-# workers' shared Telegram ceiling, judged by when messages went out) run with nothing else
-# running. KOMINN_TEST_DATABASE_URL, when set, names the PostgreSQL database
+# shown when both are done. KOMINN_TEST_DATABASE_URL, when set, names the PostgreSQL database
 # to test on instead of scripts/postgres.sh's `kominn_test` (the SQLite pass ignores it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +37,10 @@ LOGS=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$LOGS"' EXIT
 started=$SECONDS
-"${PYTEST[@]}" -m "not alone" "$@" >"$LOGS/sqlite" 2>&1 &
+"${PYTEST[@]}" "$@" >"$LOGS/sqlite" 2>&1 &
 pids+=($!)
 # The browser tests run `kominn run` on SQLite whatever the database: once is enough.
-KOMINN_TEST_DATABASE_URL="$PG_URL" "${PYTEST[@]}" -m "not browser and not alone" "$@" \
-  >"$LOGS/postgres" 2>&1 &
+KOMINN_TEST_DATABASE_URL="$PG_URL" "${PYTEST[@]}" -m "not browser" "$@" >"$LOGS/postgres" 2>&1 &
 pids+=($!)
 echo "== tests on SQLite and PostgreSQL, side by side ($WORKERS workers each) =="
 sqlite_rc=0 && wait "${pids[0]}" || sqlite_rc=$?
@@ -54,9 +51,4 @@ cat "$LOGS/sqlite"
 echo "== tests on PostgreSQL =="
 cat "$LOGS/postgres"
 echo "== both passes: $((SECONDS - started)) s (SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc) =="
-echo "== tests marked alone, on PostgreSQL =="
-alone_rc=0
-KOMINN_TEST_DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider -m alone "$@" \
-  || alone_rc=$?
-if [ "$alone_rc" = 5 ]; then alone_rc=0; fi  # none among the tests asked for
-[ "$sqlite_rc" = 0 ] && [ "$postgres_rc" = 0 ] && [ "$alone_rc" = 0 ]
+[ "$sqlite_rc" = 0 ] && [ "$postgres_rc" = 0 ]

@@ -33,9 +33,6 @@ from tests.test_faults import (
 )
 
 postgres_only = pytest.mark.skipif(not PG_URL, reason="several workers need PostgreSQL")
-# The shared ceiling is judged by when each message went out: on a machine busy with other
-# tests (scripts/test.sh's parallel passes) a late wake-up bunches them; these run alone.
-alone = pytest.mark.alone
 
 
 def store_idea(runtime: Runtime, title: str, description: str, *, stamped_ago: float = 0) -> int:
@@ -82,7 +79,6 @@ def most_in_a_window(times: list[float]) -> int:
 
 
 @postgres_only
-@alone
 async def test_two_workers_share_one_ceiling(runtime: Runtime) -> None:
     """Two workers (two engines, two pacers) sending as fast as they may: together they never
     exceed the rate in any window, and both get their turns."""
@@ -102,7 +98,6 @@ async def test_two_workers_share_one_ceiling(runtime: Runtime) -> None:
 
 
 @postgres_only
-@alone
 async def test_interactive_replies_go_before_a_mass_mailing(runtime: Runtime) -> None:
     """A broadcast is under way on one worker; a citizen's answer on another worker takes a
     slot at once instead of queueing behind the rest of the broadcast."""
@@ -150,7 +145,6 @@ def add_invitees(runtime: Runtime) -> list[int]:
 
 
 @postgres_only
-@alone
 def test_three_workers_answer_once_hold_the_ceiling_and_survive_a_kill(
         runtime: Runtime, tmp_path: Path, record_property: Callable[..., None]) -> None:
     """Three `kominn run` workers in webhook mode on one PostgreSQL behind a round-robin
