@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, open_runtime
@@ -17,43 +17,12 @@ from storage.db import make_engine
 from storage.migrate import upgrade
 from tests.helpers import ChatPerson
 
-
-def worker_database(url: str | None) -> str | None:
-    """The PostgreSQL database of this test process. Under pytest-xdist (`scripts/test.sh`
-    runs each pass on several workers) every worker has its own next to the one given,
-    `<name>_gw0`, `<name>_gw1`, … (created by `pytest_configure` when missing): a test resets
-    its database's schema, which would pull it from under another worker's test."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not url or not worker:
-        return url
-    given = make_url(url)
-    return given.set(database=f"{given.database}_{worker}").render_as_string(
-        hide_password=False)
-
-
-PG_URL = worker_database(os.environ.get("KOMINN_TEST_DATABASE_URL"))
+PG_URL = os.environ.get("KOMINN_TEST_DATABASE_URL")
 
 # CI runs property tests with a fixed seed: a red build must be reproducible, never a fluke.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """A pytest-xdist worker's own PostgreSQL database, created next to the given one (the
-    role needs CREATEDB, as scripts/postgres.sh makes it) the first time it is needed."""
-    given = os.environ.get("KOMINN_TEST_DATABASE_URL")
-    if not PG_URL or given == PG_URL:
-        return
-    name = make_url(PG_URL).database
-    engine = create_engine(given or "", isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                           {"name": name}) is None:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
