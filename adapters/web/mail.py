@@ -207,13 +207,16 @@ class MailPages:
             db.commit()
 
 
-def stop_mail(db: Session, address: str, reason: str) -> int:
+def stop_mail(db: Session, address: str, reason: str, *, failed: str | None = None) -> int:
     """No more e-mail to this address (the stop link, a hard bounce): it is removed from
-    whoever gave it (compared without case), and what waits to be mailed is cancelled. Returns
+    whoever gave it (compared without case), and what waits to be mailed is cancelled; with
+    `failed` (a bounce) the last mail sent to it is marked failed with that error too. Returns
     how many people had it."""
     people = db.exec(select(Person).where(
         func.lower(Person.email) == address.casefold())).all()
     for stored in {person.email for person in people if person.email} | {address}:
+        if failed is not None:
+            outbox.fail_last_sent(db, CHANNEL, stored, failed)
         outbox.cancel_for_address(db, CHANNEL, stored, reason)
     for person in people:
         person.email = None
@@ -244,11 +247,7 @@ def record_bounce(db: DbEngine, secret: str, raw: bytes, recipient: str | None) 
                 lines.append(f"{failure.address}: {failure.status} transient, nothing changed")
                 continue
             error = f"bounced {failure.status}: {failure.diagnostic}".strip(" :")[:500]
-            people = session.exec(select(Person.email).where(
-                func.lower(Person.email) == failure.address.casefold())).all()
-            for stored in {*(address for address in people if address), failure.address}:
-                outbox.fail_last_sent(session, CHANNEL, stored, error)
-            stop_mail(session, failure.address, f"bounced {failure.status}")
+            stop_mail(session, failure.address, f"bounced {failure.status}", failed=error)
             log.warning("permanent bounce: no more e-mail to the address", extra={
                 "event": "bounce_permanent", "status": failure.status})
             lines.append(f"{failure.address}: {failure.status} permanent, e-mail stopped")
