@@ -13,12 +13,10 @@ from sqlmodel import Session, select
 from adapters.web import bounce
 from adapters.web.mail import record_bounce
 from adapters.web.session import signing_secret
-from bot.followups.dispatcher import dispatch
 from bot.runtime import Runtime
-from dialogs.lifecycle import Status
-from storage.models import Idea, Outbox, Person
+from storage.models import Outbox, Person
 from tests.test_cli import kominn
-from tests.test_web_mail import Inbox, _submit_with_email
+from tests.test_web_mail import Inbox, _submit_with_email, mail_status_news
 from tests.web_client import WebPerson, web_client
 from tests.web_server import free_port
 
@@ -85,15 +83,7 @@ async def test_a_hard_bounce_by_mail_stops_mail_to_that_address_only(runtime: Ru
         runtime.settings.mail_bounces = BOUNCES
         _submit_with_email(WebPerson(web_client(runtime)), "arathib@vnet.ibm.com")
         _person(runtime, "another", "wsnell@sdcc13.ucsd.edu")  # failed too, not ours to stop
-        with Session(runtime.db) as db:
-            idea = db.get(Idea, 1)
-            assert idea is not None
-            runtime.ideas.set_status(db, idea, Status.USEFUL, by="test")
-            db.commit()
-        from bot.app import build
-
-        sent = await dispatch(runtime.db, runtime.settings, runtime.features.renderers,
-                              {"email": build(runtime).senders["email"]})
+        sent = await mail_status_news(runtime)
         assert sent.sent == 1
     finally:
         controller.stop()

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from adapters.web.mail import MailLinks, MailSender
 from bot.channels import DeliveryError
-from bot.followups.dispatcher import dispatch
+from bot.followups.dispatcher import DispatchResult, dispatch
 from bot.runtime import Runtime
 from dialogs.lifecycle import Status
 from dialogs.types import Choice, Reply
@@ -68,6 +68,20 @@ def _submit_with_email(person: WebPerson, address: str) -> None:
     if "Min idé er ny" in person.buttons():
         person.press("Min idé er ny")
     assert "KI-1" in person.press("Send inn")
+
+
+async def mail_status_news(runtime: Runtime) -> DispatchResult:
+    """KI-1 becomes Nyttig and the dispatcher mails the news through `kominn run`'s e-mail
+    sender."""
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None
+        runtime.ideas.set_status(db, idea, Status.USEFUL, by="test")
+        db.commit()
+    from bot.app import build
+
+    return await dispatch(runtime.db, runtime.settings, runtime.features.renderers,
+                          {"email": build(runtime).senders["email"]})
 
 
 async def test_status_news_by_email_with_a_working_stop_link(runtime: Runtime,
@@ -146,15 +160,7 @@ async def test_an_english_citizen_gets_the_mail_in_english(runtime: Runtime,
     if "My idea is new" in person.buttons():
         person.press("My idea is new")
     assert "KI-1" in person.press("Submit")
-    with Session(runtime.db) as db:
-        idea = db.get(Idea, 1)
-        assert idea is not None
-        runtime.ideas.set_status(db, idea, Status.USEFUL, by="test")
-        db.commit()
-    from bot.app import build
-
-    result = await dispatch(runtime.db, runtime.settings, runtime.features.renderers,
-                            {"email": build(runtime).senders["email"]})
+    result = await mail_status_news(runtime)
     assert result.sent == 1, result
     [message] = handler.messages
     assert message["Subject"] == "News about your idea in KomInn"
