@@ -55,6 +55,15 @@ the score, the Jaccard indexes computed at once) are scored exactly. The approxi
 added up postings list by postings list into 32-bit arrays kept between queries, so a query
 allocates no array the size of the base (fresh ones cost more in page faults than the sums),
 and a query word's related indexed words are remembered until the vocabulary changes.
+
+The matches are *ordered* by their score plus RANK_OVERLAP (0.5) × the token-set ratio of the
+two texts' stems (rapidfuzz, 0–100: every word alike, the common ones too), those at or above
+the dedup threshold — the ones a citizen is shown — first. A citizen's rewording of an idea
+keeps most of its words but swaps the one naming the thing for a synonym or a typo, and the
+rare-word cosine then ranks another idea about the same place just above it; the words it kept
+tell them apart. Scores, and so every threshold decision, are the detector's alone: blended
+into the score the same overlap (like containment) cost the civic pairs what it gave the
+ranking (README).
 Document frequencies change with every add/remove, and the exact score always uses the current
 ones; only the approximate norms used for ranking are refreshed lazily (when the base has grown
 or shrunk by half), so add/remove stay cheap. `add_many` (the start-up build) analyses ideas in
@@ -117,6 +126,7 @@ POSTINGS_BUDGET = 100_000  # postings scanned per query at most
 WORD_POOL = 30  # candidates taken by approximate word cosine
 CHAR_POOL = 30  # … and by shared rare trigrams
 CANDIDATE_POOL = 20  # of both, the best by approximate score are scored exactly
+RANK_OVERLAP = 0.5  # the order of the matches: score + this × token-set ratio of the stems
 NEIGHBOUR_MEMO = 50_000  # query words whose related words are remembered at most
 BULK_CHUNK = 500  # ideas analysed ahead of inserting (their trigram sets are large)
 NORM_REFRESH_FACTOR = 1.5  # refresh approximate norms when the base grew/shrank this much
@@ -403,14 +413,18 @@ class DuplicateFinder:
         query = self._weigh(text.tf, neighbours)
         self._refresh_norms_if_stale()
         grams = self._chars.known(text.grams)
-        matches = []
+        stems, words = " ".join(text.tf), self._words
+        ranked: list[tuple[bool, float, Match]] = []
         for slot, surface in self._candidates(query, neighbours, grams, len(text.grams)):
             doc, titled = self._doc_vector(slot), self._titled[slot]
             score = _combine(query, doc, text.titled, titled, neighbours, surface, self.channels)
             if score > 0 and score >= self.triage_threshold:
-                matches.append(Match(ref=self._refs[slot] or "", score=score))
-        matches.sort(key=lambda m: (-m.score, m.ref))
-        return matches[:limit]
+                overlap = fuzz.token_set_ratio(
+                    stems, " ".join([words[wid] for wid in self._doc_words[slot]]))
+                ranked.append((score >= self.dedup_threshold, score + RANK_OVERLAP * overlap,
+                               Match(ref=self._refs[slot] or "", score=score)))
+        ranked.sort(key=lambda r: (not r[0], -r[1], r[2].ref))
+        return [match for _, _, match in ranked[:limit]]
 
     def _doc_vector(self, slot: int) -> _Vector:
         """An indexed idea's vector (and its title's) with the current IDFs, remembered until
