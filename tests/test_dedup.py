@@ -440,7 +440,6 @@ def _winter_path_base(dedup_threshold: float) -> DuplicateFinder:
     return f
 
 
-
 def test_matches_are_ordered_by_score_and_the_words_they_share() -> None:
     """The rare-word score ranks the lifeguard idea first (it shares "badeplassen på
     Hvalstrand"); the words the rewording kept tell its original apart. Scores unchanged."""

@@ -56,19 +56,19 @@ added up postings list by postings list into 32-bit arrays kept between queries,
 allocates no array the size of the base (fresh ones cost more in page faults than the sums),
 and a query word's related indexed words are remembered until the vocabulary changes.
 
+Document frequencies change with every add/remove, and the exact score always uses the current
+ones; only the approximate norms used for ranking are refreshed lazily (when the base has grown
+or shrunk by half), so add/remove stay cheap. `add_many` (the start-up build) analyses ideas in
+chunks and fills their postings without per-idea norms, then computes every norm once,
+vectorised (a batch of words at a time).
+
 The matches are *ordered* by their score plus RANK_OVERLAP (0.5) × the token-set ratio of the
 two texts' stems (rapidfuzz, 0–100: every word alike, the common ones too), those at or above
 the dedup threshold — the ones a citizen is shown — first. A citizen's rewording of an idea
 keeps most of its words but swaps the one naming the thing for a synonym or a typo, and the
 rare-word cosine then ranks another idea about the same place just above it; the words it kept
 tell them apart. Scores, and so every threshold decision, are the detector's alone: blended
-into the score the same overlap (like containment) cost the civic pairs what it gave the
-ranking (README).
-Document frequencies change with every add/remove, and the exact score always uses the current
-ones; only the approximate norms used for ranking are refreshed lazily (when the base has grown
-or shrunk by half), so add/remove stay cheap. `add_many` (the start-up build) analyses ideas in
-chunks and fills their postings without per-idea norms, then computes every norm once,
-vectorised (a batch of words at a time).
+into the score the same overlap lowers every pair file's best F1 (README).
 
 The thresholds (KOMINN_DEDUP_THRESHOLD: shown to citizens; KOMINN_TRIAGE_THRESHOLD, lower:
 queued for the moderators) were chosen with `kominn dedup eval`; the sweeps, the comparison
