@@ -214,12 +214,16 @@ class Chat:
         choice = str(form.get("choice") or "") or None
         location = _location(form) if not choice else None
         text = "" if choice or location else str(form.get("text") or "")[:4000]
-        said = await self._run(lambda: self._label(session, choice)) if choice else text
-        if location is not None:
-            said = translator(language)("web.chat.location_shared")
         incoming = Incoming(channel=CHANNEL, user_id=uid, text=text, choice=choice,
                             location=location, update_id=update_id, language=language)
-        replies = await self._run(lambda: self.runtime.engine.handle(incoming))
+
+        def answer() -> tuple[str, list[Reply]]:  # one trip to the engine's thread
+            label = self._label(session, choice) if choice else text
+            return label, self.runtime.engine.handle(incoming)
+
+        said, replies = await self._run(answer)
+        if location is not None:
+            said = translator(language)("web.chat.location_shared")
         session.add_turn(update_id, said)
         if "application/json" in request.headers.get("accept", ""):
             turns = [Turn(said, tuple(replies))]
