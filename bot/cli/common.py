@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+from rich.console import Console
 
 from bot.config import ConfigError, Settings, get_settings
 from bot.ideas.book import IdeaBook
@@ -67,3 +68,9 @@ def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> str:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def console(stderr: bool = False) -> Console:
+    """Where tables and text go: what citizens wrote is printed as written — no Rich markup
+    ("[/]" in a title would end the command), no emoji codes, no highlighting."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
