@@ -176,6 +176,16 @@ def cancel_for_address(session: Session, channel: str, address: str, reason: str
     return int(result.rowcount or 0)
 
 
+def cancel_pending(session: Session, key_prefix: str, reason: str) -> int:
+    """Cancel what still waits under a dedupe-key prefix (news that became untrue before it
+    went out). Returns how many rows."""
+    result = session.exec(update(Outbox).where(
+        col(Outbox.dedupe_key).startswith(key_prefix), col(Outbox.state) == PENDING)
+        .values(state=CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
+
 def fail_last_sent(session: Session, channel: str, address: str, error: str) -> int | None:
     """A delivery that was accepted and failed later (a bounce by mail): the last row sent to
     this address becomes `failed` with the reason, as a refused one would have. Its id."""

@@ -112,8 +112,11 @@ def test_ideas_hide_and_unhide(settings: Settings) -> None:
     assert refused.returncode == 1 and "reason" in refused.stderr
     hidden = kominn(settings, "ideas", "hide", "KI-1", "--reason", "Personopplysninger")
     assert hidden.returncode == 0, hidden.stderr
+    again = kominn(settings, "ideas", "hide", "KI-1", "--reason", "Andre gang")
+    assert again.returncode == 0 and "already hidden" in again.stdout
     exported = kominn(settings, "export", "--format", "json")
     assert json.loads(exported.stdout) == []
     assert kominn(settings, "ideas", "unhide", "KI-1").returncode == 0
+    assert "was not hidden" in kominn(settings, "ideas", "unhide", "KI-1").stdout
     assert len(json.loads(kominn(settings, "export", "--format", "json").stdout)) == 1
     assert kominn(settings, "ideas", "publish", "KI-1").returncode == 0

@@ -827,7 +827,12 @@ async def test_hide_and_unhide_from_slack(
     assert "KI-1 er skjult" in shown(hidden)
     hidden_idea = idea(rt, "KI-1")
     assert hidden_idea.hidden_at is not None and hidden_idea.hidden_reason == "Inneholder et navn"
+    (again,) = await command(http, fake, "hide KI-1 Andre gang", user=MOD)
+    assert "KI-1 var allerede skjult" in shown(again)
+    assert idea(rt, "KI-1").hidden_reason == "Inneholder et navn"
     (missing,) = await command(http, fake, "hide KI-9 grunn", user=MOD)
     assert "Fant ingen idé KI-9" in shown(missing)
     (shown_again,) = await command(http, fake, "unhide KI-1", user=MOD)
     assert "vises igjen" in shown(shown_again) and idea(rt, "KI-1").hidden_at is None
+    (not_hidden,) = await command(http, fake, "unhide KI-1", user=MOD)
+    assert "KI-1 var ikke skjult" in shown(not_hidden)

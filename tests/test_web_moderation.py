@@ -71,6 +71,53 @@ def test_unhide_brings_it_back(runtime: Runtime) -> None:
     assert web_client(runtime).get("/ideer/KI-1").status_code == 200
 
 
+def _notices(runtime: Runtime) -> list[tuple[str, str]]:
+    with Session(runtime.db) as db:
+        return [(row.kind, row.state) for row in db.exec(
+            select(Outbox).where(Outbox.kind.in_(("idea_hidden", "idea_shown")))  # type: ignore[attr-defined]
+            .order_by(Outbox.id)).all()]  # type: ignore[arg-type]
+
+
+def _unhide(runtime: Runtime, number: int) -> bool:
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, number)
+        assert idea is not None
+        changed = runtime.ideas.unhide(db, idea, by="test")
+        db.commit()
+    return changed
+
+
+def test_hiding_twice_tells_the_author_once(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari", channel="telegram").submit()
+    _hide(runtime, 1, "Språkbruk")
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None
+        assert runtime.ideas.hide(db, idea, "Andre gang", by="test") is False
+        db.commit()
+        assert idea.hidden_reason == "Språkbruk"
+    assert _notices(runtime) == [("idea_hidden", "pending")]
+
+
+def test_shown_again_before_the_notice_went_out_cancels_it(runtime: Runtime) -> None:
+    """The author is never told their idea is hidden once it is public again."""
+    ChatPerson(runtime.engine, "kari", channel="telegram").submit()
+    _hide(runtime, 1)
+    assert _unhide(runtime, 1) is True
+    assert _notices(runtime) == [("idea_hidden", "cancelled")]
+    assert _unhide(runtime, 1) is False  # not hidden: nothing changes, nobody is told
+
+
+def test_the_author_told_of_hiding_is_told_it_is_shown_again(runtime: Runtime) -> None:
+    author = WebPerson(web_client(runtime))
+    author.submit(IDEA["title"], IDEA["description"])
+    _hide(runtime, 1)
+    assert "Inneholder personopplysninger" in author.open()  # the notice went out
+    _unhide(runtime, 1)
+    assert _notices(runtime) == [("idea_hidden", "sent"), ("idea_shown", "pending")]
+    assert "vises igjen på kommunens offentlige sider" in author.open()
+
+
 def test_hiding_needs_a_reason_and_tells_a_telegram_author(runtime: Runtime) -> None:
     ChatPerson(runtime.engine, "kari", channel="telegram").submit()
     with Session(runtime.db) as db:

@@ -145,16 +145,16 @@ def ideas_hide(
     ideas = idea_book()
     try:
         with transaction(database()) as session:
-            ideas.hide(session, get_idea(session, ref), reason, by="cli")
+            changed = ideas.hide(session, get_idea(session, ref), reason, by="cli")
     except (ValueError, IdeaNotFound) as exc:
         fail(f"refused: {exc}", 1)
-    typer.echo(f"{ref.upper()} hidden")
+    typer.echo(f"{ref.upper()} {'hidden' if changed else 'was already hidden: nothing changed'}")
 
 
 @ideas_app.command("unhide")
 def ideas_unhide(ref: str) -> None:
-    """Show a hidden idea on the public pages again."""
-    _change(ref, "unhide", "shown again")
+    """Show a hidden idea on the public pages again (the author is told)."""
+    _change(ref, "unhide", "shown again", unchanged="was not hidden: nothing changed")
 
 
 @ideas_app.command("publish")
@@ -163,14 +163,14 @@ def ideas_publish(ref: str) -> None:
     _change(ref, "publish", "published")
 
 
-def _change(ref: str, method: str, done: str) -> None:
+def _change(ref: str, method: str, done: str, unchanged: str = "") -> None:
     from bot.ideas.book import IdeaNotFound, get_idea
     from storage.db import transaction
 
     ideas = idea_book()
     try:
         with transaction(database()) as session:
-            getattr(ideas, method)(session, get_idea(session, ref), by="cli")
+            changed = getattr(ideas, method)(session, get_idea(session, ref), by="cli")
     except IdeaNotFound as exc:
         fail(f"refused: {exc}", 1)
-    typer.echo(f"{ref.upper()} {done}")
+    typer.echo(f"{ref.upper()} {unchanged if changed is False and unchanged else done}")

@@ -99,6 +99,19 @@ def on_hidden(session: Session, idea: Idea) -> None:
                        payload={**idea_payload(idea), "reason": idea.hidden_reason})
 
 
+def on_shown(session: Session, idea: Idea) -> None:
+    """Shown again: a notice that it was hidden which has not gone out yet is cancelled (it
+    is no longer true, and then there is no news); else the author is told."""
+    if outbox.cancel_pending(session, f"hidden:{idea.id}:", "shown again before delivery"):
+        return
+    author = session.get(Person, idea.author_id) if idea.author_id else None
+    if author is None:
+        return
+    at = idea.updated_at.isoformat() if idea.updated_at else ""
+    enqueue_for_person(session, author, kind="idea_shown", dedupe_key=f"shown:{idea.id}:{at}",
+                       payload=idea_payload(idea))
+
+
 LISTENERS = book.IdeaListeners(status_changed=(on_status_changed,), merged=(on_merged,),
                                supported=(on_supported,), erased=(on_erased,),
-                               hidden=(on_hidden,))
+                               hidden=(on_hidden,), shown=(on_shown,))

@@ -74,6 +74,10 @@ def render_hidden(p: dict[str, Any], t: Translator) -> list[Reply]:
     return [Reply(t("followups.hidden", ref=p["ref"], title=p["title"], reason=p["reason"]))]
 
 
+def render_shown(p: dict[str, Any], t: Translator) -> list[Reply]:
+    return [Reply(t("followups.shown", ref=p["ref"], title=p["title"]))]
+
+
 def _status_button(t: Translator, number: int) -> Choice:
     return global_choice(t("followups.button_status"), f"status:{number}")
 
@@ -87,4 +91,5 @@ RENDERERS: dict[str, Renderer] = {
     "dialog_reminder": render_dialog_reminder,
     "weekly_digest": render_digest,
     "idea_hidden": render_hidden,
+    "idea_shown": render_shown,
 }

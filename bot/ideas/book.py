@@ -225,12 +225,14 @@ class IdeaListeners:
     merged: tuple[Callable[[Session, Idea, Idea, StatusChange], None], ...] = ()
     erased: tuple[Callable[[Session, Person], None], ...] = ()
     hidden: tuple[Callable[[Session, Idea], None], ...] = ()
+    shown: tuple[Callable[[Session, Idea], None], ...] = ()  # shown again after `hidden`
 
     def __add__(self, other: IdeaListeners) -> IdeaListeners:
         return IdeaListeners(*(getattr(self, f) + getattr(other, f) for f in _LISTENER_FIELDS))
 
 
-_LISTENER_FIELDS = ("created", "supported", "status_changed", "merged", "erased", "hidden")
+_LISTENER_FIELDS = ("created", "supported", "status_changed", "merged", "erased", "hidden",
+                    "shown")
 
 
 @dataclass(frozen=True)
@@ -301,12 +303,15 @@ class IdeaBook:
             listener(session, idea, change)
         return change
 
-    def hide(self, session: Session, idea: Idea, reason: str, *, by: str) -> None:
+    def hide(self, session: Session, idea: Idea, reason: str, *, by: str) -> bool:
         """Take an idea off every public view (board, Open311, export, the similar ideas shown
-        to citizens) with a reason its author is told; `unhide` puts it back."""
+        to citizens) with a reason its author is told; `unhide` puts it back. False if it
+        was hidden already (nothing changes: the author was told once)."""
         reason = reason.strip()
         if not reason:
             raise ValueError("hiding an idea needs a reason (the author is told)")
+        if idea.hidden_at is not None:
+            return False
         idea.hidden_at = utcnow()
         idea.hidden_reason = reason
         idea.updated_at = idea.hidden_at
@@ -314,12 +319,20 @@ class IdeaBook:
         session.flush()
         for listener in self.listeners.hidden:
             listener(session, idea)
+        return True
 
-    def unhide(self, session: Session, idea: Idea, *, by: str) -> None:
+    def unhide(self, session: Session, idea: Idea, *, by: str) -> bool:
+        """Show a hidden idea again (its author is told); False if it was not hidden."""
+        if idea.hidden_at is None:
+            return False
         idea.hidden_at = None
         idea.hidden_reason = None
         idea.updated_at = utcnow()
         session.add(idea)
+        session.flush()
+        for listener in self.listeners.shown:
+            listener(session, idea)
+        return True
 
     def publish(self, session: Session, idea: Idea, *, by: str) -> None:
         """"Publiser": show a new idea publicly under KOMINN_PUBLISH=after-review."""

@@ -373,8 +373,10 @@ def claim_event(db: DbEngine, channel: str, event_id: str) -> bool:
     return True
 
 
-def set_hidden(runtime: Runtime, ref: str, hidden: bool, reason: str, by: str) -> str | None:
-    """`/kominn hide KI-n reason` / `unhide KI-n`: the ref as stored, None if unknown.
+def set_hidden(runtime: Runtime, ref: str, hidden: bool, reason: str,
+               by: str) -> tuple[str, bool] | None:
+    """`/kominn hide KI-n reason` / `unhide KI-n`: (the ref as stored, whether anything
+    changed — False when it was hidden, or shown, already), None if unknown.
     Hiding without a reason raises ValueError (the author is told the reason)."""
     number = parse_ref(ref)
     with transaction(runtime.db) as session:
@@ -382,10 +384,10 @@ def set_hidden(runtime: Runtime, ref: str, hidden: bool, reason: str, by: str) -
         if idea is None:
             return None
         if hidden:
-            runtime.ideas.hide(session, idea, reason, by=f"{STAFF_CHANNEL}:{by}")
+            changed = runtime.ideas.hide(session, idea, reason, by=f"{STAFF_CHANNEL}:{by}")
         else:
-            runtime.ideas.unhide(session, idea, by=f"{STAFF_CHANNEL}:{by}")
-        return format_ref(number or 0)
+            changed = runtime.ideas.unhide(session, idea, by=f"{STAFF_CHANNEL}:{by}")
+        return format_ref(number or 0), changed
 
 
 def publish(runtime: Runtime, ref: str, by: str) -> str | None:

@@ -169,20 +169,27 @@ async def _hide(ctx: CommandContext) -> None:
     if not ctx.args or parse_ref(ctx.args[0]) is None or not reason:
         await ctx.answer.say(ctx.t("slack.hide_usage"))
         return
-    ref = await ctx.bot.db(desk.set_hidden, ctx.bot.runtime, ctx.args[0], True, reason,
-                           ctx.user_id)
-    await ctx.answer.say(ctx.t("slack.hidden", ref=ref) if ref else
-                         ctx.t("slack.not_found", ref=kit.esc(ctx.args[0])))
+    done = await ctx.bot.db(desk.set_hidden, ctx.bot.runtime, ctx.args[0], True, reason,
+                            ctx.user_id)
+    await _say_hidden(ctx, done, "slack.hidden", "slack.already_hidden")
 
 
 async def _unhide(ctx: CommandContext) -> None:
     if not ctx.args or parse_ref(ctx.args[0]) is None:
         await ctx.answer.say(ctx.t("slack.hide_usage"))
         return
-    ref = await ctx.bot.db(desk.set_hidden, ctx.bot.runtime, ctx.args[0], False, "",
-                           ctx.user_id)
-    await ctx.answer.say(ctx.t("slack.unhidden", ref=ref) if ref else
-                         ctx.t("slack.not_found", ref=kit.esc(ctx.args[0])))
+    done = await ctx.bot.db(desk.set_hidden, ctx.bot.runtime, ctx.args[0], False, "",
+                            ctx.user_id)
+    await _say_hidden(ctx, done, "slack.unhidden", "slack.not_hidden")
+
+
+async def _say_hidden(ctx: CommandContext, done: tuple[str, bool] | None, changed: str,
+                      unchanged: str) -> None:
+    if done is None:
+        await ctx.answer.say(ctx.t("slack.not_found", ref=kit.esc(ctx.args[0])))
+        return
+    ref, did = done
+    await ctx.answer.say(ctx.t(changed if did else unchanged, ref=ref))
 
 
 async def _report(ctx: CommandContext) -> None:
