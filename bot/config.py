@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_FOCUS_AREAS = (
@@ -230,6 +230,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("triage_threshold")
+    @classmethod
+    def _triage_below_dedup(cls, value: float, info: ValidationInfo) -> float:
+        """The triage threshold is the lower one: above the dedup threshold it would keep
+        the pairs between the two from the moderators and the citizens both."""
+        dedup = info.data.get("dedup_threshold")
+        if dedup is not None and value > dedup:
+            raise ValueError(f"must not be above KOMINN_DEDUP_THRESHOLD ({dedup:g})")
         return value
 
     @field_validator("quiet_hours")

@@ -309,6 +309,16 @@ def test_bad_threshold_names_the_key(monkeypatch: pytest.MonkeyPatch, raw: str) 
         DuplicateFinder(dedup_threshold=50, triage_threshold=150)
 
 
+def test_a_triage_threshold_above_the_dedup_threshold_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs between the two would reach neither the citizen nor the moderators."""
+    monkeypatch.setenv(TRIAGE_ENV, "50")
+    with pytest.raises(ConfigError, match=f"{TRIAGE_ENV}: .*above {DEDUP_ENV} \\(40\\)"):
+        config.load_settings()
+    monkeypatch.setenv(DEDUP_ENV, "50")
+    assert config.load_settings().triage_threshold == 50.0  # equal is allowed
+
+
 # ----------------------------------------------------------------------------- properties
 
 

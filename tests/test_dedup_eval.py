@@ -115,6 +115,7 @@ def test_evaluate_uses_the_given_threshold() -> None:
 
 def test_evaluate_follows_the_configured_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DEDUP_ENV, "12.5")
+    monkeypatch.setenv(TRIAGE_ENV, "10")  # the lower one
     assert evaluate(sample_pairs())["threshold"] == 12.5
 
 
