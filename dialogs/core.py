@@ -77,7 +77,9 @@ class CampaignView:
 class Ports(Protocol):
     """What a step may ask. Implemented in `bot/conversation/ports.py` over the database."""
 
-    def idea(self, number: int) -> IdeaView | None: ...
+    def idea(self, number: int) -> IdeaView | None:
+        """An idea the person may see — public, or their own; None for any other."""
+        ...
 
     def my_ideas(self) -> Sequence[tuple[IdeaView, str]]:
         """The person's ideas and supported ideas, newest first, with 'author'/'supporter'."""

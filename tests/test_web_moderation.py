@@ -135,6 +135,35 @@ def test_hiding_needs_a_reason_and_tells_a_telegram_author(runtime: Runtime) -> 
         assert len(rows) == 1 and json.loads(rows[0].payload)["reason"] == "Språkbruk"
 
 
+def test_status_and_support_of_a_hidden_idea_are_for_its_author_only(runtime: Runtime) -> None:
+    """`/status KI-n` (and support through the chat) shows no one else a hidden idea."""
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.submit()
+    _hide(runtime, 1)
+    ola = ChatPerson(runtime.engine, "ola")
+    ola.say("/status KI-1")
+    assert "Jeg finner ingen idé KI-1" in ola.text and IDEA["title"] not in ola.text
+    ola.press_payload("g:support:1")
+    assert "Jeg finner ingen idé KI-1" in ola.text
+    kari.say("/status KI-1")
+    assert IDEA["title"] in kari.text
+
+
+def test_status_of_an_idea_waiting_for_review_is_for_its_author_only(runtime: Runtime) -> None:
+    runtime.settings.publish = "after-review"
+    ChatPerson(runtime.engine, "kari").submit()
+    ola = ChatPerson(runtime.engine, "ola")
+    ola.say("/status KI-1")
+    assert IDEA["title"] not in ola.text
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 1)
+        assert idea is not None
+        runtime.ideas.publish(db, idea, by="test")
+        db.commit()
+    ola.say("/status KI-1")
+    assert IDEA["title"] in ola.text
+
+
 def test_after_review_shows_only_moved_or_published_ideas(runtime: Runtime) -> None:
     runtime.settings.publish = "after-review"
     kari = ChatPerson(runtime.engine, "kari")

@@ -56,8 +56,13 @@ class DatabasePorts:
         self.now = now
 
     def idea(self, number: int) -> IdeaView | None:
+        """Only what the person may see: a public idea, or their own (a hidden idea, or one
+        waiting for review, is as unknown to others as on the board)."""
         idea = self.session.get(Idea, number)
-        return idea_view(self.session, idea) if idea is not None else None
+        if idea is None or not (book.is_public(idea, self.settings.publish)
+                                or idea.author_id == self.person.id):
+            return None
+        return idea_view(self.session, idea)
 
     def my_ideas(self) -> Sequence[tuple[IdeaView, str]]:
         return [(idea_view(self.session, i), rel)
