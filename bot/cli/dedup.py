@@ -92,8 +92,10 @@ def evaluate(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     threshold: Annotated[float | None, typer.Option(min=0, max=100)] = None,
 ) -> None:
-    """Precision, recall and F1 on labelled pairs (CSV) for the detector as it runs (the
-    stored calibration, if any), with a threshold sweep."""
+    """Precision, recall and F1 on labelled pairs (CSV), with a threshold sweep.
+
+    For the detector as the workers run it: the calibration stored in the database when
+    there is one (`dedup calibrate --apply`), else the environment's thresholds."""
     from bot.dedup import calibrate as cal
     from bot.dedup import evaluate
 
@@ -139,7 +141,8 @@ def decisions(
 
 @dedup_app.command("calibrate")
 def calibrate(
-    pairs: Annotated[Path | None, typer.Argument()] = None,
+    pairs: Annotated[Path | None, typer.Argument(
+        help="more labelled pairs (the `dedup eval` CSV format)", show_default=False)] = None,
     apply: Annotated[bool, typer.Option(
         "--apply", help="store the fitted thresholds and weights in the database, where every "
         "worker uses them instead of the environment's")] = False,
@@ -151,8 +154,10 @@ def calibrate(
         "--weights/--thresholds-only",
         help="also fit the short-text discount and the rarest-word penalty")] = True,
 ) -> None:
-    """Fit the thresholds, the short-text discount and the rarest-word penalty on the
-    moderators' decisions (plus PAIRS.csv); F1 before/after."""
+    """Fit the thresholds, short-text discount and rarest-word penalty; F1 before/after.
+
+    Fitted on the moderators' triage decisions plus PAIRS.csv, cross-validated; --apply
+    stores the result for every worker."""
     from bot.dedup import calibrate as cal
     from bot.dedup import evaluate
 
