@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str | None = Field(
         None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET")
     )
+    # The bot's @username, stored bare (`asker_kominn_bot`): the "@" people write is dropped.
     telegram_bot_username: str | None = Field(
         None, validation_alias=_env("TELEGRAM_BOT_USERNAME")
     )
@@ -167,6 +168,14 @@ class Settings(BaseSettings):
         if value and not re.match(r"^[^@\s+<>]+@[^@\s<>]+$", value):
             raise ValueError("must be a bare address without '+', e.g. bounces@kommune.no")
         return value or None
+
+    @field_validator("telegram_bot_username")
+    @classmethod
+    def _bot_username(cls, value: str | None) -> str | None:
+        name = (value or "").strip().removeprefix("@")
+        if name and not re.fullmatch(r"[A-Za-z0-9_]{5,32}", name):
+            raise ValueError("must be the bot's username, e.g. @asker_kominn_bot")
+        return name or None
 
     @field_validator("smtp_url")
     @classmethod

@@ -8,6 +8,8 @@ from pathlib import Path
 from bot.config import Settings
 from tests.test_cli import SUBMISSION, kominn
 
+DATA = Path(__file__).parent / "data"
+
 
 def test_similar_finds_a_submitted_idea(settings: Settings) -> None:
     kominn(settings, "chat", "--user", "kari", stdin=SUBMISSION)
@@ -49,3 +51,79 @@ def test_eval_has_one_entry_point() -> None:
     from bot.dedup import evaluate
 
     assert not hasattr(evaluate, "main")
+
+
+BRACKETS = "\n".join([
+    "/ny", "Skilt [/] ved [b]Vollen",
+    "Det mangler skilt [link=http://x]her[/link] ved Vollen brygge, ingen finner fram.",
+    "2", "Vollen", "1", "1", "",
+])
+
+
+def test_similar_prints_citizen_text_as_written(settings: Settings) -> None:
+    kominn(settings, "chat", "--user", "eva", stdin=BRACKETS)
+    table = kominn(settings, "dedup", "similar", "Skilt ved Vollen brygge",
+                   env={"COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr
+    assert "Skilt [/] ved [b]Vollen" in table.stdout
+
+
+def test_similar_does_not_mark_a_hidden_idea_shown(settings: Settings) -> None:
+    """The "Shown" column follows the citizen's step: a hidden idea is not offered."""
+    kominn(settings, "chat", "--user", "kari", stdin=SUBMISSION)
+    query = ("dedup", "similar", "Lys i lysløypa ved Vettre", "Lysløypa er for mørk om kvelden",
+             "--format", "json")
+    assert json.loads(kominn(settings, *query).stdout)[0]["shown_to_citizens"] is True
+    hidden = kominn(settings, "ideas", "hide", "KI-1", "--reason", "Til kontroll")
+    assert hidden.returncode == 0, hidden.stderr
+    (found,) = json.loads(kominn(settings, *query).stdout)
+    assert found["ref"] == "KI-1" and found["shown_to_citizens"] is False
+
+
+def test_eval_measures_the_stored_calibration(settings: Settings) -> None:
+    """After `calibrate --apply`, `eval` scores as the workers do, and says where from."""
+    from bot.dedup import calibrate as cal
+    from storage.db import make_engine
+
+    pairs = str(DATA / "norwegian_pairs.csv")
+    before = json.loads(kominn(settings, "dedup", "eval", pairs, "--format", "json").stdout)
+    assert before["threshold"] == settings.dedup_threshold
+    assert "environment" in before["detector"]["source"]
+    engine = make_engine(settings.database_url)
+    cal.apply(engine, {"dedup_threshold": 18.0, "triage_threshold": 9.0,
+                       "short_text_penalty": 60.0, "rarest_word_penalty": 60.0})
+    engine.dispose()
+    after = json.loads(kominn(settings, "dedup", "eval", pairs, "--format", "json").stdout)
+    assert after["threshold"] == 18.0 and after["triage_threshold"] == 9.0
+    assert after["detector"]["short_text_penalty"] == 60.0
+    assert "calibration" in after["detector"]["source"]
+    assert after["f1"] != before["f1"]
+    table = kominn(settings, "dedup", "eval", pairs).stdout
+    assert "dedup 18, triage 9" in table and "calibration stored in the database" in table
+
+
+def test_eval_needs_no_database_and_creates_none(tmp_path: Path, settings: Settings) -> None:
+    absent = tmp_path / "none" / "kominn.db"
+    result = kominn(settings, "dedup", "eval", str(DATA / "norwegian_pairs.csv"),
+                    env={"DATABASE_URL": f"sqlite:///{absent}"})
+    assert result.returncode == 0, result.stderr
+    assert "no database" in result.stdout and "threshold       40" in result.stdout
+    assert not absent.exists()
+
+
+def test_eval_names_a_missing_file_once(settings: Settings, tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.csv")
+    result = kominn(settings, "dedup", "eval", missing)
+    assert result.returncode == 2
+    assert result.stderr.count(missing) == 1, result.stderr
+
+
+def test_calibrate_refuses_reset_with_apply_and_says_what_it_fits(settings: Settings) -> None:
+    refused = kominn(settings, "dedup", "calibrate", "--apply", "--reset")
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--apply" in refused.stderr
+    assert "calibration removed" not in refused.stdout
+    shown = kominn(settings, "dedup", "calibrate", "--help", env={"COLUMNS": "200"}).stdout
+    assert "channel weights" not in shown
+    assert "short-text discount" in shown and "rarest-word penalty" in shown
+    assert "back to the environment's thresholds" in shown

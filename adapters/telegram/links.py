@@ -6,7 +6,8 @@ Code that is not Telegram's (the Slack competition list) gets the competition li
 `bot.channels.CampaignLinks` (`Runtime.campaign_link`), which the wiring
 (`bot.runtime.open_runtime`) fills with `campaign_links`, and never builds a Telegram address
 itself. `kominn campaigns create`, part of the composition root, prints `campaign_link` for
-`bot_username`, which may ask Telegram.
+`bot_username`, which may ask Telegram. Without a bot name there is no link (None), never a
+placeholder address: the Slack list shows "–", the CLI says which setting is missing.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ def chat_link(username: str) -> str:
     return f"https://t.me/{username}"
 
 
-def campaign_link(username: str | None, campaign_id: int) -> str:
-    """The deep link into competition `campaign_id`; `<bot>` stands in for an unknown name."""
-    return f"https://t.me/{username or '<bot>'}?start=k{campaign_id}"
+def campaign_link(username: str | None, campaign_id: int) -> str | None:
+    """The deep link into competition `campaign_id`; None when the bot's name is unknown.
+    `username` is the bare name (`bot.config.Settings` strips the "@" people write)."""
+    return f"https://t.me/{username}?start=k{campaign_id}" if username else None
 
 
-def campaign_links(settings: Settings, campaign_id: int) -> str:
+def campaign_links(settings: Settings, campaign_id: int) -> str | None:
     """`bot.channels.CampaignLinks` for Telegram: the link for the configured bot
     (TELEGRAM_BOT_USERNAME)."""
     return campaign_link(settings.telegram_bot_username, campaign_id)

@@ -2,36 +2,45 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from bot.cli.common import check_format, database, fail, print_json, settings
-from bot.localtime import parse_moment
+from bot.cli.common import check_format, console, database, fail, print_json, settings
+from bot.localtime import parse_day, parse_moment
 from dialogs.fields import FormProblem
 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
 
 
-def parse_time(value: str, option: str) -> datetime:
-    """ISO date or time; without a zone it is the municipality's local time."""
+def parse_time(value: str, option: str, *, last_day: bool = False) -> datetime:
+    """ISO date or time; without a zone it is the municipality's local time. A bare date is
+    the start of that day, or with `last_day` (`--closes`) its end, as Slack's form has it
+    (`bot.staff.campaigns.closing_time`)."""
+    from bot.staff.campaigns import closing_time
+
+    zone = settings().zone
+    if last_day:
+        with suppress(ValueError):  # a date alone: the last day
+            return closing_time(parse_day(value), zone)
     try:
-        return parse_moment(value, settings().zone)
+        return parse_moment(value, zone)
     except ValueError:
         fail(f"{option}: not an ISO date/time: {value!r}")
-        raise
 
 
 @campaigns_app.command("create")
 def create(
     title: Annotated[str, typer.Option(help="the competition's title")],
     question: Annotated[str, typer.Option(help="the question citizens answer")],
-    closes: Annotated[str, typer.Option(help="ISO time it closes")],
-    opens: Annotated[str | None, typer.Option(help="ISO time it opens (default now)")] = None,
+    closes: Annotated[str, typer.Option(
+        help="ISO time it closes; a date alone is its last day (it closes at the day's end)")],
+    opens: Annotated[str | None, typer.Option(
+        help="ISO time it opens (default now); a date alone: at the day's start")] = None,
     area: Annotated[str | None, typer.Option(help="focus area")] = None,
     text: Annotated[str | None, typer.Option(help="a short text")] = None,
 ) -> None:
@@ -42,7 +51,7 @@ def create(
     from storage.models import utcnow
 
     cfg = settings()
-    closes_at = parse_time(closes, "--closes")
+    closes_at = parse_time(closes, "--closes", last_day=True)
     opens_at = parse_time(opens, "--opens") if opens else None
     draft, problems = campaigns.check_campaign(
         title=title, question=question, text=text, focus_area=area or None, opens_at=opens_at,
@@ -55,7 +64,15 @@ def create(
                                   closes_at=draft.closes_at, opens_at=draft.opens_at,
                                   focus_area=draft.focus_area, text=draft.text, by="cli").id or 0
     typer.echo(f"campaign {number}")
-    typer.echo(links.campaign_link(links.bot_username(settings()), number))
+    link = links.campaign_link(links.bot_username(cfg), number)
+    if link is not None:
+        typer.echo(link)
+    elif cfg.telegram_bot_token:
+        typer.echo("no deep link: Telegram did not tell the bot's name; set "
+                   "TELEGRAM_BOT_USERNAME", err=True)
+    else:
+        typer.echo("no deep link: no bot name configured (set TELEGRAM_BOT_USERNAME, "
+                   "the bot's @username)", err=True)
 
 
 def _refusal(problems: list[FormProblem], areas: list[str]) -> str:
@@ -87,22 +104,22 @@ def list_(fmt: Annotated[str, typer.Option("--format", help="table or json")] = 
         table.add_row(str(r["id"]), r["title"], r["state"], r["opens_at"][:16],
                       r["closes_at"][:16], str(r["ideas"]), str(r["supporters"]),
                       str(r["realised"]), ", ".join(r["chosen"]))
-    Console().print(table)
+    console().print(table)
 
 
 @campaigns_app.command("close")
 def close(campaign_id: int) -> None:
     """Close a competition now: submissions stop, moderators get the summary."""
-    from bot.features import campaigns
-    from storage.db import transaction
+    from bot.features.campaigns import CampaignError
+    from bot.staff.campaigns import close_campaign
     from storage.models import utcnow
 
     try:
-        with transaction(database()) as session:
-            campaigns.close(session, campaigns.get(session, campaign_id), utcnow())
-    except campaigns.CampaignError as exc:
+        closed = close_campaign(database(), campaign_id, utcnow())
+    except CampaignError as exc:
         fail(f"refused: {exc}", 1)
-    typer.echo(f"campaign {campaign_id} closed")
+    typer.echo(f"campaign {campaign_id} closed" if closed
+               else f"campaign {campaign_id} was already closed: nothing changed")
 
 
 @campaigns_app.command("choose")

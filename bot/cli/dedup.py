@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from bot.cli.common import check_format, database, fail, print_json, runtime, settings
+from bot.cli.common import check_format, console, database, fail, print_json, runtime, settings
 
 if TYPE_CHECKING:
     from bot.dedup.detector import DuplicateFinder
@@ -18,12 +17,36 @@ if TYPE_CHECKING:
 dedup_app = typer.Typer(no_args_is_help=True, help="The duplicate detector.")
 
 
-def finder() -> DuplicateFinder:
-    """A detector with the configured thresholds (environment or .env)."""
+def detector() -> tuple[DuplicateFinder, str]:
+    """The detector as every worker runs it (`bot.dedup.index.SimilarIndex`): the
+    environment's thresholds and the default weights, overridden by the calibration stored
+    in the database (`kominn dedup calibrate --apply`); and where they came from. Without a
+    database file (the embedded SQLite not created yet) or a reachable database, the
+    environment's: this does not create one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from bot.dedup import calibrate as cal
     from bot.dedup.detector import DuplicateFinder
 
     cfg = settings()
-    return DuplicateFinder(cfg.dedup_threshold, cfg.triage_threshold)
+    finder = DuplicateFinder(cfg.dedup_threshold, cfg.triage_threshold)
+    environment = ("the environment (KOMINN_DEDUP_THRESHOLD, KOMINN_TRIAGE_THRESHOLD) and the "
+                   "default weights")
+    url = make_url(cfg.database_url)
+    if url.get_backend_name() == "sqlite" and (
+            url.database in (None, "", ":memory:") or not Path(url.database).exists()):
+        return finder, f"{environment}: no database at {cfg.database_url}"
+    try:
+        with Session(database()) as session:
+            stored = cal.stored_thresholds(session)
+    except OperationalError as exc:
+        return finder, f"{environment}: database unreachable ({type(exc.orig).__name__})"
+    if not stored:
+        return finder, f"{environment}: no calibration stored"
+    cal.use_stored(finder, stored, (finder.dedup_threshold, finder.triage_threshold,
+                                    finder.channels))
+    return finder, "the calibration stored in the database (dedup calibrate --apply)"
 
 
 @dedup_app.command("similar")
@@ -48,7 +71,8 @@ def similar(
             if idea is not None:
                 rows.append({"ref": f"KI-{number}", "score": round(score, 1),
                              "title": idea.title, "status": idea.status,
-                             "shown_to_citizens": score >= rt.index.dedup_threshold})
+                             "shown_to_citizens": rt.index.offered(idea, score,
+                                                                   rt.settings.publish)})
     if fmt == "json":
         print_json(rows)
         return
@@ -57,7 +81,7 @@ def similar(
     for r in rows:
         table.add_row(r["ref"], f"{r['score']:.1f}", r["title"], t(f"status.{r['status']}"),
                       "✓" if r["shown_to_citizens"] else "")
-    Console().print(table)
+    console().print(table)
     if not rows:
         typer.echo(f"no idea at or above the triage threshold ({rt.index.triage_threshold:g})")
 
@@ -68,19 +92,33 @@ def evaluate(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     threshold: Annotated[float | None, typer.Option(min=0, max=100)] = None,
 ) -> None:
-    """Precision, recall and F1 on labelled pairs (CSV), with a threshold sweep."""
+    """Precision, recall and F1 on labelled pairs (CSV), with a threshold sweep.
+
+    For the detector as the workers run it: the calibration stored in the database when
+    there is one (`dedup calibrate --apply`), else the environment's thresholds."""
+    from bot.dedup import calibrate as cal
     from bot.dedup import evaluate
 
     check_format(fmt)
     try:
-        result = evaluate.evaluate(evaluate.load_pairs(pairs), threshold=threshold,
-                                     finder=finder())
+        labelled = evaluate.load_pairs(pairs)  # its errors name the file
+    except (OSError, ValueError) as exc:
+        fail(f"cannot evaluate: {exc}")
+    finder, source = detector()
+    used = cal.settings_of(finder)
+    try:
+        result = evaluate.evaluate(labelled, threshold=threshold, finder=finder)
     except (OSError, ValueError) as exc:
         fail(f"cannot evaluate {pairs}: {exc}")
+    result["detector"] = {**used, "source": source}
     if fmt == "json":
         print_json(result)
-    else:
-        typer.echo(evaluate.format_table(result))
+        return
+    typer.echo(f"detector        dedup {used[cal.DEDUP]:g}, triage {used[cal.TRIAGE]:g}, "
+               f"trigrams {used[cal.SURFACE]:g}, title {used[cal.TITLE]:g}, "
+               f"short {used[cal.SHORT]:g}, rarest {used[cal.RAREST]:g}")
+    typer.echo(f"                from {source}")
+    typer.echo(evaluate.format_table(result))
 
 
 @dedup_app.command("decisions")
@@ -103,19 +141,32 @@ def decisions(
 
 @dedup_app.command("calibrate")
 def calibrate(
-    pairs: Annotated[Path | None, typer.Argument()] = None,
-    apply: Annotated[bool, typer.Option("--apply", help="store the fitted thresholds")] = False,
-    reset: Annotated[bool, typer.Option("--reset", help="back to the environment's")] = False,
+    pairs: Annotated[Path | None, typer.Argument(
+        help="more labelled pairs (the `dedup eval` CSV format)", show_default=False)] = None,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="store the fitted thresholds and weights in the database, where every "
+        "worker uses them instead of the environment's")] = False,
+    reset: Annotated[bool, typer.Option(
+        "--reset", help="remove the stored calibration: back to the environment's thresholds "
+        "and the default weights (fits nothing)")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     weights: Annotated[bool, typer.Option(
-        "--weights/--thresholds-only", help="also fit the channel weights")] = True,
+        "--weights/--thresholds-only",
+        help="also fit the short-text discount and the rarest-word penalty")] = True,
 ) -> None:
-    """Fit the thresholds and channel weights on the moderators' decisions (plus PAIRS.csv);
-    F1 before/after."""
+    """Fit the thresholds, short-text discount and rarest-word penalty; F1 before/after.
+
+    Fitted on the moderators' triage decisions plus PAIRS.csv, cross-validated; --apply
+    stores the result for every worker."""
     from bot.dedup import calibrate as cal
     from bot.dedup import evaluate
 
     check_format(fmt)
+    clash = [name for name, given in (("--apply", apply), ("PAIRS", pairs is not None),
+                                      ("--thresholds-only", not weights)) if given]
+    if reset and clash:
+        fail(f"--reset removes the stored calibration and fits nothing: it cannot go with "
+             f"{', '.join(clash)}")
     engine = database()
     if reset:
         cal.reset(engine)
@@ -124,15 +175,11 @@ def calibrate(
         return
     with Session(engine) as session:
         labelled = cal.decision_pairs(session)
-        stored = cal.stored_thresholds(session)
     decided = len(labelled)
     try:
         if pairs is not None:
             labelled += evaluate.load_pairs(pairs)
-        base = finder()
-        base.dedup_threshold = stored.get(cal.DEDUP, base.dedup_threshold)
-        base.triage_threshold = stored.get(cal.TRIAGE, base.triage_threshold)
-        base.channels = cal.channels_of(stored, base.channels)
+        base, _ = detector()  # from where the workers are now
         result = cal.calibrate(labelled, base, weights=weights)
     except (OSError, ValueError) as exc:
         fail(f"cannot calibrate: {exc}")

@@ -69,19 +69,16 @@ class DatabasePorts:
                 for i, rel in book.ideas_of(self.session, self.person.id or 0)]
 
     def similar(self, title: str, description: str, limit: int = 3) -> Sequence[SimilarIdea]:
-        """Ideas shown to the citizen: only those at or above the dedup threshold. The text's
-        language is detected with the person's chosen language as the prior."""
+        """Ideas shown to the citizen: those `SimilarIndex.offered` allows (at or above the
+        dedup threshold, public, not merged or declined). The text's language is detected
+        with the person's chosen language as the prior."""
         if self.index is None:
             return []
         found = []
         for number, score in self.index.similar(title, description, limit=limit,
                                                 language=self.person.language):
-            if score < self.index.dedup_threshold:
-                continue
             idea = self.session.get(Idea, number)
-            if idea is None or not book.is_public(idea, self.settings.publish) or \
-                    idea.status not in (s.value for s in
-                                                   (Status.NEW, Status.USEFUL, Status.REALISED)):
+            if idea is None or not self.index.offered(idea, score, self.settings.publish):
                 continue
             found.append(SimilarIdea(number=number, ref=format_ref(number), title=idea.title,
                                      status=Status(idea.status), score=score))

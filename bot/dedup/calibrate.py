@@ -29,7 +29,8 @@ from bot.dedup.evaluate import Pair, build_finder, metrics
 from storage.models import DedupDecision, DedupSetting, utcnow
 
 __all__ = ["MIN_EACH", "MIN_PAIRS", "WEIGHTS", "TooFewPairs", "apply", "calibrate", "channels_of",
-           "decision_pairs", "pairs_csv", "reset", "stored_thresholds"]
+           "decision_pairs", "pairs_csv", "reset", "settings_of", "stored_thresholds",
+           "use_stored"]
 
 MIN_PAIRS = 40  # labelled pairs needed to calibrate at all
 MIN_EACH = 10  # … of which at least this many duplicates and this many non-duplicates
@@ -159,6 +160,22 @@ def channels_of(stored: dict[str, float], default: Channels) -> Channels:
     """The channel weights in stored settings, each falling back to `default`'s."""
     return replace(default, **{field: stored[name] for name, field in WEIGHTS.items()
                                if name in stored})
+
+
+def use_stored(finder: DuplicateFinder, stored: dict[str, float],
+               defaults: tuple[float, float, Channels]) -> None:
+    """Set `finder` to the stored calibration, each value falling back to `defaults` (the
+    environment's dedup and triage thresholds, the default weights): what every worker's
+    index runs with, and what `kominn dedup eval` measures."""
+    finder.dedup_threshold = stored.get(DEDUP, defaults[0])
+    finder.triage_threshold = stored.get(TRIAGE, defaults[1])
+    finder.channels = channels_of(stored, defaults[2])
+
+
+def settings_of(finder: DuplicateFinder) -> dict[str, float]:
+    """The thresholds and weights `finder` scores with, by their stored names."""
+    return {DEDUP: finder.dedup_threshold, TRIAGE: finder.triage_threshold,
+            **_named(finder.channels)}
 
 
 def apply(engine: Engine, thresholds: dict[str, float]) -> None:

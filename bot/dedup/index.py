@@ -30,8 +30,9 @@ from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.dedup.calibrate import DEDUP, TRIAGE, channels_of, stored_thresholds
+from bot.dedup.calibrate import stored_thresholds, use_stored
 from bot.dedup.detector import DuplicateFinder
+from bot.ideas.book import is_public
 from dialogs.lifecycle import Status
 from dialogs.refs import format_ref, parse_ref
 from storage.models import Idea
@@ -56,8 +57,8 @@ class SimilarIndex:
         self._last_refresh = 0.0
         self._lock = threading.Lock()
         # the environment's thresholds, used whenever no calibrated ones are stored
-        self._defaults = (self.finder.dedup_threshold, self.finder.triage_threshold)
-        self._default_channels = self.finder.channels
+        self._defaults = (self.finder.dedup_threshold, self.finder.triage_threshold,
+                          self.finder.channels)
         self._ready = threading.Event()
         self._builder: threading.Thread | None = None
 
@@ -119,10 +120,8 @@ class SimilarIndex:
 
     def _apply_settings(self, session: Session) -> None:
         """Calibrated thresholds and channel weights from the database, or the defaults."""
-        stored = stored_thresholds(session)  # the schema is current: see storage.migrate
-        self.finder.dedup_threshold = stored.get(DEDUP, self._defaults[0])
-        self.finder.triage_threshold = stored.get(TRIAGE, self._defaults[1])
-        self.finder.channels = channels_of(stored, self._default_channels)
+        # the schema is current: see storage.migrate
+        use_stored(self.finder, stored_thresholds(session), self._defaults)
 
     @property
     def loaded(self) -> bool:
@@ -156,6 +155,15 @@ class SimilarIndex:
             if number is not None:
                 found.append((number, float(match.score)))
         return found
+
+    def offered(self, idea: Idea, score: float, publish: str) -> bool:
+        """Whether a citizen writing a new idea is shown `idea` (found with `score`) as a
+        similar one: the one rule of the citizen's step (bot/conversation/ports.py) and of
+        `kominn dedup similar`'s "Shown" — at or above the dedup threshold, public (not
+        hidden; published under KOMINN_PUBLISH=after-review), and MATCHABLE (not merged or
+        declined)."""
+        return (score >= self.dedup_threshold and is_public(idea, publish)
+                and idea.status in MATCHABLE)
 
     @property
     def dedup_threshold(self) -> float:

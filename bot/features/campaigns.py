@@ -232,12 +232,15 @@ def close(session: Session, campaign: Campaign, now: datetime) -> None:
 
 
 def choose(session: Session, campaign: Campaign, refs: list[str], now: datetime) -> list[Idea]:
-    """Mark the chosen ideas; every participant is told the outcome (once)."""
-    chosen = []
+    """Mark the chosen ideas (each once, however often or however spelt it is named); every
+    participant is told the outcome (once)."""
+    chosen: list[Idea] = []
     for ref in refs:
         idea = book.get_idea(session, ref)
         if idea.campaign_id != campaign.id:
             raise CampaignError(f"{ref.upper()} is not an answer to competition {campaign.id}")
+        if any(i.id == idea.id for i in chosen):
+            continue
         idea.chosen = True
         session.add(idea)
         chosen.append(idea)

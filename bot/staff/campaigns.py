@@ -55,6 +55,12 @@ class CampaignForm:
     opens_at: datetime | None = None
 
 
+def closing_time(day: date, zone: tzinfo) -> datetime:
+    """When a competition whose last day is `day` closes: the end of that day, local time
+    (the Slack form's date picker and `kominn campaigns create --closes DATE` alike)."""
+    return local_day(day, zone, CLOSES_AT)
+
+
 def _day(value: str | None) -> date | None:
     """A date picker's day; None when none was picked (or it is unreadable)."""
     try:
@@ -73,7 +79,7 @@ def check_form(title: str | None, question: str | None, text: str | None, area: 
     had (the CLI may have set any)."""
     opens_at = local_day(_day(opens) or local_date(now, zone), zone)
     closes_day = _day(closes)
-    closes_at = local_day(closes_day, zone, CLOSES_AT) if closes_day else None
+    closes_at = closing_time(closes_day, zone) if closes_day else None
     if existing is not None and closes_day == local_date(existing.closes_at, zone):
         closes_at = existing.closes_at
     draft, problems = campaigns.check_campaign(
