@@ -268,5 +268,7 @@ def _run(args: list[str], url: URL | None) -> str:
         env["PGPASSWORD"] = str(url.password)
     done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise BackupError(f"{Path(args[0]).name} failed: {done.stderr.strip()[:500]}")
+        # One line (the CLI's failures are one line): the tool's lines joined.
+        said = " ".join(done.stderr.split())[:500]
+        raise BackupError(f"{Path(args[0]).name} failed on the database at DATABASE_URL: {said}")
     return done.stdout

@@ -161,6 +161,20 @@ def test_an_unusable_database_url_gives_one_line(settings: Settings, tmp_path: P
         assert "secret" not in line
 
 
+def test_db_backup_of_an_unusable_database_gives_one_line(settings: Settings,
+                                                          tmp_path: Path) -> None:
+    target = str(tmp_path / "backup.db")
+    sqlite = kominn(settings, "db", "backup", target,
+                    env={"DATABASE_URL": f"sqlite:///{tmp_path}/missing-folder/x.db"})
+    assert sqlite.returncode == 75
+    assert "DATABASE_URL" in one_line(sqlite) and "unable to open" in sqlite.stderr
+    url = f"postgresql+psycopg://kominn:secret@127.0.0.1:{free_port()}/kominn"
+    postgres = kominn(settings, "db", "backup", target, env={"DATABASE_URL": url})
+    assert postgres.returncode == 2
+    assert one_line(postgres).startswith(
+        ("pg_dump failed on the database at DATABASE_URL: ", "pg_dump is not installed"))
+
+
 def test_mail_bounce_keeps_its_try_again_later(settings: Settings, tmp_path: Path) -> None:
     result = kominn(settings, "mail", "bounce", stdin="From: x@example.org\n\nhello\n",
                     env={"DATABASE_URL": f"sqlite:///{tmp_path}/missing-folder/x.db"})

@@ -19,6 +19,7 @@ EX_TEMPFAIL = 75  # sysexits.h "try again later", as `kominn mail bounce` exits
 # not Rich markup: a help text is printed as written ("[focus_area, place]" stays), a flag
 # shows no value after it, and docstrings are reflowed to the terminal.
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"max_content_width": 120},
                   help="KomInn: the municipality's open door for ideas.")
 app.add_typer(ideas.ideas_app, name="ideas")
 app.add_typer(db.db_app, name="db")
@@ -106,6 +107,8 @@ def main() -> None:
     """The entry of every command: what goes wrong with the settings or the database ends in
     one line and a distinct exit code (2: fix a setting or the code; 75: try again later),
     never a traceback."""
+    import sqlite3
+
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     try:
@@ -113,7 +116,8 @@ def main() -> None:
     except (ConfigError, SchemaAhead) as exc:
         typer.echo(str(exc), err=True)
         sys.exit(2)
-    except (OperationalError, InterfaceError) as exc:
+    # SQLAlchemy's wrappers, and sqlite3's own (`kominn db backup` copies with it directly).
+    except (OperationalError, InterfaceError, sqlite3.OperationalError) as exc:
         typer.echo(_unavailable(exc), err=True)
         sys.exit(EX_TEMPFAIL)
 
