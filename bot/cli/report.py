@@ -123,7 +123,8 @@ def export(
     cli.check_format(fmt, ("csv", "json"))
     t = _t()
     err = cli.console(stderr=True)
-    with contextlib.ExitStack() as files:
+    # The database first: one that cannot be used leaves an earlier export file as it was.
+    with Session(cli.database()) as session, contextlib.ExitStack() as files:
         out: TextIO = sys.stdout
         if output is not None:
             try:
@@ -131,7 +132,7 @@ def export(
                     _writable(output).open("w", encoding="utf-8", newline=""))
             except OSError as exc:
                 cli.fail(f"cannot write {output}: {exc.strerror or exc}", 1)
-        with Session(cli.database()) as session, _progress(err) as start:
+        with _progress(err) as start:
             advance = start(t("report.exporting"), opendata.count_ideas(session))
             count = opendata.export(session, out, fmt, advance, publish=cli.settings().publish)
     err.print(t("report.export_done", n=count))
