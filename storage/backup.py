@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 
+from storage.migrate import unknown_schema
 from storage.models import SQLModel
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -151,9 +152,7 @@ def restore(source: Path, url: str, *, known: set[str], force: bool = False) -> 
     found = inspect_file(source)
     unknown = found.revisions - known
     if unknown or not found.revisions:
-        raise BackupError(
-            f"{source} has schema revision {', '.join(sorted(found.revisions)) or 'none'}, "
-            f"which this code does not know (newer code wrote it): upgrade KomInn first")
+        raise BackupError(unknown_schema(str(source), found.revisions))
     if found.integrity != "ok" and not found.integrity.startswith("not checked"):
         raise BackupError(f"{source} fails its integrity check: {found.integrity}")
     parsed = make_url(url)
@@ -269,5 +268,7 @@ def _run(args: list[str], url: URL | None) -> str:
         env["PGPASSWORD"] = str(url.password)
     done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise BackupError(f"{Path(args[0]).name} failed: {done.stderr.strip()[:500]}")
+        # One line (the CLI's failures are one line): the tool's lines joined.
+        said = " ".join(done.stderr.split())[:500]
+        raise BackupError(f"{Path(args[0]).name} failed on the database at DATABASE_URL: {said}")
     return done.stdout

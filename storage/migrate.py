@@ -17,6 +17,18 @@ class SchemaBehind(RuntimeError):
     """The database is older than the code: `kominn db upgrade` fixes it."""
 
 
+class SchemaAhead(RuntimeError):
+    """The database carries a schema revision this code has no migration for (newer code
+    wrote it): only newer code can run on it, so nothing is changed."""
+
+
+def unknown_schema(what: str, revisions: set[str]) -> str:
+    """The one wording for a schema this code does not know, said of a database and of a
+    backup file (`kominn db restore`)."""
+    return (f"{what} has schema revision {', '.join(sorted(revisions)) or 'none'}, which this "
+            "code does not know (newer code wrote it): upgrade KomInn first")
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -33,7 +45,15 @@ def current_revisions(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
+def check_known(engine: Engine) -> None:
+    """Raise `SchemaAhead` when the database is at a revision this code does not know."""
+    current = current_revisions(engine)
+    if current - known_revisions(engine.url.render_as_string(hide_password=False)):
+        raise SchemaAhead(unknown_schema("the database (DATABASE_URL)", current))
+
+
 def upgrade(engine: Engine, revision: str = "heads") -> None:
+    check_known(engine)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -48,10 +68,12 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
-    """Upgrade (embedded SQLite default) or refuse to run on a database behind head."""
+    """Upgrade (embedded SQLite default) or refuse to run on a database behind head; refuse
+    one ahead of the code (`SchemaAhead`) either way."""
     url = engine.url.render_as_string(hide_password=False)
     if current_revisions(engine) == head_revisions(url):
         return
+    check_known(engine)
     if auto_upgrade:
         upgrade(engine)
         return

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
 
-from bot.cli.common import check_format, database, fail, idea_book, print_json, settings
+from bot.cli.common import check_format, console, database, fail, idea_book, print_json, settings
 from bot.i18n import translator
+from storage.models import Idea
 
 ideas_app = typer.Typer(no_args_is_help=True, help="Look at and move ideas.")
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
@@ -30,7 +31,6 @@ def ideas_list(
     from bot.ideas.records import idea_record
     from dialogs.fields import match_area
     from dialogs.lifecycle import parse_status
-    from storage.models import Idea
 
     check_format(fmt)
     query = select(Idea).order_by(col(Idea.created_at).desc(), col(Idea.id).desc())
@@ -46,18 +46,40 @@ def ideas_list(
     if limit:
         query = query.limit(limit)
     with Session(database()) as session:
-        records = [idea_record(session, idea) for idea in session.exec(query)]
+        records = [_with_hiding(idea_record(session, idea), idea)
+                   for idea in session.exec(query)]
     if fmt == "json":
         print_json(records)
         return
     t = translator(settings().locale)
-    table = Table("Ref", "Tittel" if t.language != "en" else "Title", "Status",
-                  "Område" if t.language != "en" else "Area", "Dato" if t.language != "en"
-                  else "Date", "Støtte" if t.language != "en" else "Support")
+    zone = settings().zone
+    english = t.language == "en"
+    table = Table("Ref", "Title" if english else "Tittel", "Status",
+                  "Area" if english else "Område", "Date" if english else "Dato",
+                  "Support" if english else "Støtte", "Hidden" if english else "Skjult")
     for r in records:
         table.add_row(r["ref"], r["title"], t(f"status.{r['status']}"), r["focus_area"] or "",
-                      r["created_at"][:10], str(r["supporters_count"]))
-    Console().print(table)
+                      _local(r["created_at"], zone, "%Y-%m-%d"), str(r["supporters_count"]),
+                      "hidden" if r["hidden"] and english else "skjult" if r["hidden"] else "")
+    console().print(table)
+
+
+def _with_hiding(record: dict[str, Any], idea: Idea) -> dict[str, Any]:
+    """The operator's view says whether an idea is off the public views, since when and why
+    (`kominn ideas hide`); the open-data export leaves such ideas out altogether."""
+    record["hidden"] = idea.hidden_at is not None
+    record["hidden_at"] = idea.hidden_at.isoformat() if idea.hidden_at else None
+    record["hidden_reason"] = idea.hidden_reason
+    return record
+
+
+def _local(iso: str, zone: tzinfo, pattern: str) -> str:
+    """A stored UTC moment (ISO text) as the municipality's local time (bot/localtime.py):
+    an idea sent in on 5 March shows 5 March, not the UTC day before."""
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is None:  # SQLite gives naive values back: they are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime(pattern)
 
 
 @ideas_app.command("show")
@@ -71,25 +93,31 @@ def ideas_show(ref: str, fmt: FormatOption = "table") -> None:
     check_format(fmt)
     with Session(database()) as session:
         try:
-            detail = idea_detail(session, get_idea(session, ref))
+            idea = get_idea(session, ref)
+            detail = _with_hiding(idea_detail(session, idea), idea)
         except IdeaNotFound as exc:
             fail(str(exc), 1)
     if fmt == "json":
         print_json(detail)
         return
     t = translator(settings().locale)
-    out = Console()
-    out.print(f"[bold]{detail['ref']}[/bold] {detail['title']}", highlight=False)
+    zone = settings().zone
+    out = console()
+    out.print(f"{detail['ref']} {detail['title']}", style="bold")
     out.print(f"{t('status.' + detail['status'])} · {detail['focus_area'] or '–'} · "
-              f"{detail['place'] or '–'} · {detail['channel']} · {detail['created_at'][:10]}",
-              highlight=False)
-    out.print(detail["description"], highlight=False)
+              f"{detail['place'] or '–'} · {detail['channel']} · "
+              f"{_local(detail['created_at'], zone, '%Y-%m-%d %H:%M')}")
+    if detail["hidden"]:
+        out.print(f"hidden from the public since "
+                  f"{_local(detail['hidden_at'], zone, '%Y-%m-%d %H:%M')}: "
+                  f"{detail['hidden_reason']}")
+    out.print(detail["description"])
     if detail["merged_into"]:
         out.print(f"→ {detail['merged_into']}")
     out.print(f"supporters: {len(detail['supporters'])}")
     for h in detail["history"]:
-        out.print(f"  {h['at'][:16]}  {h['from'] or '–'} → {h['to']}  ({h['by']})"
-                  f"{'  ' + h['note'] if h['note'] else ''}", highlight=False)
+        out.print(f"  {_local(h['at'], zone, '%Y-%m-%d %H:%M')}  {h['from'] or '–'} → "
+                  f"{h['to']}  ({h['by']}){'  ' + h['note'] if h['note'] else ''}")
 
 
 @ideas_app.command("set-status")

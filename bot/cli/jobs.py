@@ -21,7 +21,6 @@ from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
@@ -58,7 +57,7 @@ def jobs_list(
     table = Table("kind", *COLUMNS)
     for kind, row in counts.items():
         table.add_row(kind, *(str(row[c]) for c in COLUMNS))
-    out = Console()
+    out = cli.console()
     out.print(table if counts else "outbox is empty")
     if parked:
         rows = Table("id", "kind", "channel", "attempts", "last error")
@@ -107,8 +106,8 @@ def jobs_run_due(
     if fmt == "json":
         cli.print_json(summary)
         return
-    out = Console()
-    out.print(f"run at {summary['now']}", highlight=False)
+    out = cli.console()
+    out.print(f"run at {summary['now']}")
     table = Table("", "count")
     for rule, n in summary["created"].items():
         table.add_row(f"queued: {rule}", str(n))
@@ -169,10 +168,9 @@ def jobs_requeue(
     if fmt == "json":
         cli.print_json(summary)
         return
-    out = Console()
+    out = cli.console()
     moved = ", ".join(str(i) for i in summary["ids"])
-    out.print(f"requeued: {summary['requeued']}" + (f" ({moved})" if moved else ""),
-              highlight=False)
+    out.print(f"requeued: {summary['requeued']}" + (f" ({moved})" if moved else ""))
     if summary["skipped"]:
         table = Table("skipped id", "why")
         for item in summary["skipped"]:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -85,6 +85,8 @@ def report(
     settings = cli.settings()
     t = translator(settings.locale)
     first, last = _date(start, t), _date(end, t)
+    if chart is not None:
+        _writable(chart)  # before any output: a missing folder is made, or one line
     with Session(cli.database()) as session:
         try:
             figures = compute(session, start=first, end=last, locale=settings.locale,
@@ -96,11 +98,14 @@ def report(
     elif fmt == "csv":
         typer.echo(render.to_csv(figures), nl=False)
     else:
-        render.print_table(figures, settings.locale)
+        render.print_table(figures, settings.locale, cli.console())
     if chart is not None:
         from bot.reports.chart import render as render_chart
 
-        render_chart(figures, chart, settings.locale)
+        try:
+            render_chart(figures, chart, settings.locale)
+        except OSError as exc:
+            cli.fail(f"cannot write {chart}: {exc.strerror or exc}", 1)
         typer.echo(t("report.chart_written", path=chart), err=True)
 
 
@@ -117,17 +122,20 @@ def export(
 
     cli.check_format(fmt, ("csv", "json"))
     t = _t()
-    err = Console(stderr=True)
-    with Session(cli.database()) as session, _progress(err) as start:
-        advance = start(t("report.exporting"), opendata.count_ideas(session))
-        if output is None:
-            count = opendata.export(session, sys.stdout, fmt, advance,
-                                    publish=cli.settings().publish)
-        else:
-            with output.open("w", encoding="utf-8", newline="") as out:
-                count = opendata.export(session, out, fmt, advance,
-                                        publish=cli.settings().publish)
-    err.print(t("report.export_done", n=count), highlight=False)
+    err = cli.console(stderr=True)
+    # The database first: one that cannot be used leaves an earlier export file as it was.
+    with Session(cli.database()) as session, contextlib.ExitStack() as files:
+        out: TextIO = sys.stdout
+        if output is not None:
+            try:
+                out = files.enter_context(
+                    _writable(output).open("w", encoding="utf-8", newline=""))
+            except OSError as exc:
+                cli.fail(f"cannot write {output}: {exc.strerror or exc}", 1)
+        with _progress(err) as start:
+            advance = start(t("report.exporting"), opendata.count_ideas(session))
+            count = opendata.export(session, out, fmt, advance, publish=cli.settings().publish)
+    err.print(t("report.export_done", n=count))
 
 
 def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, "
@@ -145,10 +153,10 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, 
     except (OSError, UnicodeDecodeError) as exc:
         cli.fail(t("report.import_unreadable", path=file, error=exc), 1)
     rt = cli.runtime()
-    out = Console()
+    out = cli.console()
     labels = {"check": t("report.import_checking"), "store": t("report.import_saving")}
     try:
-        with _progress(Console(stderr=True)) as start:
+        with _progress(cli.console(stderr=True)) as start:
             result = opendata.import_csv(
                 rt.db, rt.index, rt.ideas, text, t=t, focus_areas=settings.focus_areas,
                 zone=settings.zone, progress=lambda phase, total: start(labels[phase], total))
@@ -157,10 +165,9 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: title, description, 
     if result.rejected:
         _print_rejected(out, result, t)
         cli.fail(t("report.import_nothing", count=len(result.rejected), n=result.rows), 1)
-    out.print(t("report.import_done", n=len(result.refs), refs=_refs(result.refs)),
-              highlight=False)
+    out.print(t("report.import_done", n=len(result.refs), refs=_refs(result.refs)))
     if result.queued:
-        out.print(t("report.import_queued", n=result.queued), highlight=False)
+        out.print(t("report.import_queued", n=result.queued))
 
 
 def _print_rejected(out: Console, result: ImportResult, t: Translator) -> None:
@@ -168,7 +175,19 @@ def _print_rejected(out: Console, result: ImportResult, t: Translator) -> None:
                   title=t("report.import_rejected_title"), title_justify="left")
     for row in result.rejected:
         table.add_row(str(row.line), row.reason)
-    out.print(table, highlight=False)
+    out.print(table)
+
+
+def _writable(path: Path) -> Path:
+    """An output file's folder is created when missing (as `kominn db backup` does); one line
+    when that cannot be done."""
+    from bot.cli import common as cli
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        cli.fail(f"cannot write {path}: {exc.strerror or exc}", 1)
+    return path
 
 
 def _refs(refs: list[str]) -> str:
