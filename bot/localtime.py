@@ -37,3 +37,13 @@ def local_day(day: date, zone: tzinfo, at: time = time()) -> datetime:
 def local_date(moment: datetime, zone: tzinfo) -> date:
     """The day it is in `zone` at an aware moment (what "today" means to the municipality)."""
     return moment.astimezone(zone).date()
+
+
+def stored_as_local(iso: str, zone: tzinfo, pattern: str) -> str:
+    """A stored UTC moment (ISO text; SQLite gives naive values back, which are UTC) written
+    in the municipality's time: an idea sent in on 5 March shows 5 March, not the UTC day
+    before."""
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime(pattern)

@@ -79,3 +79,14 @@ def test_choosing_an_idea_named_twice_lists_it_once(runtime: Runtime, kari: Chat
     chosen = kominn(runtime.settings, "campaigns", "choose", str(number), ref.lower(), ref)
     assert chosen.returncode == 0, chosen.stderr
     assert chosen.stdout.strip() == f"campaign {number}: chosen {ref}"
+
+
+def test_the_list_gives_local_times(settings: Settings) -> None:
+    """A competition opening on 10 December (Oslo) is listed on 10 December, not the UTC
+    evening before."""
+    assert create(settings, "--title", "Trygg skolevei", "--opens", "2099-12-10",
+                  "--closes", "2100-01-31").returncode == 0
+    listed = kominn(settings, "campaigns", "list", env={"COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    assert "2099-12-10 00:00" in listed.stdout and "2100-01-31 23:59" in listed.stdout
+    assert "2099-12-09" not in listed.stdout

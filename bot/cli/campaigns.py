@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from bot.cli.common import check_format, console, database, fail, print_json, settings
-from bot.localtime import parse_day, parse_moment
+from bot.localtime import parse_day, parse_moment, stored_as_local
 from dialogs.fields import FormProblem
 
 campaigns_app = typer.Typer(no_args_is_help=True, help="Idea competitions (idékonkurranser).")
@@ -100,9 +100,12 @@ def list_(fmt: Annotated[str, typer.Option("--format", help="table or json")] = 
         return
     table = Table("Id", "Title", "State", "Opens", "Closes", "Ideas", "Supporters", "Realised",
                   "Chosen")
+    zone = settings().zone
     for r in rows:
-        table.add_row(str(r["id"]), r["title"], r["state"], r["opens_at"][:16],
-                      r["closes_at"][:16], str(r["ideas"]), str(r["supporters"]),
+        table.add_row(str(r["id"]), r["title"], r["state"],
+                      stored_as_local(r["opens_at"], zone, "%Y-%m-%d %H:%M"),
+                      stored_as_local(r["closes_at"], zone, "%Y-%m-%d %H:%M"),
+                      str(r["ideas"]), str(r["supporters"]),
                       str(r["realised"]), ", ".join(r["chosen"]))
     console().print(table)
 

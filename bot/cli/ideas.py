@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +10,7 @@ from sqlmodel import col, select
 
 from bot.cli.common import check_format, console, database, fail, idea_book, print_json, settings
 from bot.i18n import translator
+from bot.localtime import stored_as_local
 from storage.models import Idea
 
 ideas_app = typer.Typer(no_args_is_help=True, help="Look at and move ideas.")
@@ -57,10 +57,11 @@ def ideas_list(
     table = Table("Ref", "Title" if english else "Tittel", "Status",
                   "Area" if english else "Område", "Date" if english else "Dato",
                   "Support" if english else "Støtte", "Hidden" if english else "Skjult")
+    hidden = "hidden" if english else "skjult"
     for r in records:
         table.add_row(r["ref"], r["title"], t(f"status.{r['status']}"), r["focus_area"] or "",
-                      _local(r["created_at"], zone, "%Y-%m-%d"), str(r["supporters_count"]),
-                      "hidden" if r["hidden"] and english else "skjult" if r["hidden"] else "")
+                      stored_as_local(r["created_at"], zone, "%Y-%m-%d"),
+                      str(r["supporters_count"]), hidden if r["hidden"] else "")
     console().print(table)
 
 
@@ -71,15 +72,6 @@ def _with_hiding(record: dict[str, Any], idea: Idea) -> dict[str, Any]:
     record["hidden_at"] = idea.hidden_at.isoformat() if idea.hidden_at else None
     record["hidden_reason"] = idea.hidden_reason
     return record
-
-
-def _local(iso: str, zone: tzinfo, pattern: str) -> str:
-    """A stored UTC moment (ISO text) as the municipality's local time (bot/localtime.py):
-    an idea sent in on 5 March shows 5 March, not the UTC day before."""
-    moment = datetime.fromisoformat(iso)
-    if moment.tzinfo is None:  # SQLite gives naive values back: they are UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone).strftime(pattern)
 
 
 @ideas_app.command("show")
@@ -106,17 +98,17 @@ def ideas_show(ref: str, fmt: FormatOption = "table") -> None:
     out.print(f"{detail['ref']} {detail['title']}", style="bold")
     out.print(f"{t('status.' + detail['status'])} · {detail['focus_area'] or '–'} · "
               f"{detail['place'] or '–'} · {detail['channel']} · "
-              f"{_local(detail['created_at'], zone, '%Y-%m-%d %H:%M')}")
+              f"{stored_as_local(detail['created_at'], zone, '%Y-%m-%d %H:%M')}")
     if detail["hidden"]:
         out.print(f"hidden from the public since "
-                  f"{_local(detail['hidden_at'], zone, '%Y-%m-%d %H:%M')}: "
+                  f"{stored_as_local(detail['hidden_at'], zone, '%Y-%m-%d %H:%M')}: "
                   f"{detail['hidden_reason']}")
     out.print(detail["description"])
     if detail["merged_into"]:
         out.print(f"→ {detail['merged_into']}")
     out.print(f"supporters: {len(detail['supporters'])}")
     for h in detail["history"]:
-        out.print(f"  {_local(h['at'], zone, '%Y-%m-%d %H:%M')}  {h['from'] or '–'} → "
+        out.print(f"  {stored_as_local(h['at'], zone, '%Y-%m-%d %H:%M')}  {h['from'] or '–'} → "
                   f"{h['to']}  ({h['by']}){'  ' + h['note'] if h['note'] else ''}")
 
 
