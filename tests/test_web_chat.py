@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import html
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.config import Settings
 from bot.runtime import Runtime, open_runtime
 from dialogs.lifecycle import Status
-from storage.models import Idea
+from storage.models import Idea, Person
 from tests.helpers import IDEA, ChatPerson
 from tests.web_client import WebPerson, web_client
 
@@ -91,3 +91,36 @@ def test_somebody_new_sees_what_start_says(runtime: Runtime) -> None:
         assert html.escape(reply.text.splitlines()[0], quote=False) in page
         for choice in reply.choices:
             assert f'value="{choice.payload}">{choice.label}</button>' in page
+
+
+def test_one_language_per_person_whichever_control(runtime: Runtime) -> None:
+    """The page's language links and the chat's /sprak are one choice: the bot answers in
+    the page's language, and the page (every page) renders in the chat's."""
+    person = WebPerson(web_client(runtime))
+    person.say("/ny")
+    assert "Beskriv idéen" in person.say(IDEA["title"])
+    page = person.open("/chat?lang=en")
+    assert '<html lang="en">' in page
+    page = person.say(IDEA["description"])
+    assert "Which focus area fits the idea best?" in page
+    page = person.say("/sprak")
+    page = person.press("Nynorsk")
+    assert '<html lang="nn">' in page and "Språket er endra til nynorsk." in page
+    assert '<html lang="nn">' in person.open("/ideer")
+    # the header link again: the next answer is English, the stored language too
+    person.open("/ideer?lang=en")
+    person.open()
+    assert "Which focus area fits the idea best?" in person.say("hei")
+    with Session(runtime.db) as db:
+        stored = db.exec(select(Person.language).where(Person.channel == "web")).one()
+    assert stored == "en"
+
+
+def test_json_turn_tells_the_script_the_language(runtime: Runtime) -> None:
+    client = web_client(runtime)
+    person = WebPerson(client)
+    person.say("/sprak")
+    response = client.post("/chat", data={**person.form(), "choice": person.buttons()["English"]},
+                           headers={"Accept": "application/json"})
+    assert response.json()["lang"] == "en"
+    assert '<html lang="en">' in person.open()

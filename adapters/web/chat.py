@@ -24,10 +24,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 from adapters.web.render import Renderer, Turn, open_choices
 from adapters.web.security import HEADERS, MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
-from adapters.web.session import Sessions, WebSession, choose_language
+from adapters.web.session import (
+    Sessions,
+    WebSession,
+    agree_language,
+    choose_language,
+    follow_person,
+)
 from bot.conversation.replies import decode_replies
 from bot.followups.dispatcher import take_pending
-from bot.i18n import translator
+from bot.i18n import LANGUAGES, translator
 from bot.ideas.book import is_public
 from bot.runtime import Runtime
 from dialogs.citizen import greeting
@@ -61,11 +67,18 @@ class Chat:
     async def _run(self, call: Callable[[], T]) -> T:
         return await self.runtime.engine.off_loop(call)
 
+    async def _language(self, request: Request, session: WebSession) -> str:
+        """The page's language and the person's chat language, made one (`agree_language`)."""
+        chosen = choose_language(request, session, self.settings.locale)
+        if session.uid:
+            await self._run(lambda: agree_language(self.runtime.db, session, CHANNEL))
+        return session.lang if session.lang in LANGUAGES else chosen
+
     # --- GET /chat ------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
         session = self.sessions.load(request)
-        language = choose_language(request, session, self.settings.locale)
+        language = await self._language(request, session)
         turns = await self._run(lambda: self._turns(session, language))
         support = await self._run(lambda: self._support_offer(request, language))
         if support is not None:
@@ -132,7 +145,7 @@ class Chat:
         session = self.sessions.load(request)
         if not session.uid:
             return self._no_store(Response(status_code=204))
-        language = choose_language(request, session, self.settings.locale)
+        language = await self._language(request, session)
         uid = session.uid
         if not await asyncio.to_thread(self._has_notices, uid):  # a read: no writer slot
             return self._no_store(Response(status_code=204))
@@ -177,6 +190,8 @@ class Chat:
                 translator(language)("web.mine.invalid"), 404), public=False)
         if session.uid != uid:
             session.uid, session.turns, session.changed = uid, [], True
+            session.lang = None  # the person's own language, not this browser's
+            await self._run(lambda: agree_language(self.runtime.db, session, CHANNEL))
         return self.respond(request, session, RedirectResponse("/chat", 303), public=False)
 
     def _known(self, uid: str | None) -> bool:
@@ -201,7 +216,7 @@ class Chat:
         token = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
         if not csrf_ok(session.csrf if request.cookies.get("kominn") else None, token):
             return PlainTextResponse("CSRF check failed: reload the page", 403)
-        language = choose_language(request, session, self.settings.locale)
+        language = await self._language(request, session)
         address = self.proxies.client(request)
         if not await asyncio.to_thread(self.per_address.allow, address):  # not the engine's queue
             return PlainTextResponse(translator(language)("web.too_many"), 429,
@@ -219,15 +234,19 @@ class Chat:
 
         def answer() -> tuple[str, list[Reply]]:  # one trip to the engine's thread
             label = self._label(session, choice) if choice else text
-            return label, self.runtime.engine.handle(incoming)
+            replies = self.runtime.engine.handle(incoming)
+            follow_person(self.runtime.db, session, CHANNEL)  # `/sprak` changes the page's too
+            return label, replies
 
         said, replies = await self._run(answer)
+        language = session.lang if session.lang in LANGUAGES else language
         if location is not None:
             said = translator(language)("web.chat.location_shared")
         session.add_turn(update_id, said)
         if "application/json" in request.headers.get("accept", ""):
             turns = [Turn(said, tuple(replies))]
             data: dict[str, Any] = {
+                "lang": language,  # another than the page's: chat.js shows the page again
                 "log": str(self.renderer.log(turns, language)),
                 "controls": str(self.renderer.controls(
                     open_choices(turns) or (), language, csrf=session.csrf, turn=new_token())),

@@ -75,9 +75,13 @@ class Renderer:
                  turn: str) -> Markup:
         """The bot's open choices as buttons, and the labelled text field with Send."""
         asks_place = any(c.payload.endswith(":place:skip") for c in choices)
+        # A step that asks for typed text and offers only to skip it (the place, the e-mail
+        # address, a benefit comment): chat.js puts the focus in the text field, not on
+        # "Hopp over", so what the person types next is their answer.
+        typed = any(c.payload.endswith(":skip") for c in choices)
         return Markup(self.env.get_template("_controls.html").render(
             **self.common(language), choices=choices, csrf=csrf, turn=turn,
-            asks_place=asks_place))
+            asks_place=asks_place, typed=typed))
 
 
 def open_choices(turns: Sequence[Turn]) -> tuple[Choice, ...]:

@@ -17,12 +17,12 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.i18n import LANGUAGES, normalize_language
-from storage.models import AppSecret
+from storage.models import AppSecret, Person
 
 COOKIE = "kominn"
 MAX_AGE = 365 * 24 * 3600  # a year: the person's ideas stay theirs
@@ -124,6 +124,40 @@ def choose_language(request: Request, session: WebSession, default: str) -> str:
     if session.lang in LANGUAGES:
         return session.lang
     return accept_language(request.headers.get("accept-language", "")) or default
+
+
+def agree_language(db: DbEngine, session: WebSession, channel: str) -> None:
+    """One language per person, whichever control they used: the page's language links
+    (`?lang=`, kept in the session) or the chat's `/sprak` (kept on the person's row, which
+    the engine answers in and notices are written in). Called on the chat's requests, in the
+    engine's thread: a language the session chose is stored on the person; a session that
+    chose none takes the person's. After a turn, `follow_person` carries a `/sprak` choice
+    back to the session, so every page then renders in it."""
+    if not session.uid:
+        return
+    with Session(db) as tx:
+        person = tx.exec(select(Person).where(Person.channel == channel,
+                                              Person.channel_user_id == session.uid)).first()
+        if person is None:
+            return  # not known yet: the first turn stores the session's language
+        if session.lang in LANGUAGES:
+            if person.language != session.lang:
+                person.language = session.lang
+                tx.add(person)
+                tx.commit()
+        elif person.language in LANGUAGES:
+            session.lang, session.changed = person.language, True
+
+
+def follow_person(db: DbEngine, session: WebSession, channel: str) -> None:
+    """After a turn: the person's language (changed by `/sprak`) becomes the page's."""
+    if not session.uid:
+        return
+    with Session(db) as tx:
+        language = tx.exec(select(Person.language).where(
+            Person.channel == channel, Person.channel_user_id == session.uid)).first()
+    if language in LANGUAGES and language != session.lang:
+        session.lang, session.changed = language, True
 
 
 def accept_language(header: str) -> str | None:

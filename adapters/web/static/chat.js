@@ -83,12 +83,18 @@
       if (!response.ok) { throw new Error(String(response.status)); }
       return response.json();
     }).then(function (answer) {
+      if (answer.lang && answer.lang !== document.documentElement.lang) {
+        window.location.assign("/chat");  // the language changed (/sprak): the whole page
+        return;
+      }
       show(answer);
       controls.innerHTML = answer.controls;
       enhance();
       var field = document.getElementById("message");
       var first = controls.querySelector(".choices button");
-      (first || field).focus();
+      // A step that asks for typed text (with only "Hopp over" beside it) wants the field.
+      var typed = controls.querySelector("form.send[data-typed]");
+      (typed || !first ? field : first).focus();
     }).catch(function () {
       window.location.assign("/chat");  // show what the server has
     });
