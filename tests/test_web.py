@@ -201,6 +201,36 @@ def test_board_lists_newest_first_with_filters_and_plurals(runtime: Runtime) -> 
     assert "set-cookie" not in response.headers
 
 
+@pytest.mark.parametrize("query", ["KI-2", "ki 2", "ki2", " Ki-2 "])
+def test_board_search_for_a_reference_opens_that_idea(runtime: Runtime, query: str) -> None:
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.submit()
+    kari.submit(title="Gatelys langs skoleveien", area="Areal og transport",
+                description="Skoleveien er mørk om vinteren; barna trenger gatelys hele veien.")
+    client = web_client(runtime)
+    response = client.get("/ideer", params={"q": query}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/ideer/KI-2"
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 2)
+        assert idea is not None
+        runtime.ideas.hide(db, idea, "Personopplysninger i teksten", by="moderator-ola")
+        db.commit()
+    hidden = client.get("/ideer", params={"q": query}, follow_redirects=False)
+    assert hidden.status_code == 200 and "Gatelys" not in hidden.text  # a search, finds none
+    assert client.get("/ideer?q=KI-999", follow_redirects=False).status_code == 200
+
+
+def test_board_language_links_keep_filters_search_and_page(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    client = web_client(runtime)
+    page = client.get("/ideer?status=useful&q=benker&side=2&lang=nn").text
+    assert 'href="?status=useful&amp;q=benker&amp;side=2&amp;lang=en"' in page
+    assert 'href="?lang=en"' in client.get("/ideer").text
+    english = client.get("/ideer?status=new&lang=en").text
+    assert '<html lang="en">' in english and "KI-1" in english
+    assert '<option value="new" selected>' in english
+
+
 def test_board_pages_by_twenty(runtime: Runtime) -> None:
     with Session(runtime.db) as db:
         for n in range(45):

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from adapters.web.render import Renderer
 from adapters.web.session import Sessions, choose_language
@@ -50,6 +50,11 @@ class Board:
         query = (params.get("q") or "").strip()[:200]
         page = _number(params.get("side")) or 1
         after, before = parse_ref(params.get("etter") or ""), parse_ref(params.get("foer") or "")
+        wanted = parse_ref(query)
+        if wanted is not None and await asyncio.to_thread(self._public, wanted):
+            # A reference ("KI-5", "ki 5": what receipts and notices give) is that idea.
+            return self.respond(request, session, RedirectResponse(
+                f"/ideer/{format_ref(wanted)}", 303), public=True)
 
         def read() -> Listing:
             ranked = None
@@ -64,6 +69,7 @@ class Board:
         html = self.renderer.page(
             "board.html", language, page="board", listing=found, statuses=STATUSES,
             areas=areas, status=status or "", area=area or "", query=query,
+            keep_query=_keep_query(request),
             link=lambda n, edge=None, ref=None: _page_link(status, area, query, n, edge, ref))
         return self.respond(request, session, html, public=True)
 
@@ -79,6 +85,11 @@ class Board:
         html = self.renderer.page("idea.html", language, page="board", **view,
                                   can_support=view["idea"].status in {s.value for s in OPEN})
         return self.respond(request, session, html, public=True)
+
+    def _public(self, number: int) -> bool:
+        with Session(self.runtime.db) as db:
+            idea = db.get(Idea, number)
+            return idea is not None and is_public(idea, self.settings.publish)
 
     def _idea(self, number: int) -> dict[str, Any] | None:
         with Session(self.runtime.db) as db:
@@ -124,6 +135,15 @@ def _number(value: str | None) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
+
+
+def _keep_query(request: Request) -> str:
+    """The page's own parameters but `lang`, ready for a language link to add its own (the
+    same list, search and page in another language)."""
+    from urllib.parse import urlencode
+
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return urlencode(kept) + "&" if kept else ""
 
 
 def _page_link(status: str | None, area: str | None, query: str, page: int,
