@@ -254,13 +254,16 @@ def _edit(state: State, incoming: Incoming, action: str | None, ctx: Context) ->
     return Outcome(moved, (prompt(moved, ctx),))
 
 
-def receipt(t: Any, ref: str, follow_up: bool, offer_invite: bool = False) -> Reply:
-    """The answer once the idea is stored: it names the new reference. People not yet asked
-    are offered invitations to new idea competitions right there (one press, no extra step)."""
+def receipt(t: Any, ref: str, follow_up: bool, offer_invite: bool = False,
+            after_review: bool = False) -> Reply:
+    """The answer once the idea is stored: it names the new reference (and, when new ideas
+    are public only after a review, says so). People not yet asked are offered invitations
+    to new idea competitions right there (one press, no extra step)."""
     key = "submit.receipt_follow" if follow_up else "submit.receipt"
+    text = t(key, ref=ref) + (" " + t("submit.receipt_review") if after_review else "")
     if not offer_invite:
-        return Reply(t(key, ref=ref))
-    return Reply(t(key, ref=ref) + "\n\n" + t("submit.ask_invite"), (
+        return Reply(text)
+    return Reply(text + "\n\n" + t("submit.ask_invite"), (
         global_choice(t("button.invite_yes"), "set:invite:on"),
         global_choice(t("button.invite_no"), "set:invite:off"),
     ))

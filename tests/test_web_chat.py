@@ -124,3 +124,33 @@ def test_json_turn_tells_the_script_the_language(runtime: Runtime) -> None:
                            headers={"Accept": "application/json"})
     assert response.json()["lang"] == "en"
     assert '<html lang="en">' in person.open()
+
+
+def test_after_review_the_author_is_told_and_sees_their_idea(settings: Settings) -> None:
+    runtime = open_runtime(settings.model_copy(update={"publish": "after-review"}))
+    try:
+        author = WebPerson(web_client(runtime))
+        ref = author.submit(IDEA["title"], IDEA["description"])
+        assert "Den blir offentlig når kommunen har sett på den." in author.page
+        page = author.client.get(f"/ideer/{ref}")
+        assert page.status_code == 200 and IDEA["title"] in html.unescape(page.text)
+        assert "Bare du ser denne siden" in page.text and "/chat?stott=" not in page.text
+        assert page.headers["cache-control"] == "no-store"
+        stranger = web_client(runtime)
+        assert stranger.get(f"/ideer/{ref}").status_code == 404
+        assert IDEA["title"] not in html.unescape(stranger.get("/ideer").text)
+        with Session(runtime.db) as db:
+            idea = db.get(Idea, 1)
+            assert idea is not None
+            runtime.ideas.publish(db, idea, by="moderator-ola")
+            db.commit()
+        assert "Bare du ser" not in author.client.get(f"/ideer/{ref}").text
+        assert stranger.get(f"/ideer/{ref}").status_code == 200
+    finally:
+        runtime.db.dispose()
+
+
+def test_immediately_the_receipt_says_nothing_of_a_review(runtime: Runtime) -> None:
+    author = WebPerson(web_client(runtime))
+    author.submit(IDEA["title"], IDEA["description"])
+    assert "har sett på den" not in author.page

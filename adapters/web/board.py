@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -26,7 +26,7 @@ from bot.ideas.listing import SEARCH_LIMIT, Listing, Row, listing
 from bot.runtime import Runtime
 from dialogs.lifecycle import OPEN, Status
 from dialogs.refs import format_ref, parse_ref
-from storage.models import Idea
+from storage.models import Idea, Person
 
 STATUSES = tuple(s.value for s in Status)
 
@@ -77,24 +77,33 @@ class Board:
         session = self.sessions.load(request)
         language = choose_language(request, session, self.settings.locale)
         number = parse_ref(request.path_params["ref"])
-        view = await asyncio.to_thread(self._idea, number) if number is not None else None
+        view = await asyncio.to_thread(self._idea, number, session.uid) \
+            if number is not None else None
         if view is None:
             html = self.renderer.page("not_found.html", language, page="board",
                                       ref=request.path_params["ref"][:20])
             return self.respond(request, session, html, public=True, status=404)
-        html = self.renderer.page("idea.html", language, page="board", **view,
-                                  can_support=view["idea"].status in {s.value for s in OPEN})
-        return self.respond(request, session, html, public=True)
+        pending = view.pop("pending")
+        html = self.renderer.page("idea.html", language, page="board", **view, pending=pending,
+                                  can_support=not pending
+                                  and view["idea"].status in {s.value for s in OPEN})
+        return self.respond(request, session, html, public=not pending)
 
     def _public(self, number: int) -> bool:
         with Session(self.runtime.db) as db:
             idea = db.get(Idea, number)
             return idea is not None and is_public(idea, self.settings.publish)
 
-    def _idea(self, number: int) -> dict[str, Any] | None:
+    def _idea(self, number: int, uid: str | None) -> dict[str, Any] | None:
+        """The idea's public view; for its author (this browser's web citizen) also while it
+        waits for review under KOMINN_PUBLISH=after-review (`pending`: only they see it)."""
         with Session(self.runtime.db) as db:
             idea = db.get(Idea, number)
-            if idea is None or not is_public(idea, self.settings.publish):
+            if idea is None or idea.hidden_at is not None:
+                return None
+            pending = not is_public(idea, self.settings.publish)
+            if pending and not (uid and idea.author_id is not None
+                                and _person_id(db, uid) == idea.author_id):
                 return None
             history = book.history(db, number)
             public = {"ref": format_ref(number), "title": idea.title,
@@ -108,7 +117,7 @@ class Board:
             title, description = idea.title, idea.description
         similar = self._similar(number, title, description)
         return {"idea": _Obj(public), "history": moves, "supporters": supporters,
-                "similar": similar}
+                "similar": [] if pending else similar, "pending": pending}
 
     def _similar(self, number: int, title: str, description: str) -> list[Row]:
         """Similar ideas as the chat offers them (at or above the dedup threshold)."""
@@ -121,6 +130,11 @@ class Board:
             found = listing(db, self.settings.publish, status=None, area=None,
                             ranked=numbers, text=None, page=1)
         return found.rows
+
+
+def _person_id(db: Session, uid: str) -> int | None:
+    return db.exec(select(Person.id).where(Person.channel == "web",
+                                           Person.channel_user_id == uid)).first()
 
 
 class _Obj:
