@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import html
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.config import Settings
+from bot.ideas.book import NewIdea, get_idea
 from bot.runtime import Runtime, open_runtime
 from dialogs.lifecycle import Status
-from storage.models import Idea, Person
+from storage.models import Idea, Person, Support
 from tests.helpers import IDEA, ChatPerson
 from tests.web_client import WebPerson, web_client
 
@@ -154,3 +156,41 @@ def test_immediately_the_receipt_says_nothing_of_a_review(runtime: Runtime) -> N
     author = WebPerson(web_client(runtime))
     author.submit(IDEA["title"], IDEA["description"])
     assert "har sett på den" not in author.page
+
+
+def test_support_link_of_a_merged_idea_offers_the_idea_it_went_into(runtime: Runtime) -> None:
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.submit()
+    kari.submit(title="Sitteplasser rundt Semsvannet",
+                description="Langs Semsvannet er det for få steder å sitte ned og hvile seg.")
+    with Session(runtime.db) as db:
+        runtime.ideas.merge(db, get_idea(db, 2), get_idea(db, 1), by="moderator-ola")
+        db.commit()
+    person = WebPerson(web_client(runtime))
+    page = person.open("/chat?stott=KI-2")
+    assert "KI-2 er slått sammen med KI-1" in page and "Støtt KI-2" not in page
+    page = person.press("Støtt KI-1")
+    assert "Du støtter nå KI-1" in page
+    with Session(runtime.db) as db:
+        assert db.exec(select(Support).where(Support.idea_id == 1)).first() is not None
+
+
+@pytest.mark.parametrize(("asked", "shown"), [
+    ("KI-999", "KI-999"), ("ki 3", "KI-3"), ("<b>x</b>", "&lt;b&gt;x&lt;/b&gt;")])
+def test_support_link_that_offers_nothing_says_so(runtime: Runtime, asked: str,
+                                                  shown: str) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    with Session(runtime.db) as db:
+        runtime.ideas.create_idea(db, NewIdea(title="Skjult idé om noe", description="d" * 30,
+                                              channel="web"), by="test")
+        db.commit()
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 2)
+        assert idea is not None
+        runtime.ideas.hide(db, idea, "Personopplysninger i teksten", by="moderator-ola")
+        db.commit()
+    client = web_client(runtime)
+    page = client.get("/chat", params={"stott": asked}).text
+    assert f"Jeg finner ingen idé {shown}." in page and "<b>x</b>" not in page
+    hidden = WebPerson(client).open("/chat?stott=KI-2&lang=nn")
+    assert "Eg finn ingen idé KI-2." in hidden and "Skjult" not in hidden

@@ -121,19 +121,32 @@ class Chat:
         return Turn("", greeting(translator(language)))
 
     def _support_offer(self, request: Request, language: str) -> Turn | None:
-        """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button."""
-        number = parse_ref(request.query_params.get("stott", ""))
-        if number is None:
+        """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button. A merged
+        idea's link offers the idea it was merged into; a reference that is no public idea
+        (hidden, not yet published, unknown, malformed) is answered as `/status` answers it."""
+        asked = request.query_params.get("stott")
+        if asked is None:
             return None
-        with Session(self.runtime.db) as db:
-            idea = db.get(Idea, number)
-            if idea is None or not is_public(idea, self.settings.publish):
-                return None  # a hidden (or not yet published) idea is not offered
-            ref, title = f"KI-{idea.id}", idea.title
         t = translator(language)
-        return Turn("", (Reply(t("web.support.ask", ref=ref, title=title),
-                               (Choice(t("web.support.button", ref=ref),
-                                       f"g:support:{number}"),)),))
+        number = parse_ref(asked)
+        with Session(self.runtime.db) as db:
+            idea = db.get(Idea, number) if number is not None else None
+            merged_from = None
+            for _ in range(10):  # a merge into a merged idea: follow on (never round forever)
+                if idea is None or idea.merged_into_id is None:
+                    break
+                merged_from = merged_from or f"KI-{idea.id}"
+                idea = db.get(Idea, idea.merged_into_id)
+            if idea is None or not is_public(idea, self.settings.publish) \
+                    or idea.merged_into_id is not None:
+                shown = f"KI-{number}" if number is not None else asked.strip()[:20]
+                return Turn("", (Reply(t("status.not_found", ref=shown)),))
+            ref, title, number = f"KI-{idea.id}", idea.title, idea.id
+        ask = t("web.support.ask", ref=ref, title=title)
+        if merged_from:
+            ask = t("web.support.merged", ref=merged_from, into=ref) + "\n" + ask
+        return Turn("", (Reply(ask, (Choice(t("web.support.button", ref=ref),
+                                            f"g:support:{number}"),)),))
 
     # --- GET /chat/hendelser ---------------------------------------------------------------
 
