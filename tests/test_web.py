@@ -429,3 +429,12 @@ def test_board_counts_read_the_covering_index_alone(runtime: Runtime, publish: s
                 plan = " ".join(row[-1] for row in conn.exec_driver_sql(
                     f"EXPLAIN QUERY PLAN {compiled}"))
             assert "COVERING INDEX ix_idea_board_count" in plan, (status, area, plan)
+
+
+def test_pages_say_sendt_inn_in_nynorsk_and_one_word_for_focus_area(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    client = web_client(runtime)
+    assert "<dt>Sendt inn</dt>" in client.get("/ideer/KI-1?lang=nn").text
+    assert "Sendt inn" in client.get("/rapport?lang=nn").text
+    board = client.get("/ideer?lang=nb").text
+    assert "Satsningsområde" in board and "Satsingsområde" not in board
