@@ -294,3 +294,10 @@ def test_status_news_in_the_open_chat(server: tuple[str, str], browser: WebDrive
     log = browser.find_element(By.ID, "log")
     assert log.get_attribute("role") == "log" and log.get_attribute("aria-live") == "polite"
     assert browser.execute_script("return window.kominnNoReload === true;")
+    # The session cookie gone (blocked, or cleared): the script's post is refused, and the
+    # form is posted plainly so that the server's page says why, in the person's language.
+    browser.delete_all_cookies()
+    browser.find_element(By.ID, "message").send_keys("/hjelp", Keys.ENTER)
+    WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.TAG_NAME, "h1").text == "Meldingen ble ikke sendt")
+    assert "informasjonskapsler" in browser.find_element(By.ID, "main").text

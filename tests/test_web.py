@@ -438,3 +438,25 @@ def test_pages_say_sendt_inn_in_nynorsk_and_one_word_for_focus_area(runtime: Run
     assert "Sendt inn" in client.get("/rapport?lang=nn").text
     board = client.get("/ideer?lang=nb").text
     assert "Satsningsområde" in board and "Satsingsområde" not in board
+
+
+def test_refusals_are_small_pages_in_the_persons_language(runtime: Runtime) -> None:
+    """A failed CSRF check (cookies blocked, a stale page), an invalid personal link and an
+    unknown address: the site's page, in the session's language, with a link on."""
+    client = web_client(runtime)
+    WebPerson(client).open("/chat?lang=nn")
+    refused = client.post("/chat", data={"text": "/ny", "csrf": "wrong"})
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+    assert '<html lang="nn">' in refused.text and "Meldinga vart ikkje send" in refused.text
+    assert 'href="/chat">Til chatten' in refused.text
+    no_cookie = web_client(runtime).post("/chat", data={"text": "/ny", "csrf": "x"},
+                                         headers={"Accept-Language": "en"})
+    assert no_cookie.status_code == 403 and "allow cookies for this site" in no_cookie.text
+    link = client.get("/mine/forged-token")
+    assert link.status_code == 404 and "Denne lenkja er ikkje gyldig (lenger)." in link.text
+    assert "Ugyldig lenkje" in link.text
+    assert '<html lang="nn">' in link.text
+    unknown = web_client(runtime).get("/finnesikke")
+    assert unknown.status_code == 404 and '<html lang="nb">' in unknown.text
+    assert "Fant ikke siden" in unknown.text and 'href="/ideer"' in unknown.text
+    assert client.get("/finnesikke").text.count("Fann ikkje sida") == 2  # title and heading

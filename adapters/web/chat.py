@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from adapters.web.render import Renderer, Turn, open_choices
+from adapters.web.render import Renderer, Turn, error_page, open_choices
 from adapters.web.security import HEADERS, MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
 from adapters.web.session import (
     Sessions,
@@ -198,14 +198,19 @@ class Chat:
         uid = self.sessions.read_personal(request.path_params["token"])
         known = await self._run(lambda: self._known(uid)) if uid else False
         if not known:
-            language = choose_language(request, session, self.settings.locale)
-            return self.respond(request, session, PlainTextResponse(
-                translator(language)("web.mine.invalid"), 404), public=False)
+            return self._error(request, session, 404, "web.error.link", back="/chat",
+                               text="web.mine.invalid")
         if session.uid != uid:
             session.uid, session.turns, session.changed = uid, [], True
             session.lang = None  # the person's own language, not this browser's
             await self._run(lambda: agree_language(self.runtime.db, session, CHANNEL))
         return self.respond(request, session, RedirectResponse("/chat", 303), public=False)
+
+    def _error(self, request: Request, session: WebSession, status: int, key: str, *,
+               back: str, text: str | None = None) -> Response:
+        html = error_page(self.renderer, request, session, self.settings.locale, key,
+                          back=back, text=text)
+        return self.respond(request, session, html, public=False, status=status)
 
     def _known(self, uid: str | None) -> bool:
         with Session(self.runtime.db) as db:
@@ -228,7 +233,9 @@ class Chat:
         session = self.sessions.load(request)
         token = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
         if not csrf_ok(session.csrf if request.cookies.get("kominn") else None, token):
-            return PlainTextResponse("CSRF check failed: reload the page", 403)
+            # No cookie came (blocked), or the page is older than the session: say so in
+            # the person's language (chat.js posts the form plainly then, to show this).
+            return self._error(request, session, 403, "web.error.csrf", back="/chat")
         language = await self._language(request, session)
         address = self.proxies.client(request)
         if not await asyncio.to_thread(self.per_address.allow, address):  # not the engine's queue
