@@ -460,3 +460,19 @@ def test_refusals_are_small_pages_in_the_persons_language(runtime: Runtime) -> N
     assert unknown.status_code == 404 and '<html lang="nb">' in unknown.text
     assert "Fant ikke siden" in unknown.text and 'href="/ideer"' in unknown.text
     assert client.get("/finnesikke").text.count("Fann ikkje sida") == 2  # title and heading
+
+
+def test_merged_idea_page_names_the_idea_it_went_into_once(runtime: Runtime) -> None:
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.submit()
+    kari.submit(title="Sitteplasser rundt Semsvannet",
+                description="Langs Semsvannet er det for få steder å sitte ned og hvile seg.")
+    with Session(runtime.db) as db:
+        runtime.ideas.merge(db, get_idea(db, 2), get_idea(db, 1), by="moderator-ola")
+        db.commit()
+        assert get_idea(db, 2).public_note is None  # no "→ KI-1" shown as a note
+    page = html.unescape(web_client(runtime).get("/ideer/KI-2").text)
+    assert f'slått sammen med KI-1: <a href="/ideer/KI-1">{IDEA["title"]}</a>' in page
+    assert "→" not in page
+    english = html.unescape(web_client(runtime).get("/ideer/KI-2?lang=en").text)
+    assert f'merged into KI-1: <a href="/ideer/KI-1">{IDEA["title"]}</a>' in english

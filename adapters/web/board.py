@@ -111,8 +111,15 @@ class Board:
                       "place": idea.place, "status": idea.status,
                       "created_at": idea.created_at,
                       "merged_into": format_ref(idea.merged_into_id)
-                      if idea.merged_into_id else None}
-            moves = [{"status": c.to_status, "at": c.at, "note": c.note} for c in history]
+                      if idea.merged_into_id else None, "merged_title": None}
+            if idea.merged_into_id:
+                into = db.get(Idea, idea.merged_into_id)
+                if into is not None and is_public(into, self.settings.publish):
+                    public["merged_title"] = into.title
+            # Older merges noted "→ KI-n" (the target, which the page names anyway).
+            moves = [{"status": c.to_status, "at": c.at,
+                      "note": None if c.note == f"→ {public['merged_into']}" else c.note}
+                     for c in history]
             supporters = book.supporter_count(db, number)
             title, description = idea.title, idea.description
         similar = self._similar(number, title, description)
