@@ -124,14 +124,14 @@ def _to_summary(state: State, ctx: Context, **data: Any) -> Outcome:
 
 def _title(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
     checked = check_title(incoming.text)
-    if action is not None or not checked.value:
+    if action is not None or not incoming.text:  # nothing typed (a button, a location)
         return _ask_again(state, ctx, "submit.need_text")
     return _accept(state, ctx, checked, "description", "title")
 
 
 def _description(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
     checked = check_description(incoming.text)
-    if action is not None or not checked.value:
+    if action is not None or not incoming.text:  # only spaces typed: "too short" below
         return _ask_again(state, ctx, "submit.need_text")
     return _accept(state, ctx, checked, "area", "description")
 

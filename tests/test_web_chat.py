@@ -194,3 +194,13 @@ def test_support_link_that_offers_nothing_says_so(runtime: Runtime, asked: str,
     assert f"Jeg finner ingen idé {shown}." in page and "<b>x</b>" not in page
     hidden = WebPerson(client).open("/chat?stott=KI-2&lang=nn")
     assert "Eg finn ingen idé KI-2." in hidden and "Skjult" not in hidden
+
+
+def test_a_title_of_spaces_is_too_short_not_missing(runtime: Runtime) -> None:
+    person = WebPerson(web_client(runtime))
+    person.say("/ny")
+    page = person.say("     ")
+    assert "Tittelen er for kort – bruk minst 5 tegn." in page
+    assert "Skriv svaret som tekst." not in page
+    person.say(IDEA["title"])
+    assert "Beskrivelsen er for kort" in person.say("   \n   ")
