@@ -204,3 +204,19 @@ def test_a_title_of_spaces_is_too_short_not_missing(runtime: Runtime) -> None:
     assert "Skriv svaret som tekst." not in page
     person.say(IDEA["title"])
     assert "Beskrivelsen er for kort" in person.say("   \n   ")
+
+
+@pytest.mark.parametrize(("command", "lang", "listed", "absent"), [
+    ("/hjelp", "nb", ["/innstillinger", "/konkurranser", "/aktuelt"], ["/settings"]),
+    ("/hjelp", "nn", ["/innstillinger", "/konkurranser"], ["/settings"]),
+    ("/help", "en", ["/settings", "/competitions", "/current"], ["/konkurranser", "/aktuelt"])])
+def test_help_lists_every_command_in_the_persons_language(
+        runtime: Runtime, command: str, lang: str, listed: list[str], absent: list[str]) -> None:
+    person = WebPerson(web_client(runtime))
+    person.open(f"/chat?lang={lang}")
+    page = person.say(command)
+    assert all(name in page for name in listed), page
+    assert not any(name in page for name in absent)
+    for name in listed:  # and each one is a command
+        assert f"Kommandoen {name} kjenn" not in person.say(name)
+        assert f"know the command {name}." not in person.page
