@@ -476,3 +476,18 @@ def test_merged_idea_page_names_the_idea_it_went_into_once(runtime: Runtime) -> 
     assert "→" not in page
     english = html.unescape(web_client(runtime).get("/ideer/KI-2?lang=en").text)
     assert f'merged into KI-1: <a href="/ideer/KI-1">{IDEA["title"]}</a>' in english
+
+
+def test_report_months_chart_keeps_its_size_and_labels_read_as_months(runtime: Runtime) -> None:
+    """One month of ideas: a chart 60 units wide drawn at that size (not stretched to the
+    column), labelled with the month's name and the year, not "26-12"."""
+    from babel.dates import format_date
+
+    ChatPerson(runtime.engine, "kari").submit()
+    now = datetime.now(runtime.settings.zone)
+    page = web_client(runtime).get("/rapport?lang=en").text
+    assert 'width="60" height="200" viewBox="0 0 60 200" class="chart months"' in page
+    assert f'class="label">{format_date(now, "LLL", locale="en_GB")}</text>' in page
+    assert f'class="label">{now.year}</text>' in page
+    assert f"<th scope=\"row\">{now:%Y-%m}</th>" in page
+    assert f">{now:%y-%m}<" not in page
