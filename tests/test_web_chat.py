@@ -220,3 +220,15 @@ def test_help_lists_every_command_in_the_persons_language(
     for name in listed:  # and each one is a command
         assert f"Kommandoen {name} kjenn" not in person.say(name)
         assert f"know the command {name}." not in person.page
+
+
+def test_supporting_twice_says_you_already_do(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    person = WebPerson(web_client(runtime))
+    person.open("/chat?stott=KI-1")
+    assert "Du støtter nå KI-1" in person.press("Støtt KI-1")
+    person.open("/chat?stott=KI-1")
+    page = person.press("Støtt KI-1")
+    assert "Du støtter allerede KI-1." in page
+    with Session(runtime.db) as db:
+        assert len(db.exec(select(Support).where(Support.idea_id == 1)).all()) == 1
