@@ -4,6 +4,7 @@ notices that come while the chat is open (`GET /chat/hendelser`, which chat.js a
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from sqlmodel import Session, select
@@ -232,3 +233,13 @@ def test_supporting_twice_says_you_already_do(runtime: Runtime) -> None:
     assert "Du støtter allerede KI-1." in page
     with Session(runtime.db) as db:
         assert len(db.exec(select(Support).where(Support.idea_id == 1)).all()) == 1
+
+
+def test_personal_link_brings_the_persons_language(runtime: Runtime) -> None:
+    phone = WebPerson(web_client(runtime))
+    phone.say("/sprak")
+    phone.press("Nynorsk")
+    token = re.search(r'href="(/mine/[^"]+)"', phone.open()).group(1)  # type: ignore[union-attr]
+    laptop = WebPerson(web_client(runtime))
+    laptop.open("/chat?lang=en")
+    assert '<html lang="nn">' in laptop.open(token)  # the redirect to the chat

@@ -30,6 +30,8 @@ from adapters.web.session import (
     agree_language,
     choose_language,
     follow_person,
+    person_language,
+    store_person_language,
 )
 from bot.conversation.replies import decode_replies
 from bot.followups.dispatcher import take_pending
@@ -70,8 +72,13 @@ class Chat:
     async def _language(self, request: Request, session: WebSession) -> str:
         """The page's language and the person's chat language, made one (`agree_language`)."""
         chosen = choose_language(request, session, self.settings.locale)
-        if session.uid:
-            await self._run(lambda: agree_language(self.runtime.db, session, CHANNEL))
+        uid = session.uid
+        if uid:
+            stored = await asyncio.to_thread(person_language, self.runtime.db, CHANNEL, uid)
+            store = agree_language(session, stored)
+            if store is not None:  # a write: in the engine's thread, as the engine's writes
+                await self._run(lambda: store_person_language(self.runtime.db, CHANNEL, uid,
+                                                              store))
         return session.lang if session.lang in LANGUAGES else chosen
 
     # --- GET /chat ------------------------------------------------------------------------
@@ -158,8 +165,8 @@ class Chat:
         session = self.sessions.load(request)
         if not session.uid:
             return self._no_store(Response(status_code=204))
-        language = await self._language(request, session)
-        uid = session.uid
+        language = choose_language(request, session, self.settings.locale)  # no DB trip: the
+        uid = session.uid  # page, opened just before, made the session's language the person's
         if not await asyncio.to_thread(self._has_notices, uid):  # a read: no writer slot
             return self._no_store(Response(status_code=204))
         notices = await self._run(lambda: self._take_notices(uid))
@@ -200,10 +207,11 @@ class Chat:
         if not known:
             return self._error(request, session, 404, "web.error.link", back="/chat",
                                text="web.mine.invalid")
-        if session.uid != uid:
+        if uid and session.uid != uid:
             session.uid, session.turns, session.changed = uid, [], True
             session.lang = None  # the person's own language, not this browser's
-            await self._run(lambda: agree_language(self.runtime.db, session, CHANNEL))
+            agree_language(session, await asyncio.to_thread(
+                person_language, self.runtime.db, CHANNEL, uid))
         return self.respond(request, session, RedirectResponse("/chat", 303), public=False)
 
     def _error(self, request: Request, session: WebSession, status: int, key: str, *,
