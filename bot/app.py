@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from sqlalchemy import text
@@ -105,9 +106,13 @@ def starlette_app(app: App) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz),
                                Route("/metrics", metrics)]
     routes.extend(open311.routes(app.runtime))
+    handlers: dict[Any, Any] = {}
     for service in app.services:
         routes.extend(service.routes)
-    return Starlette(routes=routes, lifespan=lifespan)
+        not_found = getattr(service, "not_found", None)
+        if not_found is not None and 404 not in handlers:  # the web's page for unknown paths
+            handlers[404] = not_found
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
 def _ping(runtime: Runtime) -> None:

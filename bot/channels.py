@@ -44,7 +44,9 @@ class Sender(Protocol):
 
 class Service(Protocol):
     """A part of `kominn run` with its own life: started after the HTTP server is up, stopped
-    before it goes down. `sender` (optional attribute) is what the dispatcher sends through."""
+    before it goes down. `sender` (optional attribute) is what the dispatcher sends through;
+    `not_found` (optional, `async (request, exc) -> Response`) answers addresses no route
+    serves (the web's own page)."""
 
     name: str
     routes: list[BaseRoute]

@@ -238,6 +238,9 @@ def act_support(state: State, args: list[str], ctx: Context) -> Outcome:
         return _with_prompt(state, ctx, Reply(ctx.t("status.not_found", ref=format_ref(number))))
     if idea.merged_into:
         return _with_prompt(state, ctx, Reply(ctx.t("status.merged_into", ref=idea.merged_into)))
+    if any(view.number == number and relation == "supporter"
+           for view, relation in ctx.ports.my_ideas()):
+        return _with_prompt(state, ctx, Reply(ctx.t("submit.supported_already", ref=idea.ref)))
     return Outcome(state, (Reply(ctx.t("submit.supported", ref=idea.ref)),),
                    (AddSupport(number),))
 

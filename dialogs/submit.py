@@ -124,14 +124,14 @@ def _to_summary(state: State, ctx: Context, **data: Any) -> Outcome:
 
 def _title(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
     checked = check_title(incoming.text)
-    if action is not None or not checked.value:
+    if action is not None or not incoming.text:  # nothing typed (a button, a location)
         return _ask_again(state, ctx, "submit.need_text")
     return _accept(state, ctx, checked, "description", "title")
 
 
 def _description(state: State, incoming: Incoming, action: str | None, ctx: Context) -> Outcome:
     checked = check_description(incoming.text)
-    if action is not None or not checked.value:
+    if action is not None or not incoming.text:  # only spaces typed: "too short" below
         return _ask_again(state, ctx, "submit.need_text")
     return _accept(state, ctx, checked, "area", "description")
 
@@ -254,13 +254,16 @@ def _edit(state: State, incoming: Incoming, action: str | None, ctx: Context) ->
     return Outcome(moved, (prompt(moved, ctx),))
 
 
-def receipt(t: Any, ref: str, follow_up: bool, offer_invite: bool = False) -> Reply:
-    """The answer once the idea is stored: it names the new reference. People not yet asked
-    are offered invitations to new idea competitions right there (one press, no extra step)."""
+def receipt(t: Any, ref: str, follow_up: bool, offer_invite: bool = False,
+            after_review: bool = False) -> Reply:
+    """The answer once the idea is stored: it names the new reference (and, when new ideas
+    are public only after a review, says so). People not yet asked are offered invitations
+    to new idea competitions right there (one press, no extra step)."""
     key = "submit.receipt_follow" if follow_up else "submit.receipt"
+    text = t(key, ref=ref) + (" " + t("submit.receipt_review") if after_review else "")
     if not offer_invite:
-        return Reply(t(key, ref=ref))
-    return Reply(t(key, ref=ref) + "\n\n" + t("submit.ask_invite"), (
+        return Reply(text)
+    return Reply(text + "\n\n" + t("submit.ask_invite"), (
         global_choice(t("button.invite_yes"), "set:invite:on"),
         global_choice(t("button.invite_no"), "set:invite:off"),
     ))

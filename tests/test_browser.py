@@ -142,10 +142,25 @@ def test_whole_submission_by_keyboard(server: tuple[str, str], browser: WebDrive
     _type(browser, "Flere benker ved Semsvannet")
     _type(browser, "Det trengs flere benker langs turstien rundt Semsvannet, så eldre kan hvile.")
     _button(browser, "Folkehelse")
-    _button(browser, "Hopp over")
+    # The place step asks for typed text: the focus is in the field, not on "Hopp over".
+    assert browser.switch_to.active_element.get_attribute("id") == "message"
+    before = _log_entries(browser)
+    browser.switch_to.active_element.send_keys("Hvalstad stasjon", Keys.ENTER)
+    WebDriverWait(browser, WAIT).until(lambda d: _log_entries(d) > before)
     _button(browser, "Nei")
+    assert "Hvalstad stasjon" in browser.find_element(By.ID, "log").text  # the summary
     _button(browser, "Send inn")
     assert "KI-1" in browser.find_element(By.ID, "log").text
+    # /sprak changes the page's language too: the script shows the whole page again.
+    _type(browser, "/sprak")
+    _tab_to(browser, "button 'English'",
+            lambda el: el.tag_name == "button" and el.text.strip() == "English")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, WAIT).until(
+        lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
+    assert "Language set to English." in browser.find_element(By.ID, "log").text
+    browser.get(base + "/chat?lang=nb")  # and the page's link changes the chat's back
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "nb"
 
 
 def test_board_shows_the_idea_and_its_new_status(server: tuple[str, str],
@@ -279,3 +294,10 @@ def test_status_news_in_the_open_chat(server: tuple[str, str], browser: WebDrive
     log = browser.find_element(By.ID, "log")
     assert log.get_attribute("role") == "log" and log.get_attribute("aria-live") == "polite"
     assert browser.execute_script("return window.kominnNoReload === true;")
+    # The session cookie gone (blocked, or cleared): the script's post is refused, and the
+    # form is posted plainly so that the server's page says why, in the person's language.
+    browser.delete_all_cookies()
+    browser.find_element(By.ID, "message").send_keys("/hjelp", Keys.ENTER)
+    WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.TAG_NAME, "h1").text == "Meldingen ble ikke sendt")
+    assert "informasjonskapsler" in browser.find_element(By.ID, "main").text

@@ -123,7 +123,7 @@ def test_title_validation_answers_and_stays() -> None:
     c = ctx()
     state = say(State(), "/ny", c).state
     for text, key_word in [("abc", "for kort"), ("x" * 121, "for lang"), ("😀😀😀😀😀😀", "ord"),
-                           ("   ", "tekst")]:
+                           ("   ", "for kort"), ("", "tekst")]:  # typed spaces are text
         out = say(state, text, c)
         assert out.state.step == "title"
         assert key_word in out.replies[0].text

@@ -192,3 +192,15 @@ def test_language_codes() -> None:
     assert normalize_language(None) is None
     assert translator("nn")("status.merged") == "Slått saman"
     assert translator("xx")("status.new") == "Nytt"
+
+
+def test_one_word_for_focus_area_and_submitted() -> None:
+    """Bokmål says "satsningsområde" everywhere (the innovation strategy's word), so the chat
+    and the board agree; nynorsk labels a date "Sendt inn" (the participle), not "Send inn"."""
+    nb = catalog("nb")
+    assert not [key for key, text in nb.items() if "satsingsområde" in text.casefold()]
+    assert any("satsningsområde" in text.casefold() for text in nb.values())
+    nn = catalog("nn")
+    for key in ("web.idea.submitted", "web.report.submitted", "report.submitted"):
+        assert nn[key] == "Sendt inn", key
+    assert nn["report.stage_submitted"].startswith("Sendt inn")

@@ -83,7 +83,7 @@ def test_bad_rows_are_all_reported_and_nothing_changes(runtime: Runtime, kari: C
     assert sorted(reasons) == [3, 4, 5]  # line 1 is the header, line 6 is blank
     assert "tittelen må ha 5–120 tegn (har 4)" in reasons[3]
     assert "beskrivelsen må ha 20–3000 tegn" in reasons[4]
-    assert "ukjent satsingsområde 'Sykling'" in reasons[4]
+    assert "ukjent satsningsområde 'Sykling'" in reasons[4]
     assert "ugyldig created_at '5. mars'" in reasons[4]
     assert "ligger fram i tid" in reasons[5] and "ugyldig kanal 'E-post!'" in reasons[5]
     assert count(runtime, Idea) == 1

@@ -30,7 +30,7 @@ def test_table_reads_in_bokmal_and_english(db: Engine) -> None:  # noqa: F811
     nb = rendered(figures(db, **WINDOW), "nb")
     assert "Realiseringsgrad: 40 % (2 av 5 ideer; 1 sammenslått er holdt utenfor)" \
         in nb.replace("\u00a0", " ")
-    for text in ("Periode: 2024-01-01 – 2024-04-30", "Per satsingsområde", "Uten område",
+    for text in ("Periode: 2024-01-01 – 2024-04-30", "Per satsningsområde", "Uten område",
                  "Slått sammen", "2024-03", "Grønnere sentrum", "1 / 1 / 1", "66,7 %"):
         assert text in nb.replace("\u00a0", " "), text
     en = rendered(figures(db, locale="en", **WINDOW), "en")

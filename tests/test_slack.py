@@ -235,7 +235,7 @@ async def test_report_renders_the_report_figures(
     text = shown(report)
     assert "Realiseringsgrad:* 50 %" in text and "1 av 2 idéer" in text
     assert "Nyttiggjort: *1*" in text and "Slått sammen: *1*" in text
-    assert "Per satsingsområde" in text and "Per kanal" in text and "Telegram" in text
+    assert "Per satsningsområde" in text and "Per kanal" in text and "Telegram" in text
     assert "Nyttesjekk" in text
 
     figures = {"realisation_rate": 0.125, "submitted": 9, "merged": 1, "realised": 1,

@@ -201,6 +201,36 @@ def test_board_lists_newest_first_with_filters_and_plurals(runtime: Runtime) -> 
     assert "set-cookie" not in response.headers
 
 
+@pytest.mark.parametrize("query", ["KI-2", "ki 2", "ki2", " Ki-2 "])
+def test_board_search_for_a_reference_opens_that_idea(runtime: Runtime, query: str) -> None:
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.submit()
+    kari.submit(title="Gatelys langs skoleveien", area="Areal og transport",
+                description="Skoleveien er mørk om vinteren; barna trenger gatelys hele veien.")
+    client = web_client(runtime)
+    response = client.get("/ideer", params={"q": query}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/ideer/KI-2"
+    with Session(runtime.db) as db:
+        idea = db.get(Idea, 2)
+        assert idea is not None
+        runtime.ideas.hide(db, idea, "Personopplysninger i teksten", by="moderator-ola")
+        db.commit()
+    hidden = client.get("/ideer", params={"q": query}, follow_redirects=False)
+    assert hidden.status_code == 200 and "Gatelys" not in hidden.text  # a search, finds none
+    assert client.get("/ideer?q=KI-999", follow_redirects=False).status_code == 200
+
+
+def test_board_language_links_keep_filters_search_and_page(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    client = web_client(runtime)
+    page = client.get("/ideer?status=useful&q=benker&side=2&lang=nn").text
+    assert 'href="?status=useful&amp;q=benker&amp;side=2&amp;lang=en"' in page
+    assert 'href="?lang=en"' in client.get("/ideer").text
+    english = client.get("/ideer?status=new&lang=en").text
+    assert '<html lang="en">' in english and "KI-1" in english
+    assert '<option value="new" selected>' in english
+
+
 def test_board_pages_by_twenty(runtime: Runtime) -> None:
     with Session(runtime.db) as db:
         for n in range(45):
@@ -399,3 +429,65 @@ def test_board_counts_read_the_covering_index_alone(runtime: Runtime, publish: s
                 plan = " ".join(row[-1] for row in conn.exec_driver_sql(
                     f"EXPLAIN QUERY PLAN {compiled}"))
             assert "COVERING INDEX ix_idea_board_count" in plan, (status, area, plan)
+
+
+def test_pages_say_sendt_inn_in_nynorsk_and_one_word_for_focus_area(runtime: Runtime) -> None:
+    ChatPerson(runtime.engine, "kari").submit()
+    client = web_client(runtime)
+    assert "<dt>Sendt inn</dt>" in client.get("/ideer/KI-1?lang=nn").text
+    assert "Sendt inn" in client.get("/rapport?lang=nn").text
+    board = client.get("/ideer?lang=nb").text
+    assert "Satsningsområde" in board and "Satsingsområde" not in board
+
+
+def test_refusals_are_small_pages_in_the_persons_language(runtime: Runtime) -> None:
+    """A failed CSRF check (cookies blocked, a stale page), an invalid personal link and an
+    unknown address: the site's page, in the session's language, with a link on."""
+    client = web_client(runtime)
+    WebPerson(client).open("/chat?lang=nn")
+    refused = client.post("/chat", data={"text": "/ny", "csrf": "wrong"})
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+    assert '<html lang="nn">' in refused.text and "Meldinga vart ikkje send" in refused.text
+    assert 'href="/chat">Til chatten' in refused.text
+    no_cookie = web_client(runtime).post("/chat", data={"text": "/ny", "csrf": "x"},
+                                         headers={"Accept-Language": "en"})
+    assert no_cookie.status_code == 403 and "allow cookies for this site" in no_cookie.text
+    link = client.get("/mine/forged-token")
+    assert link.status_code == 404 and "Denne lenkja er ikkje gyldig (lenger)." in link.text
+    assert "Ugyldig lenkje" in link.text
+    assert '<html lang="nn">' in link.text
+    unknown = web_client(runtime).get("/finnesikke")
+    assert unknown.status_code == 404 and '<html lang="nb">' in unknown.text
+    assert "Fant ikke siden" in unknown.text and 'href="/ideer"' in unknown.text
+    assert client.get("/finnesikke").text.count("Fann ikkje sida") == 2  # title and heading
+
+
+def test_merged_idea_page_names_the_idea_it_went_into_once(runtime: Runtime) -> None:
+    kari = ChatPerson(runtime.engine, "kari")
+    kari.submit()
+    kari.submit(title="Sitteplasser rundt Semsvannet",
+                description="Langs Semsvannet er det for få steder å sitte ned og hvile seg.")
+    with Session(runtime.db) as db:
+        runtime.ideas.merge(db, get_idea(db, 2), get_idea(db, 1), by="moderator-ola")
+        db.commit()
+        assert get_idea(db, 2).public_note is None  # no "→ KI-1" shown as a note
+    page = html.unescape(web_client(runtime).get("/ideer/KI-2").text)
+    assert f'slått sammen med KI-1: <a href="/ideer/KI-1">{IDEA["title"]}</a>' in page
+    assert "→" not in page
+    english = html.unescape(web_client(runtime).get("/ideer/KI-2?lang=en").text)
+    assert f'merged into KI-1: <a href="/ideer/KI-1">{IDEA["title"]}</a>' in english
+
+
+def test_report_months_chart_keeps_its_size_and_labels_read_as_months(runtime: Runtime) -> None:
+    """One month of ideas: a chart 60 units wide drawn at that size (not stretched to the
+    column), labelled with the month's name and the year, not "26-12"."""
+    from babel.dates import format_date
+
+    ChatPerson(runtime.engine, "kari").submit()
+    now = datetime.now(runtime.settings.zone)
+    page = web_client(runtime).get("/rapport?lang=en").text
+    assert 'width="60" height="200" viewBox="0 0 60 200" class="chart months"' in page
+    assert f'class="label">{format_date(now, "LLL", locale="en_GB")}</text>' in page
+    assert f'class="label">{now.year}</text>' in page
+    assert f"<th scope=\"row\">{now:%Y-%m}</th>" in page
+    assert f">{now:%y-%m}<" not in page

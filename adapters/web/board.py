@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from adapters.web.render import Renderer
 from adapters.web.session import Sessions, choose_language
@@ -26,7 +26,7 @@ from bot.ideas.listing import SEARCH_LIMIT, Listing, Row, listing
 from bot.runtime import Runtime
 from dialogs.lifecycle import OPEN, Status
 from dialogs.refs import format_ref, parse_ref
-from storage.models import Idea
+from storage.models import Idea, Person
 
 STATUSES = tuple(s.value for s in Status)
 
@@ -50,6 +50,11 @@ class Board:
         query = (params.get("q") or "").strip()[:200]
         page = _number(params.get("side")) or 1
         after, before = parse_ref(params.get("etter") or ""), parse_ref(params.get("foer") or "")
+        wanted = parse_ref(query)
+        if wanted is not None and await asyncio.to_thread(self._public, wanted):
+            # A reference ("KI-5", "ki 5": what receipts and notices give) is that idea.
+            return self.respond(request, session, RedirectResponse(
+                f"/ideer/{format_ref(wanted)}", 303), public=True)
 
         def read() -> Listing:
             ranked = None
@@ -64,6 +69,7 @@ class Board:
         html = self.renderer.page(
             "board.html", language, page="board", listing=found, statuses=STATUSES,
             areas=areas, status=status or "", area=area or "", query=query,
+            keep_query=_keep_query(request),
             link=lambda n, edge=None, ref=None: _page_link(status, area, query, n, edge, ref))
         return self.respond(request, session, html, public=True)
 
@@ -71,19 +77,33 @@ class Board:
         session = self.sessions.load(request)
         language = choose_language(request, session, self.settings.locale)
         number = parse_ref(request.path_params["ref"])
-        view = await asyncio.to_thread(self._idea, number) if number is not None else None
+        view = await asyncio.to_thread(self._idea, number, session.uid) \
+            if number is not None else None
         if view is None:
             html = self.renderer.page("not_found.html", language, page="board",
                                       ref=request.path_params["ref"][:20])
             return self.respond(request, session, html, public=True, status=404)
-        html = self.renderer.page("idea.html", language, page="board", **view,
-                                  can_support=view["idea"].status in {s.value for s in OPEN})
-        return self.respond(request, session, html, public=True)
+        pending = view.pop("pending")
+        html = self.renderer.page("idea.html", language, page="board", **view, pending=pending,
+                                  can_support=not pending
+                                  and view["idea"].status in {s.value for s in OPEN})
+        return self.respond(request, session, html, public=not pending)
 
-    def _idea(self, number: int) -> dict[str, Any] | None:
+    def _public(self, number: int) -> bool:
         with Session(self.runtime.db) as db:
             idea = db.get(Idea, number)
-            if idea is None or not is_public(idea, self.settings.publish):
+            return idea is not None and is_public(idea, self.settings.publish)
+
+    def _idea(self, number: int, uid: str | None) -> dict[str, Any] | None:
+        """The idea's public view; for its author (this browser's web citizen) also while it
+        waits for review under KOMINN_PUBLISH=after-review (`pending`: only they see it)."""
+        with Session(self.runtime.db) as db:
+            idea = db.get(Idea, number)
+            if idea is None or idea.hidden_at is not None:
+                return None
+            pending = not is_public(idea, self.settings.publish)
+            if pending and not (uid and idea.author_id is not None
+                                and _person_id(db, uid) == idea.author_id):
                 return None
             history = book.history(db, number)
             public = {"ref": format_ref(number), "title": idea.title,
@@ -91,13 +111,20 @@ class Board:
                       "place": idea.place, "status": idea.status,
                       "created_at": idea.created_at,
                       "merged_into": format_ref(idea.merged_into_id)
-                      if idea.merged_into_id else None}
-            moves = [{"status": c.to_status, "at": c.at, "note": c.note} for c in history]
+                      if idea.merged_into_id else None, "merged_title": None}
+            if idea.merged_into_id:
+                into = db.get(Idea, idea.merged_into_id)
+                if into is not None and is_public(into, self.settings.publish):
+                    public["merged_title"] = into.title
+            # Older merges noted "→ KI-n" (the target, which the page names anyway).
+            moves = [{"status": c.to_status, "at": c.at,
+                      "note": None if c.note == f"→ {public['merged_into']}" else c.note}
+                     for c in history]
             supporters = book.supporter_count(db, number)
             title, description = idea.title, idea.description
         similar = self._similar(number, title, description)
         return {"idea": _Obj(public), "history": moves, "supporters": supporters,
-                "similar": similar}
+                "similar": [] if pending else similar, "pending": pending}
 
     def _similar(self, number: int, title: str, description: str) -> list[Row]:
         """Similar ideas as the chat offers them (at or above the dedup threshold)."""
@@ -112,6 +139,11 @@ class Board:
         return found.rows
 
 
+def _person_id(db: Session, uid: str) -> int | None:
+    return db.exec(select(Person.id).where(Person.channel == "web",
+                                           Person.channel_user_id == uid)).first()
+
+
 class _Obj:
     """A dict read with attributes in templates."""
 
@@ -124,6 +156,15 @@ def _number(value: str | None) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
+
+
+def _keep_query(request: Request) -> str:
+    """The page's own parameters but `lang`, ready for a language link to add its own (the
+    same list, search and page in another language)."""
+    from urllib.parse import urlencode
+
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return urlencode(kept) + "&" if kept else ""
 
 
 def _page_link(status: str | None, area: str | None, query: str, page: int,

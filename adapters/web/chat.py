@@ -22,12 +22,20 @@ from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from adapters.web.render import Renderer, Turn, open_choices
+from adapters.web.render import Renderer, Turn, error_page, open_choices
 from adapters.web.security import HEADERS, MAX_BODY, Proxies, RateLimit, csrf_ok, new_token
-from adapters.web.session import Sessions, WebSession, choose_language
+from adapters.web.session import (
+    Sessions,
+    WebSession,
+    agree_language,
+    choose_language,
+    follow_person,
+    person_language,
+    store_person_language,
+)
 from bot.conversation.replies import decode_replies
 from bot.followups.dispatcher import take_pending
-from bot.i18n import translator
+from bot.i18n import LANGUAGES, translator
 from bot.ideas.book import is_public
 from bot.runtime import Runtime
 from dialogs.citizen import greeting
@@ -61,11 +69,23 @@ class Chat:
     async def _run(self, call: Callable[[], T]) -> T:
         return await self.runtime.engine.off_loop(call)
 
+    async def _language(self, request: Request, session: WebSession) -> str:
+        """The page's language and the person's chat language, made one (`agree_language`)."""
+        chosen = choose_language(request, session, self.settings.locale)
+        uid = session.uid
+        if uid:
+            stored = await asyncio.to_thread(person_language, self.runtime.db, CHANNEL, uid)
+            store = agree_language(session, stored)
+            if store is not None:  # a write: in the engine's thread, as the engine's writes
+                await self._run(lambda: store_person_language(self.runtime.db, CHANNEL, uid,
+                                                              store))
+        return session.lang if session.lang in LANGUAGES else chosen
+
     # --- GET /chat ------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
         session = self.sessions.load(request)
-        language = choose_language(request, session, self.settings.locale)
+        language = await self._language(request, session)
         turns = await self._run(lambda: self._turns(session, language))
         support = await self._run(lambda: self._support_offer(request, language))
         if support is not None:
@@ -108,19 +128,32 @@ class Chat:
         return Turn("", greeting(translator(language)))
 
     def _support_offer(self, request: Request, language: str) -> Turn | None:
-        """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button."""
-        number = parse_ref(request.query_params.get("stott", ""))
-        if number is None:
+        """`/chat?stott=KI-n`: the board's "Støtt idéen" asks here, with one button. A merged
+        idea's link offers the idea it was merged into; a reference that is no public idea
+        (hidden, not yet published, unknown, malformed) is answered as `/status` answers it."""
+        asked = request.query_params.get("stott")
+        if asked is None:
             return None
-        with Session(self.runtime.db) as db:
-            idea = db.get(Idea, number)
-            if idea is None or not is_public(idea, self.settings.publish):
-                return None  # a hidden (or not yet published) idea is not offered
-            ref, title = f"KI-{idea.id}", idea.title
         t = translator(language)
-        return Turn("", (Reply(t("web.support.ask", ref=ref, title=title),
-                               (Choice(t("web.support.button", ref=ref),
-                                       f"g:support:{number}"),)),))
+        number = parse_ref(asked)
+        with Session(self.runtime.db) as db:
+            idea = db.get(Idea, number) if number is not None else None
+            merged_from = None
+            for _ in range(10):  # a merge into a merged idea: follow on (never round forever)
+                if idea is None or idea.merged_into_id is None:
+                    break
+                merged_from = merged_from or f"KI-{idea.id}"
+                idea = db.get(Idea, idea.merged_into_id)
+            if idea is None or not is_public(idea, self.settings.publish) \
+                    or idea.merged_into_id is not None:
+                shown = f"KI-{number}" if number is not None else asked.strip()[:20]
+                return Turn("", (Reply(t("status.not_found", ref=shown)),))
+            ref, title, number = f"KI-{idea.id}", idea.title, idea.id
+        ask = t("web.support.ask", ref=ref, title=title)
+        if merged_from:
+            ask = t("web.support.merged", ref=merged_from, into=ref) + "\n" + ask
+        return Turn("", (Reply(ask, (Choice(t("web.support.button", ref=ref),
+                                            f"g:support:{number}"),)),))
 
     # --- GET /chat/hendelser ---------------------------------------------------------------
 
@@ -132,8 +165,8 @@ class Chat:
         session = self.sessions.load(request)
         if not session.uid:
             return self._no_store(Response(status_code=204))
-        language = choose_language(request, session, self.settings.locale)
-        uid = session.uid
+        language = choose_language(request, session, self.settings.locale)  # no DB trip: the
+        uid = session.uid  # page, opened just before, made the session's language the person's
         if not await asyncio.to_thread(self._has_notices, uid):  # a read: no writer slot
             return self._no_store(Response(status_code=204))
         notices = await self._run(lambda: self._take_notices(uid))
@@ -172,12 +205,20 @@ class Chat:
         uid = self.sessions.read_personal(request.path_params["token"])
         known = await self._run(lambda: self._known(uid)) if uid else False
         if not known:
-            language = choose_language(request, session, self.settings.locale)
-            return self.respond(request, session, PlainTextResponse(
-                translator(language)("web.mine.invalid"), 404), public=False)
-        if session.uid != uid:
+            return self._error(request, session, 404, "web.error.link", back="/chat",
+                               text="web.mine.invalid")
+        if uid and session.uid != uid:
             session.uid, session.turns, session.changed = uid, [], True
+            session.lang = None  # the person's own language, not this browser's
+            agree_language(session, await asyncio.to_thread(
+                person_language, self.runtime.db, CHANNEL, uid))
         return self.respond(request, session, RedirectResponse("/chat", 303), public=False)
+
+    def _error(self, request: Request, session: WebSession, status: int, key: str, *,
+               back: str, text: str | None = None) -> Response:
+        html = error_page(self.renderer, request, session, self.settings.locale, key,
+                          back=back, text=text)
+        return self.respond(request, session, html, public=False, status=status)
 
     def _known(self, uid: str | None) -> bool:
         with Session(self.runtime.db) as db:
@@ -200,8 +241,10 @@ class Chat:
         session = self.sessions.load(request)
         token = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
         if not csrf_ok(session.csrf if request.cookies.get("kominn") else None, token):
-            return PlainTextResponse("CSRF check failed: reload the page", 403)
-        language = choose_language(request, session, self.settings.locale)
+            # No cookie came (blocked), or the page is older than the session: say so in
+            # the person's language (chat.js posts the form plainly then, to show this).
+            return self._error(request, session, 403, "web.error.csrf", back="/chat")
+        language = await self._language(request, session)
         address = self.proxies.client(request)
         if not await asyncio.to_thread(self.per_address.allow, address):  # not the engine's queue
             return PlainTextResponse(translator(language)("web.too_many"), 429,
@@ -219,15 +262,19 @@ class Chat:
 
         def answer() -> tuple[str, list[Reply]]:  # one trip to the engine's thread
             label = self._label(session, choice) if choice else text
-            return label, self.runtime.engine.handle(incoming)
+            replies = self.runtime.engine.handle(incoming)
+            follow_person(self.runtime.db, session, CHANNEL)  # `/sprak` changes the page's too
+            return label, replies
 
         said, replies = await self._run(answer)
+        language = session.lang if session.lang in LANGUAGES else language
         if location is not None:
             said = translator(language)("web.chat.location_shared")
         session.add_turn(update_id, said)
         if "application/json" in request.headers.get("accept", ""):
             turns = [Turn(said, tuple(replies))]
             data: dict[str, Any] = {
+                "lang": language,  # another than the page's: chat.js shows the page again
                 "log": str(self.renderer.log(turns, language)),
                 "controls": str(self.renderer.controls(
                     open_choices(turns) or (), language, csrf=session.csrf, turn=new_token())),

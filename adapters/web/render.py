@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from starlette.requests import Request
 
+from adapters.web.session import WebSession, choose_language
 from bot.i18n import translator
 from dialogs.types import Choice, Reply
 
@@ -75,9 +77,25 @@ class Renderer:
                  turn: str) -> Markup:
         """The bot's open choices as buttons, and the labelled text field with Send."""
         asks_place = any(c.payload.endswith(":place:skip") for c in choices)
+        # A step that asks for typed text and offers only to skip it (the place, the e-mail
+        # address, a benefit comment): chat.js puts the focus in the text field, not on
+        # "Hopp over", so what the person types next is their answer.
+        typed = any(c.payload.endswith(":skip") for c in choices)
         return Markup(self.env.get_template("_controls.html").render(
             **self.common(language), choices=choices, csrf=csrf, turn=turn,
-            asks_place=asks_place))
+            asks_place=asks_place, typed=typed))
+
+
+def error_page(renderer: Renderer, request: Request, session: WebSession, default: str,
+               key: str, *, back: str, text: str | None = None) -> str:
+    """A small page for a refused request (an invalid link, a failed CSRF check, an unknown
+    address) in the person's language, with the site's header and a link on: `key.title`
+    and `key.text` (or `text`) from the web catalog."""
+    language = choose_language(request, session, default)
+    t = translator(language)
+    label = t("web.error.to_chat") if back == "/chat" else t("web.idea.back")
+    return renderer.page("error.html", language, page="", heading=t(f"{key}.title"),
+                         text=t(text or f"{key}.text"), back=back, back_label=label)
 
 
 def open_choices(turns: Sequence[Turn]) -> tuple[Choice, ...]:

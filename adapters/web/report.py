@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+from babel.dates import format_date
 from babel.numbers import format_percent
 from sqlmodel import Session
 from starlette.requests import Request
@@ -55,10 +57,20 @@ def figures(report: dict[str, Any], language: str) -> dict[str, Any]:
                "width": round(BAR_MAX * count / top)} for status, count in funnel_counts]
     months_data = list(report["by_month"].items())[-MONTHS_SHOWN:]
     top_month = max([int(m["submitted"]) for _, m in months_data] + [1])
+    locale = {"nb": "nb_NO", "nn": "nn_NO", "en": "en_GB"}.get(language, "nb_NO")
     months = [{"month": month, "submitted": m["submitted"], "realised": m["realised"],
+               "label": _month_name(month, locale),
                "height": round(MONTH_MAX * m["submitted"] / top_month),
                "realised_height": round(MONTH_MAX * m["realised"] / top_month)}
               for month, m in months_data]
-    locale = {"nb": "nb_NO", "nn": "nn_NO", "en": "en_GB"}.get(language, "nb_NO")
     return {"rate": format_percent(report["realisation_rate"], locale=locale),
             "funnel": funnel, "months": months, "width": WIDTH}
+
+
+def _month_name(month: str, locale: str) -> str:
+    """"2026-12" → the month's short name ("des.", "Dec"); the chart writes the year below,
+    so a label never reads as a day and a month."""
+    try:
+        return format_date(date(int(month[:4]), int(month[5:7]), 1), "LLL", locale=locale)
+    except ValueError:
+        return month

@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from adapters.web.board import Board
 from adapters.web.chat import EVENTS_PATH, Chat
 from adapters.web.mail import ANSWER_PATH, STOP_PATH, MailLinks, MailPages, MailSender
-from adapters.web.render import STATIC, Renderer
+from adapters.web.render import STATIC, Renderer, error_page
 from adapters.web.report import ReportPage
 from adapters.web.security import HEADERS, Proxies
 from adapters.web.session import Sessions, WebSession, signing_secret
@@ -73,6 +73,14 @@ class WebService:
 
     async def stop(self) -> None:
         return None
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """Any address nobody serves: the site's own page, in the person's language (the
+        composition root hands Starlette's 404s here)."""
+        session = self.sessions.load(request)
+        html = error_page(self.renderer, request, session, self.runtime.settings.locale,
+                          "web.error.not_found", back="/ideer")
+        return self.respond(request, session, html, public=True, status=404)
 
     async def home(self, request: Request) -> Response:
         from starlette.responses import RedirectResponse

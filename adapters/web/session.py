@@ -17,12 +17,12 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.i18n import LANGUAGES, normalize_language
-from storage.models import AppSecret
+from storage.models import AppSecret, Person
 
 COOKIE = "kominn"
 MAX_AGE = 365 * 24 * 3600  # a year: the person's ideas stay theirs
@@ -124,6 +124,48 @@ def choose_language(request: Request, session: WebSession, default: str) -> str:
     if session.lang in LANGUAGES:
         return session.lang
     return accept_language(request.headers.get("accept-language", "")) or default
+
+
+def agree_language(session: WebSession, stored: str | None) -> str | None:
+    """One language per person, whichever control they used: the page's language links
+    (`?lang=`, kept in the session) or the chat's `/sprak` (kept on the person's row, which
+    the engine answers in and notices are written in). `stored` is the person's row's
+    language (`person_language`). A language the session chose wins: it is returned, to be
+    stored on the person (`store_person_language`); a session that chose none takes the
+    person's. After a turn `follow_person` carries a `/sprak` choice back to the session, so
+    every page then renders in it."""
+    if session.lang in LANGUAGES:
+        return session.lang if stored is not None and stored != session.lang else None
+    if stored in LANGUAGES:
+        session.lang, session.changed = stored, True
+    return None
+
+
+def person_language(db: DbEngine, channel: str, uid: str) -> str | None:
+    """The language on the web person's row; None when they have none (or no row yet: the
+    first turn stores the session's language)."""
+    with Session(db) as tx:
+        return tx.exec(select(Person.language).where(
+            Person.channel == channel, Person.channel_user_id == uid)).first()
+
+
+def store_person_language(db: DbEngine, channel: str, uid: str, language: str) -> None:
+    with Session(db) as tx:
+        person = tx.exec(select(Person).where(Person.channel == channel,
+                                              Person.channel_user_id == uid)).first()
+        if person is not None and person.language != language:
+            person.language = language
+            tx.add(person)
+            tx.commit()
+
+
+def follow_person(db: DbEngine, session: WebSession, channel: str) -> None:
+    """After a turn: the person's language (changed by `/sprak`) becomes the page's."""
+    if not session.uid:
+        return
+    language = person_language(db, channel, session.uid)
+    if language in LANGUAGES and language != session.lang:
+        session.lang, session.changed = language, True
 
 
 def accept_language(header: str) -> str | None:

@@ -84,8 +84,10 @@ class Effects:
         ref = book.ref_of(idea)
         log.info("idea submitted", extra={"event": "idea_submitted", "ref": ref,
                                           "channel": applied.incoming.channel})
-        applied.replies.append(submit.receipt(ctx.t, ref, bool(person.follow_up_consent),
-                                              offer_invite=person.invite_consent is None))
+        waits = idea.hidden_at is None and not book.is_public(idea, applied.settings.publish)
+        applied.replies.append(submit.receipt(
+            ctx.t, ref, bool(person.follow_up_consent), offer_invite=person.invite_consent is None,
+            after_review=waits))
 
     def _queue_similar(self, session: Session, idea: Idea, language: str | None) -> None:
         """Suspected duplicates go to the moderators' queue (shared with Slack and import),

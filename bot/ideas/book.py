@@ -362,7 +362,7 @@ class IdeaBook:
         session.add(into)
         _retarget_candidates(session, idea.id, into.id)
         change = self._record_move(session, idea, current, Status.MERGED, by=by,
-                              note=note or f"→ {ref_of(into)}", at=at)
+                              note=note, at=at)  # the target is `merged_into_id`
         for listener in self.listeners.merged:
             listener(session, idea, into, change)
         return change

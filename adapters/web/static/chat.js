@@ -80,15 +80,26 @@
       method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (response) {
+      if (response.status === 403) {  // no cookie (blocked) or a stale page: the server's
+        form.submit();                // page says why, in the person's language
+        return null;
+      }
       if (!response.ok) { throw new Error(String(response.status)); }
       return response.json();
     }).then(function (answer) {
+      if (!answer) { return; }
+      if (answer.lang && answer.lang !== document.documentElement.lang) {
+        window.location.assign("/chat");  // the language changed (/sprak): the whole page
+        return;
+      }
       show(answer);
       controls.innerHTML = answer.controls;
       enhance();
       var field = document.getElementById("message");
       var first = controls.querySelector(".choices button");
-      (first || field).focus();
+      // A step that asks for typed text (with only "Hopp over" beside it) wants the field.
+      var typed = controls.querySelector("form.send[data-typed]");
+      (typed || !first ? field : first).focus();
     }).catch(function () {
       window.location.assign("/chat");  // show what the server has
     });
