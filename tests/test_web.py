@@ -23,6 +23,7 @@ from dialogs.lifecycle import Status
 from dialogs.types import Choice, Reply
 from storage.models import Idea, Person, RateHit, Support
 from tests.helpers import IDEA, ChatPerson
+from tests.test_web_chat import merge_a_second_idea_into_the_first
 from tests.web_client import WebPerson, web_client
 
 PAYLOADS = ('<script>alert("x")</script>', '<img src=x onerror=alert(1)>',
@@ -463,13 +464,8 @@ def test_refusals_are_small_pages_in_the_persons_language(runtime: Runtime) -> N
 
 
 def test_merged_idea_page_names_the_idea_it_went_into_once(runtime: Runtime) -> None:
-    kari = ChatPerson(runtime.engine, "kari")
-    kari.submit()
-    kari.submit(title="Sitteplasser rundt Semsvannet",
-                description="Langs Semsvannet er det for få steder å sitte ned og hvile seg.")
+    merge_a_second_idea_into_the_first(runtime)
     with Session(runtime.db) as db:
-        runtime.ideas.merge(db, get_idea(db, 2), get_idea(db, 1), by="moderator-ola")
-        db.commit()
         assert get_idea(db, 2).public_note is None  # no "→ KI-1" shown as a note
     page = html.unescape(web_client(runtime).get("/ideer/KI-2").text)
     assert f'slått sammen med KI-1: <a href="/ideer/KI-1">{IDEA["title"]}</a>' in page

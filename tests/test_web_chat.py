@@ -159,7 +159,8 @@ def test_immediately_the_receipt_says_nothing_of_a_review(runtime: Runtime) -> N
     assert "har sett på den" not in author.page
 
 
-def test_support_link_of_a_merged_idea_offers_the_idea_it_went_into(runtime: Runtime) -> None:
+def merge_a_second_idea_into_the_first(runtime: Runtime) -> None:
+    """KI-1 (IDEA) and KI-2, a duplicate of it that a moderator merged into KI-1."""
     kari = ChatPerson(runtime.engine, "kari")
     kari.submit()
     kari.submit(title="Sitteplasser rundt Semsvannet",
@@ -167,6 +168,10 @@ def test_support_link_of_a_merged_idea_offers_the_idea_it_went_into(runtime: Run
     with Session(runtime.db) as db:
         runtime.ideas.merge(db, get_idea(db, 2), get_idea(db, 1), by="moderator-ola")
         db.commit()
+
+
+def test_support_link_of_a_merged_idea_offers_the_idea_it_went_into(runtime: Runtime) -> None:
+    merge_a_second_idea_into_the_first(runtime)
     person = WebPerson(web_client(runtime))
     page = person.open("/chat?stott=KI-2")
     assert "KI-2 er slått sammen med KI-1" in page and "Støtt KI-2" not in page
