@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
+import pytest
+
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.staff import campaigns as staff
 from tests.helpers import ChatPerson
 from tests.test_campaigns import make_campaign
 from tests.test_cli import kominn
+
+pytestmark = pytest.mark.once  # the CLI's output: the same on every database
 
 QUESTION = "Hva skal parken i Vollen brukes til?"
 

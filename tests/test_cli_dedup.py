@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bot.config import Settings
 from tests.test_cli import SUBMISSION, kominn
+
+pytestmark = pytest.mark.once  # the CLI's output: the same on every database
 
 DATA = Path(__file__).parent / "data"
 

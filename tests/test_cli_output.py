@@ -15,6 +15,8 @@ import pytest
 from bot.config import Settings
 from tests.test_cli import kominn
 
+pytestmark = pytest.mark.once  # the CLI's output: the same on every database
+
 WIDE = {"COLUMNS": "250"}  # Rich tables fold long cells to the terminal's width
 TITLES = ("Skilt [/] ved [b]Vollen", "Lys i [parken] om kvelden")
 DESCRIPTION = "Det mangler skilt [link=http://x]her[/link] ved Vollen brygge, [bold]ja[/bold]."
