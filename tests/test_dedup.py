@@ -388,7 +388,7 @@ def test_removing_ideas_leaves_the_index_as_if_they_were_never_added(
 @given(corpus=st.lists(st.tuples(texts, texts), min_size=1, max_size=25), query=texts)
 def test_index_finds_what_a_full_scan_finds(corpus: list[tuple[str, str]], query: str) -> None:
     """The inverted index must not lose the best match a brute-force scan would find (it
-    may rank it below one sharing more words: RANK_OVERLAP)."""
+    may rank it below one sharing more words: bot.dedup.ranking)."""
     f = DuplicateFinder(dedup_threshold=100, triage_threshold=0)
     for i, (title, description) in enumerate(corpus):
         f.add(f"KI-{i}", title, description)

@@ -62,13 +62,7 @@ or shrunk by half), so add/remove stay cheap. `add_many` (the start-up build) an
 chunks and fills their postings without per-idea norms, then computes every norm once,
 vectorised (a batch of words at a time).
 
-The matches are *ordered* by their score plus RANK_OVERLAP (0.5) × the token-set ratio of the
-two texts' stems (rapidfuzz, 0–100: every word alike, the common ones too), those at or above
-the dedup threshold — the ones a citizen is shown — first. A citizen's rewording of an idea
-keeps most of its words but swaps the one naming the thing for a synonym or a typo, and the
-rare-word cosine then ranks another idea about the same place just above it; the words it kept
-tell them apart. Scores, and so every threshold decision, are the detector's alone: blended
-into the score the same overlap lowers every pair file's best F1 (README).
+The order of the matches — score and the words shared — is `bot.dedup.ranking`'s.
 
 The thresholds (KOMINN_DEDUP_THRESHOLD: shown to citizens; KOMINN_TRIAGE_THRESHOLD, lower:
 queued for the moderators) were chosen with `kominn dedup eval`; the sweeps, the comparison
@@ -90,6 +84,7 @@ from rapidfuzz import fuzz, process
 
 from bot.config import DEFAULT_DEDUP_THRESHOLD, DEFAULT_TRIAGE_THRESHOLD, load_settings
 from bot.dedup.chargrams import CharGramIndex, jaccard, position, top_slots
+from bot.dedup.ranking import best_first, word_overlap
 from bot.dedup.scoring import (
     COMPOUND_MIN_HEAD,
     COMPOUND_MIN_REST,
@@ -126,7 +121,6 @@ POSTINGS_BUDGET = 100_000  # postings scanned per query at most
 WORD_POOL = 30  # candidates taken by approximate word cosine
 CHAR_POOL = 30  # … and by shared rare trigrams
 CANDIDATE_POOL = 20  # of both, the best by approximate score are scored exactly
-RANK_OVERLAP = 0.5  # the order of the matches: score + this × token-set ratio of the stems
 NEIGHBOUR_MEMO = 50_000  # query words whose related words are remembered at most
 BULK_CHUNK = 500  # ideas analysed ahead of inserting (their trigram sets are large)
 NORM_REFRESH_FACTOR = 1.5  # refresh approximate norms when the base grew/shrank this much
@@ -414,17 +408,15 @@ class DuplicateFinder:
         self._refresh_norms_if_stale()
         grams = self._chars.known(text.grams)
         stems, words = " ".join(text.tf), self._words
-        ranked: list[tuple[bool, float, Match]] = []
+        found: list[tuple[str, float, float]] = []
         for slot, surface in self._candidates(query, neighbours, grams, len(text.grams)):
             doc, titled = self._doc_vector(slot), self._titled[slot]
             score = _combine(query, doc, text.titled, titled, neighbours, surface, self.channels)
             if score > 0 and score >= self.triage_threshold:
-                overlap = fuzz.token_set_ratio(
-                    stems, " ".join([words[wid] for wid in self._doc_words[slot]]))
-                ranked.append((score >= self.dedup_threshold, score + RANK_OVERLAP * overlap,
-                               Match(ref=self._refs[slot] or "", score=score)))
-        ranked.sort(key=lambda r: (not r[0], -r[1], r[2].ref))
-        return [match for _, _, match in ranked[:limit]]
+                overlap = word_overlap(stems, [words[wid] for wid in self._doc_words[slot]])
+                found.append((self._refs[slot] or "", score, overlap))
+        return [Match(ref=ref, score=score)
+                for ref, score in best_first(found, self.dedup_threshold, limit)]
 
     def _doc_vector(self, slot: int) -> _Vector:
         """An indexed idea's vector (and its title's) with the current IDFs, remembered until
